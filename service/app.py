@@ -1,0 +1,143 @@
+"""The FastAPI application: ``create_app(settings)``, its lifespan and its error mapping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import __version__
+from service.errors import CurriculumError, StoreUnavailable
+from service.limits import BodySizeLimit
+from service.metrics import Metrics
+from service.routes import router
+from service.runs import RunService
+from service.settings import Settings
+from service.store.redis_store import open_store
+
+DESCRIPTION = """\
+Decides, step by step, how much of each prompt distribution the next batch of an RL
+post-training run takes, from the live learning signal (DUMP: mean absolute advantage,
+UCB bandit, softmax). All state lives in Redis; any replica serves any run.
+"""
+
+
+def _error(status: int, code: str, message: str, details: Any = None, **headers: str) -> Any:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def _validation_response(exc: RequestValidationError) -> Any:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        first = next(e for e in errors if e.get("type") == "json_invalid")
+        reason = first.get("ctx", {}).get("error", "")
+        return _error(400, "malformed_json", f"the request body is not valid JSON: {reason}")
+    if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+        return _error(400, "malformed_body", "the request body must be a JSON object")
+    details = [
+        {"loc": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")} for e in errors
+    ]
+    first = details[0]
+    where = ".".join(first["loc"][:6])
+    if first["loc"][:2] == ["path", "run_id"]:
+        message = "invalid run id: use 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+    else:
+        message = f"{where}: {first['message']}"
+        if len(details) > 1:
+            message += f" (and {len(details) - 1} more problem(s), see details)"
+    return _error(422, "invalid_input", message, details[:20])
+
+
+def _install_error_handlers(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    @app.exception_handler(CurriculumError)
+    async def domain_error(_: Request, exc: CurriculumError) -> Any:
+        headers: dict[str, str] = {}
+        if isinstance(exc, StoreUnavailable):
+            metrics.store_errors.inc()
+            headers["Retry-After"] = str(settings.retry_after_s)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return _error(exc.status, exc.code, exc.message, exc.details, **headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> Any:
+        return _validation_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}; see /docs"
+            return _error(404, "not_found", message)
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+
+class _RequestMetrics:
+    """Counts requests and their latency by route template (not by raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(template).observe(time.perf_counter() - start)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service app. Connects to ``settings.redis_url`` when it starts, not before."""
+    settings = settings or Settings()
+    if not settings.redis_url:
+        raise ValueError(
+            "no Redis configured: set REDIS_URL, or run `python -m service`, which starts "
+            "an embedded Redis when REDIS_URL is unset"
+        )
+    redis_url = settings.redis_url
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_store(
+            redis_url, cluster=settings.redis_cluster, timeout_s=settings.redis_timeout_s
+        ) as store:
+            app.state.store = store
+            app.state.runs = RunService(store, settings, metrics)
+            yield
+
+    app = FastAPI(
+        title="Curriculum scheduler",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    _install_error_handlers(app, settings, metrics)
+    app.include_router(router)
+    app.add_middleware(_RequestMetrics, metrics=metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

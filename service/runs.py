@@ -1,0 +1,512 @@
+"""What each API call does: validation, authorisation, the store and the scheduling math.
+
+Handlers stay thin by calling one method here. Run configs are immutable for a run's
+lifetime, so each process caches them keyed by run id; every script checks the cached
+``incarnation``, so a run deleted and created again is reloaded, never served stale.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import numpy as np
+
+from service.auth import hash_token, is_operator, new_token, token_matches
+from service.errors import (
+    Forbidden,
+    InvalidInput,
+    RunConflict,
+    RunNotFound,
+    StaleRun,
+    Unauthorized,
+    UnknownDistribution,
+)
+from service.metrics import Metrics
+from service.scheduling import (
+    RunStats,
+    Strategy,
+    compose_batch,
+    counts_of,
+    plan_rng,
+    scores,
+    strategy_from_dict,
+    strategy_to_dict,
+    weights,
+)
+from service.schemas import (
+    CreateRunRequest,
+    CreateRunResponse,
+    DistributionStatsOut,
+    HistoryOut,
+    HistoryPoint,
+    ImportOut,
+    PlanOut,
+    ReportOut,
+    ReportRequest,
+    RunConfigOut,
+    RunOut,
+    Snapshot,
+    SnapshotDistribution,
+)
+from service.settings import Settings
+from service.store.codec import (
+    HistoryEntry,
+    decode_history,
+    decode_window,
+    encode_history,
+    encode_window,
+    pack_abs_f32,
+)
+from service.store.redis_store import Counts, RedisStore, RunMeta
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run's immutable configuration, as cached by each process."""
+
+    run_id: str
+    incarnation: str
+    token_hash: str
+    distributions: tuple[str, ...]
+    strategy: Strategy
+    seed: int
+    created_at: str
+    index: dict[str, int]
+
+    @classmethod
+    def from_meta(cls, run_id: str, meta: RunMeta) -> Run:
+        config = json.loads(meta.config_json)
+        names = tuple(config["distributions"])
+        return cls(
+            run_id=run_id,
+            incarnation=meta.incarnation,
+            token_hash=meta.token_hash,
+            distributions=names,
+            strategy=strategy_from_dict(config["strategy"]),
+            seed=int(config["seed"]),
+            created_at=config["created_at"],
+            index={name: i for i, name in enumerate(names)},
+        )
+
+    @property
+    def k(self) -> int:
+        return len(self.distributions)
+
+    def config_out(self) -> RunConfigOut:
+        return RunConfigOut(
+            distributions=list(self.distributions),
+            strategy=strategy_to_dict(self.strategy),
+            seed=self.seed,
+            created_at=self.created_at,
+        )
+
+    def named(self, values: np.ndarray) -> dict[str, float]:
+        return {name: float(v) for name, v in zip(self.distributions, values, strict=True)}
+
+    def index_of(self, name: str) -> int:
+        try:
+            return self.index[name]
+        except KeyError:
+            shown = ", ".join(self.distributions[:10])
+            more = ", ..." if self.k > 10 else ""
+            raise UnknownDistribution(
+                f"run {self.run_id!r} has no distribution {name!r}; it has {self.k}: {shown}{more}"
+            ) from None
+
+
+def _config_json(names: list[str], strategy: Strategy, seed: int, created_at: str) -> str:
+    return json.dumps(
+        {
+            "distributions": names,
+            "strategy": strategy_to_dict(strategy),
+            "seed": seed,
+            "created_at": created_at,
+        }
+    )
+
+
+class RunService:
+    """The service's operations on runs."""
+
+    def __init__(self, store: RedisStore, settings: Settings, metrics: Metrics) -> None:
+        self._store = store
+        self._settings = settings
+        self._metrics = metrics
+        self._cache: OrderedDict[str, Run] = OrderedDict()
+        admin = settings.admin_token
+        self._admin_token = admin.get_secret_value() if admin else None
+
+    # -- runs and tokens ---------------------------------------------------------------
+
+    async def _load(self, run_id: str) -> Run:
+        cached = self._cache.get(run_id)
+        if cached is not None:
+            self._cache.move_to_end(run_id)
+            return cached
+        try:
+            run = Run.from_meta(run_id, await self._store.load_meta(run_id))
+        except RunNotFound:
+            raise RunNotFound(f"no run with id {run_id!r}") from None
+        if self._settings.config_cache_size > 0:
+            self._cache[run_id] = run
+            while len(self._cache) > self._settings.config_cache_size:
+                self._cache.popitem(last=False)
+        return run
+
+    def _authorize(self, run: Run, token: str | None) -> None:
+        if token is None:
+            raise Unauthorized("this call needs 'Authorization: Bearer <token>'")
+        if is_operator(token, self._admin_token) or token_matches(token, run.token_hash):
+            return
+        raise Forbidden(f"this token does not grant access to run {run.run_id!r}")
+
+    async def _with_run(
+        self, run_id: str, token: str | None, action: Callable[[Run], Awaitable[T]]
+    ) -> T:
+        """Run ``action`` on the authorised run, reloading once if it was recreated."""
+        if token is None:
+            raise Unauthorized("this call needs 'Authorization: Bearer <token>'")
+        for attempt in range(2):
+            run = await self._load(run_id)
+            self._authorize(run, token)
+            try:
+                return await action(run)
+            except StaleRun:
+                self._cache.pop(run_id, None)
+                if attempt == 1:
+                    raise
+            except RunNotFound:
+                self._cache.pop(run_id, None)
+                raise RunNotFound(f"no run with id {run_id!r}") from None
+        raise AssertionError("unreachable")
+
+    async def create(self, request: CreateRunRequest, token: str | None) -> CreateRunResponse:
+        """Create a run, or acknowledge one that exists with the same configuration."""
+        if self._admin_token is not None:
+            if token is None:
+                raise Unauthorized("creating a run on this deployment needs the operator token")
+            if not is_operator(token, self._admin_token):
+                raise Forbidden("creating a run on this deployment needs the operator token")
+        names = list(request.distributions)
+        if len(names) > self._settings.max_distributions:
+            raise InvalidInput(
+                f"a run may have at most {self._settings.max_distributions} distributions, "
+                f"got {len(names)}"
+            )
+        strategy = request.parsed_strategy()
+        run_id = request.run_id or f"run-{secrets.token_hex(8)}"
+        created_at = datetime.now(UTC).isoformat(timespec="seconds")
+        run_token = new_token()
+        meta = RunMeta(
+            config_json=_config_json(names, strategy, request.seed, created_at),
+            incarnation=secrets.token_hex(8),
+            token_hash=hash_token(run_token),
+        )
+        initial = weights(strategy, RunStats.empty(len(names)))
+        existing = await self._store.create(run_id, meta, initial, len(names))
+        if existing is None:
+            run = Run.from_meta(run_id, meta)
+            return CreateRunResponse(
+                run_id=run_id, created=True, token=run_token, version=0, config=run.config_out()
+            )
+        current = json.loads(existing)
+        asked = json.loads(meta.config_json)
+        if any(current[f] != asked[f] for f in ("distributions", "strategy", "seed")):
+            raise RunConflict(
+                f"run {run_id!r} exists with another configuration; delete it first or "
+                "choose another run_id",
+                details={f: current[f] for f in ("strategy", "seed")},
+            )
+        self._cache.pop(run_id, None)
+        run = await self._load(run_id)
+        state = await self._store.read_state(run_id, run.incarnation)
+        return CreateRunResponse(
+            run_id=run_id,
+            created=False,
+            token=None,
+            version=state.counts.version,
+            config=run.config_out(),
+        )
+
+    async def delete(self, run_id: str, token: str | None) -> None:
+        """Remove the run and all its keys."""
+
+        async def action(run: Run) -> None:
+            await self._store.delete(run_id, run.incarnation)
+            self._cache.pop(run_id, None)
+
+        await self._with_run(run_id, token, action)
+
+    # -- weights -------------------------------------------------------------------------
+
+    async def _store_weights(self, run: Run, counts: Counts, step: int | None) -> np.ndarray:
+        """Compute the weights of ``counts`` and store them unless newer ones are stored."""
+        w = weights(run.strategy, RunStats(n=counts.n, window_mean=counts.window_mean))
+        entry = encode_history(
+            HistoryEntry(
+                step=step or 0, version=counts.version, weights=w, window_mean=counts.window_mean
+            )
+        )
+        await self._store.set_weights(
+            run.run_id,
+            run.incarnation,
+            counts.version,
+            w,
+            step=step,
+            history_entry=entry,
+            history_limit=self._settings.history_limit,
+        )
+        return w
+
+    async def _fresh_weights(self, run: Run) -> tuple[int, np.ndarray]:
+        """Weights of the current state, recomputing them if a writer died before storing."""
+        state = await self._store.read_state(run.run_id, run.incarnation)
+        if state.weights_version >= state.counts.version:
+            return state.weights_version, state.weights
+        return state.counts.version, await self._store_weights(run, state.counts, None)
+
+    # -- reports -------------------------------------------------------------------------
+
+    def _encode_report(
+        self, run: Run, request: ReportRequest
+    ) -> tuple[list[tuple[int, int, bytes]], list[tuple[int, int, float]]]:
+        rewards = request.rewards or {}
+        total = sum(len(v) for v in request.advantages.values())
+        total += sum(len(v) for v in rewards.values())
+        if total > self._settings.max_report_values:
+            raise InvalidInput(
+                f"a report may carry at most {self._settings.max_report_values} numbers, "
+                f"got {total}; split it into several reports"
+            )
+        if not any(request.advantages.values()):
+            raise InvalidInput("a report needs at least one advantage value")
+        window = run.strategy.window
+        adv = [
+            (run.index_of(name), len(values), pack_abs_f32(values, window))
+            for name, values in request.advantages.items()
+            if values
+        ]
+        rew = [
+            (run.index_of(name), len(values), float(np.mean(values)))
+            for name, values in rewards.items()
+            if values
+        ]
+        return adv, rew
+
+    async def report(self, run_id: str, token: str | None, request: ReportRequest) -> ReportOut:
+        """Apply a report (once per ``report_id``) and return the weights after it."""
+
+        async def action(run: Run) -> ReportOut:
+            adv, rew = self._encode_report(run, request)
+            outcome = await self._store.report(
+                run_id,
+                run.incarnation,
+                request.report_id,
+                window=run.strategy.window,
+                advantages=adv,
+                rewards=rew,
+                report_id_retention=self._settings.report_id_retention,
+                reward_alpha=self._settings.reward_ema_alpha,
+            )
+            counts = outcome.counts
+            if not outcome.duplicate:
+                self._metrics.reports.labels(status="applied").inc()
+                w = await self._store_weights(run, counts, request.step)
+                return ReportOut(status="applied", version=counts.version, weights=run.named(w))
+            self._metrics.reports.labels(status="duplicate").inc()
+            assert outcome.weights is not None and outcome.weights_version is not None
+            w = outcome.weights
+            if outcome.weights_version < counts.version:
+                w = await self._store_weights(run, counts, None)
+            return ReportOut(status="duplicate", version=counts.version, weights=run.named(w))
+
+        return await self._with_run(run_id, token, action)
+
+    # -- plans ---------------------------------------------------------------------------
+
+    async def plan(self, run_id: str, token: str | None, step: int, batch_size: int) -> PlanOut:
+        """The composition of step ``step``'s batch, fixed by the first request for it."""
+        if batch_size > self._settings.max_batch_size:
+            raise InvalidInput(
+                f"batch_size must be at most {self._settings.max_batch_size}, got {batch_size}"
+            )
+        retention = self._settings.plan_retention
+
+        async def action(run: Run) -> PlanOut:
+            found = await self._store.get_plan(run_id, run.incarnation, step, batch_size, retention)
+            plan_json = found.plan_json
+            if plan_json is None:
+                assert found.weights is not None
+                version, w = found.weights_version, found.weights
+                if found.weights_version < found.version:
+                    version, w = await self._fresh_weights(run)
+                assignment = compose_batch(w, batch_size, plan_rng(run.seed, step, batch_size))
+                drawn = json.dumps({"version": version, "assignment": assignment.tolist()})
+                plan_json = await self._store.put_plan(
+                    run_id, run.incarnation, step, batch_size, drawn, retention
+                )
+                self._metrics.plans.labels(source="drawn").inc()
+            else:
+                self._metrics.plans.labels(source="kept").inc()
+            plan = json.loads(plan_json)
+            indices = np.asarray(plan["assignment"], dtype=np.int64)
+            counts = counts_of(indices, run.k)
+            return PlanOut(
+                run_id=run_id,
+                step=step,
+                batch_size=batch_size,
+                version=int(plan["version"]),
+                counts={run.distributions[i]: int(c) for i, c in enumerate(counts) if c},
+                assignment=[run.distributions[i] for i in indices],
+            )
+
+        return await self._with_run(run_id, token, action)
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def get(self, run_id: str, token: str | None) -> RunOut:
+        """The run's configuration, weights and per-distribution statistics."""
+
+        async def action(run: Run) -> RunOut:
+            state = await self._store.read_state(run_id, run.incarnation)
+            w = state.weights
+            if state.weights_version < state.counts.version:
+                w = await self._store_weights(run, state.counts, None)
+            stats = RunStats(n=state.counts.n, window_mean=state.counts.window_mean)
+            score = scores(run.strategy, stats)
+            per_dist = {
+                name: DistributionStatsOut(
+                    n=int(stats.n[i]),
+                    window_mean=float(stats.window_mean[i]),
+                    score=float(score[i]),
+                    weight=float(w[i]),
+                    reward_n=int(state.rewards[i, 0]),
+                    reward_mean=float(state.rewards[i, 1]),
+                    reward_last=float(state.rewards[i, 2]),
+                )
+                for i, name in enumerate(run.distributions)
+            }
+            return RunOut(
+                run_id=run_id,
+                version=state.counts.version,
+                config=run.config_out(),
+                weights=run.named(w),
+                stats=per_dist,
+            )
+
+        return await self._with_run(run_id, token, action)
+
+    async def history(self, run_id: str, token: str | None, limit: int | None) -> HistoryOut:
+        """The weights and window means of the last ``limit`` steps, oldest first."""
+        limit = self._settings.history_limit if limit is None else limit
+
+        async def action(run: Run) -> HistoryOut:
+            blobs = await self._store.history(run_id, run.incarnation, limit)
+            entries = [_history_point(decode_history(b)) for b in blobs]
+            return HistoryOut(run_id=run_id, distributions=list(run.distributions), entries=entries)
+
+        return await self._with_run(run_id, token, action)
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    async def export(self, run_id: str, token: str | None) -> Snapshot:
+        """Everything the run has learnt, to save beside a trainer checkpoint."""
+
+        async def action(run: Run) -> Snapshot:
+            raw = await self._store.export(run_id, run.incarnation)
+            dists = {}
+            for i, name in enumerate(run.distributions):
+                blob = raw.windows.get(i)
+                window = decode_window(blob).tolist() if blob is not None else []
+                dists[name] = SnapshotDistribution(
+                    n=int(raw.n[i]),
+                    window=window,
+                    reward_n=int(raw.rewards[i, 0]),
+                    reward_mean=float(raw.rewards[i, 1]),
+                    reward_last=float(raw.rewards[i, 2]),
+                )
+            history = [_history_point(decode_history(b)) for b in raw.history]
+            return Snapshot(
+                run_id=run_id,
+                version=raw.version,
+                config=run.config_out(),
+                distributions=dists,
+                report_ids=raw.report_ids,
+                history=history,
+            )
+
+        return await self._with_run(run_id, token, action)
+
+    async def import_(self, run_id: str, token: str | None, snapshot: Snapshot) -> ImportOut:
+        """Replace the run's learnt state with a snapshot's."""
+
+        async def action(run: Run) -> ImportOut:
+            names = list(snapshot.distributions)
+            if names != list(run.distributions):
+                raise RunConflict(
+                    f"the snapshot's distributions do not match run {run_id!r}'s: the run has "
+                    f"{run.k}, the snapshot {len(names)} (names and order must be equal)"
+                )
+            window = run.strategy.window
+            k = run.k
+            n = np.zeros(k)
+            means = np.zeros(k)
+            rewards = np.zeros((k, 3))
+            blobs: dict[int, bytes] = {}
+            for i, dist in enumerate(snapshot.distributions.values()):
+                n[i] = dist.n
+                rewards[i] = (dist.reward_n, dist.reward_mean, dist.reward_last)
+                if dist.window:
+                    values = np.asarray(dist.window, dtype=np.float32)[-window:]
+                    blobs[i] = encode_window(values, window)
+                    means[i] = float(values.astype(np.float64).sum()) / values.size
+            history = []
+            for entry in snapshot.history:
+                if len(entry.weights) != k or len(entry.window_mean) != k:
+                    raise InvalidInput(
+                        f"history entry of step {entry.step} has arrays of the wrong length "
+                        f"(the run has {k} distributions)"
+                    )
+                history.append(
+                    encode_history(
+                        HistoryEntry(
+                            entry.step,
+                            entry.version,
+                            np.asarray(entry.weights),
+                            np.asarray(entry.window_mean),
+                        )
+                    )
+                )
+            history = history[-self._settings.history_limit :]
+            w = weights(run.strategy, RunStats(n=n, window_mean=means))
+            version = await self._store.import_(
+                run_id,
+                run.incarnation,
+                n=n,
+                window_mean=means,
+                rewards=rewards,
+                weights=w,
+                windows=blobs,
+                report_ids=snapshot.report_ids[-self._settings.report_id_retention :],
+                history=history,
+            )
+            return ImportOut(run_id=run_id, version=version, weights=run.named(w))
+
+        return await self._with_run(run_id, token, action)
+
+
+def _history_point(entry: HistoryEntry) -> HistoryPoint:
+    return HistoryPoint(
+        step=entry.step,
+        version=entry.version,
+        weights=entry.weights.tolist(),
+        window_mean=entry.window_mean.tolist(),
+    )

@@ -1,0 +1,256 @@
+"""Request and response bodies of the HTTP API, with the examples OpenAPI shows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from service.scheduling import DEFAULT_STRATEGY, Strategy, strategy_from_dict
+from service.store.keys import RUN_ID_PATTERN
+
+MAX_STEP = 2**53
+SNAPSHOT_FORMAT = "rl-curriculum.snapshot/1"
+
+DistributionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
+Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
+
+_EXAMPLE_DISTS = ["kk-3", "kk-4", "kk-5", "kk-6", "kk-7", "kk-8"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    repeated = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if repeated:
+        raise ValueError(f"distribution names must be unique; repeated: {repeated[:10]}")
+    return names
+
+
+class CreateRunRequest(_Body):
+    """A new run: its distributions, strategy and seed."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "run_id": "kk-demo",
+                    "distributions": _EXAMPLE_DISTS,
+                    "strategy": {"name": "dump-ucb", "window": 300, "c": 1.0, "tau": 0.1},
+                    "seed": 0,
+                }
+            ]
+        },
+    )
+
+    run_id: RunId | None = Field(
+        None, description="1-128 of A-Z a-z 0-9 . _ -; a random id when absent."
+    )
+    distributions: list[DistributionName] = Field(
+        min_length=1, description="Unique names of the run's prompt distributions."
+    )
+    strategy: str | dict[str, Any] = Field(
+        DEFAULT_STRATEGY,
+        description="Strategy name, or an object with `name` and its parameters.",
+    )
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seeds each step's batch composition.")
+
+    _check_names = field_validator("distributions")(_unique)
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
+        strategy_from_dict({"name": value} if isinstance(value, str) else value)
+        return value
+
+    def parsed_strategy(self) -> Strategy:
+        """The strategy with its parameters filled in."""
+        raw = self.strategy
+        return strategy_from_dict({"name": raw} if isinstance(raw, str) else raw)
+
+
+class RunConfigOut(BaseModel):
+    """A run's configuration."""
+
+    distributions: list[str]
+    strategy: dict[str, Any]
+    seed: int
+    created_at: str
+
+
+class CreateRunResponse(BaseModel):
+    """The created (or existing) run. ``token`` is shown only when the run is created."""
+
+    run_id: str
+    created: bool
+    token: str | None = Field(description="The run's bearer token; shown once, at creation.")
+    version: int
+    config: RunConfigOut
+
+
+class DistributionStatsOut(BaseModel):
+    """One distribution's statistics."""
+
+    n: int = Field(description="Samples reported, in all.")
+    window_mean: float = Field(description="Mean absolute advantage over the window.")
+    score: float = Field(description="The strategy's score before the softmax.")
+    weight: float = Field(description="Current sampling probability.")
+    reward_mean: float = Field(description="Moving average of reported batch mean rewards.")
+    reward_last: float = Field(description="Mean reward of the last report.")
+    reward_n: int = Field(description="Rewards reported, in all.")
+
+
+class RunOut(BaseModel):
+    """A run's configuration, weights and statistics."""
+
+    run_id: str
+    version: int
+    config: RunConfigOut
+    weights: dict[str, float]
+    stats: dict[str, DistributionStatsOut]
+
+
+class PlanRequest(_Body):
+    """Which step's batch to compose, and how large it is."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"step": 12, "batch_size": 64}]}
+    )
+
+    step: Step
+    batch_size: int = Field(ge=1, description="Prompts in the batch.")
+
+
+class PlanOut(BaseModel):
+    """One step's batch: the distribution of every slot."""
+
+    run_id: str
+    step: int
+    batch_size: int
+    version: int = Field(description="Version of the weights the plan was drawn from.")
+    counts: dict[str, int] = Field(description="Slots per distribution (non-zero only).")
+    assignment: list[str] = Field(description="The distribution of each slot, in order.")
+
+
+class ReportRequest(_Body):
+    """The advantages (and optionally rewards) of one step's samples, by distribution."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "report_id": "kk-demo/step-12/rank-0",
+                    "step": 12,
+                    "advantages": {"kk-4": [0.7, -0.7, 1.2, -1.2], "kk-5": [0.0, 0.0]},
+                    "rewards": {"kk-4": [1.0, 0.0, 1.0, 0.0], "kk-5": [0.0, 0.0]},
+                }
+            ]
+        },
+    )
+
+    report_id: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Unique per report (printable ASCII, no spaces); a repeat is not counted.",
+    )
+    step: Step
+    advantages: dict[DistributionName, list[FiniteFloat]] = Field(
+        description="Per distribution, each sample's scalar advantage (signed)."
+    )
+    rewards: dict[DistributionName, list[FiniteFloat]] | None = Field(
+        None, description="Per distribution, each sample's reward (for statistics)."
+    )
+
+
+class ReportOut(BaseModel):
+    """What a report did, and the weights after it."""
+
+    status: Literal["applied", "duplicate"]
+    version: int
+    weights: dict[str, float]
+
+
+class SnapshotDistribution(_Body):
+    """One distribution's learnt state in a snapshot."""
+
+    n: int = Field(ge=0)
+    window: list[FiniteFloat] = Field(description="Absolute advantages, oldest first.")
+    reward_n: int = Field(0, ge=0)
+    reward_mean: FiniteFloat = 0.0
+    reward_last: FiniteFloat = 0.0
+
+    @field_validator("window")
+    @classmethod
+    def _non_negative(cls, window: list[float]) -> list[float]:
+        if any(v < 0 for v in window):
+            raise ValueError("window values are absolute advantages and must be >= 0")
+        return window
+
+
+class HistoryPoint(_Body):
+    """Weights and window means after the last report of one step; arrays follow the run's
+    distributions."""
+
+    step: Step
+    version: int = Field(ge=0)
+    weights: list[FiniteFloat]
+    window_mean: list[FiniteFloat]
+
+
+class HistoryOut(BaseModel):
+    """A run's weights over time; arrays aligned with ``distributions``."""
+
+    run_id: str
+    distributions: list[str]
+    entries: list[HistoryPoint]
+
+
+class Snapshot(_Body):
+    """Everything a run has learnt: saved beside a checkpoint, imported on resume."""
+
+    format: Literal["rl-curriculum.snapshot/1"] = SNAPSHOT_FORMAT
+    run_id: str
+    version: int = Field(ge=0)
+    config: RunConfigOut
+    distributions: dict[DistributionName, SnapshotDistribution]
+    report_ids: list[tuple[str, int]] = Field(
+        default_factory=list, description="Remembered report ids with their versions."
+    )
+    history: list[HistoryPoint] = Field(default_factory=list)
+
+
+class ImportOut(BaseModel):
+    """The run after an import."""
+
+    run_id: str
+    version: int
+    weights: dict[str, float]
+
+
+class DeleteOut(BaseModel):
+    """A deleted run."""
+
+    run_id: str
+    deleted: bool
+
+
+class ErrorBody(BaseModel):
+    """The error half of every non-2xx answer."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """Every non-2xx answer has this shape."""
+
+    error: ErrorBody

@@ -1,0 +1,74 @@
+"""The Redis schema: every key the service writes, in one place.
+
+All of one run's keys share the hash tag ``{run_id}``, so they live in one Redis Cluster slot
+and a single Lua script can read and write them all atomically. Scripts receive every key in
+``KEYS`` (never build one inside a script), in the order of :data:`RUN_KEY_NAMES`.
+
+``rc:{run}:meta`` (hash)
+    ``config``: the run's configuration as JSON (distributions, strategy, seed, created_at).
+    ``incarnation``: random hex made at creation; a cached config is valid only while it
+    matches, so a run deleted and created again is never served from a stale cache.
+    ``token_hash``: SHA-256 hex of the run's bearer token.
+    ``version``: number of state changes applied (reports and imports).
+    ``weights``: current probabilities, packed little-endian float64, shape ``(K,)``.
+    ``weights_version``: the ``version`` the stored ``weights`` were computed from.
+    ``plan_max_step``: highest step planned so far (``-1`` before any).
+``rc:{run}:n`` (string)
+    Cumulative sample count per distribution, packed float64 ``(K,)``.
+``rc:{run}:mean`` (string)
+    Mean absolute advantage over each distribution's window, packed float64 ``(K,)``.
+``rc:{run}:rewards`` (string)
+    Per distribution three float64: rewards reported, their batch means' moving average,
+    and the last batch mean; ``(K, 3)`` packed row-major.
+``rc:{run}:windows`` (hash)
+    Field: distribution index as decimal. Value: a ring buffer, a 16-byte header
+    ``<I4 head, I4 length, f8 sum>`` then ``window`` float32 absolute advantages.
+``rc:{run}:reports`` (sorted set)
+    Applied report ids, scored by the version they produced; trimmed to the newest
+    ``report_id_retention``.
+``rc:{run}:plans`` (hash)
+    Field ``"{step}:{batch_size}"``: the plan fixed for it, JSON
+    ``{"version": v, "assignment": [index, ...]}``.
+``rc:{run}:plan_steps`` (sorted set)
+    The fields of ``plans``, scored by step, to drop plans older than the retention.
+``rc:{run}:history`` (list)
+    One entry per step (the newest weights of that step win): header ``<f8 step, f8 version>``
+    then the weights and the window means as float32 ``(K,)`` each.
+"""
+
+from __future__ import annotations
+
+import re
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+"""Run ids: no braces (they would break the hash tag), no colons, no spaces."""
+
+_RUN_ID_RE = re.compile(RUN_ID_PATTERN)
+
+RUN_KEY_NAMES: tuple[str, ...] = (
+    "meta",
+    "n",
+    "mean",
+    "rewards",
+    "windows",
+    "reports",
+    "plans",
+    "plan_steps",
+    "history",
+)
+
+WINDOW_HEADER_BYTES = 16
+HISTORY_HEADER_BYTES = 16
+REWARD_FIELDS = 3
+
+
+def is_valid_run_id(run_id: str) -> bool:
+    """Whether ``run_id`` may name a run."""
+    return bool(_RUN_ID_RE.match(run_id))
+
+
+def run_keys(run_id: str) -> list[str]:
+    """Every key of run ``run_id``, in the order of :data:`RUN_KEY_NAMES`."""
+    if not is_valid_run_id(run_id):
+        raise ValueError(f"invalid run id {run_id!r}")
+    return [f"rc:{{{run_id}}}:{name}" for name in RUN_KEY_NAMES]

@@ -1,0 +1,41 @@
+-- Prepended to every script of this folder when it is loaded (service/store/scripts.py).
+--
+-- KEYS, in every script, are the run's keys in the order of service/store/keys.py:
+--   KEYS[1] meta      KEYS[2] n        KEYS[3] mean      KEYS[4] rewards   KEYS[5] windows
+--   KEYS[6] reports   KEYS[7] plans    KEYS[8] plan_steps KEYS[9] history
+--
+-- Status codes shared by every script (first element of the reply):
+--   -1  the run does not exist
+--   -2  the run exists but under another incarnation (deleted and created again since the
+--       caller read its config): the caller reloads the config and retries
+
+local function check_run(expected_incarnation)
+  local incarnation = redis.call('HGET', KEYS[1], 'incarnation')
+  if not incarnation then return -1 end
+  if expected_incarnation ~= '' and incarnation ~= expected_incarnation then return -2 end
+  return 0
+end
+
+-- Sum of the little-endian float32 values packed in s, in float64.
+local function sum_f32(s)
+  local total = 0.0
+  local count = #s / 4
+  local done = 0
+  while done < count do
+    local chunk = math.min(count - done, 256)
+    local values = {struct.unpack('<' .. string.rep('f', chunk), s, 4 * done + 1)}
+    for j = 1, chunk do total = total + values[j] end
+    done = done + chunk
+  end
+  return total
+end
+
+-- Call redis command `cmd` on `key` with the items of `list`, 1000 (an even number, so pairs
+-- stay whole) at a time, so that no single call unpacks too many arguments.
+local function call_chunked(cmd, key, list)
+  local size = 1000
+  for i = 1, #list, size do
+    local last = math.min(i + size - 1, #list)
+    redis.call(cmd, key, unpack(list, i, last))
+  end
+end

@@ -1,0 +1,22 @@
+-- Create a run unless one exists under this id.
+--
+-- ARGV[1] config JSON           ARGV[2] incarnation (random hex)
+-- ARGV[3] token hash            ARGV[4] initial weights, packed float64 (K,)
+-- ARGV[5] K, the number of distributions
+--
+-- Returns {0} when created, {1, existing config JSON} when the run already exists (the
+-- caller compares the configurations: same is a no-op, different is a conflict).
+
+local existing = redis.call('HGET', KEYS[1], 'config')
+if existing then return {1, existing} end
+
+local k = tonumber(ARGV[5])
+-- No other key of a run can outlive its meta, but a clean slate costs nothing here.
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+redis.call('HSET', KEYS[1],
+  'config', ARGV[1], 'incarnation', ARGV[2], 'token_hash', ARGV[3], 'version', 0,
+  'weights', ARGV[4], 'weights_version', 0, 'plan_max_step', -1)
+redis.call('SET', KEYS[2], string.rep('\0', 8 * k))
+redis.call('SET', KEYS[3], string.rep('\0', 8 * k))
+redis.call('SET', KEYS[4], string.rep('\0', 24 * k))
+return {0}

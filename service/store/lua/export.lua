@@ -1,0 +1,14 @@
+-- Read everything a snapshot holds, in one consistent view.
+--
+-- ARGV[1] incarnation
+--
+-- Returns {0, version, n, mean, rewards, windows (flat field/value list),
+--          report ids (flat member/score list, oldest first), history entries}, or {-1}/{-2}.
+
+local status = check_run(ARGV[1])
+if status ~= 0 then return {status} end
+return {0, tonumber(redis.call('HGET', KEYS[1], 'version')),
+        redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]), redis.call('GET', KEYS[4]),
+        redis.call('HGETALL', KEYS[5]),
+        redis.call('ZRANGE', KEYS[6], 0, -1, 'WITHSCORES'),
+        redis.call('LRANGE', KEYS[9], 0, -1)}

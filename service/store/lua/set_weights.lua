@@ -1,0 +1,28 @@
+-- Store weights computed from the state at `version`, unless newer ones are stored already
+-- (concurrent reports finish in any order; the newest version wins), and record them as the
+-- history entry of their step.
+--
+-- ARGV[1] incarnation           ARGV[2] version the weights were computed from
+-- ARGV[3] weights, packed float64 (K,)
+-- ARGV[4] step of the report ('' for none: no history entry)
+-- ARGV[5] history entry (header <f8 step, f8 version>, then float32 weights and means)
+-- ARGV[6] how many history entries to keep
+--
+-- Returns {1} when stored, {0} when newer weights were there, or {-1} / {-2}.
+
+local status = check_run(ARGV[1])
+if status ~= 0 then return {status} end
+local version = tonumber(ARGV[2])
+local stored = tonumber(redis.call('HGET', KEYS[1], 'weights_version'))
+if version <= stored then return {0} end
+redis.call('HSET', KEYS[1], 'weights', ARGV[3], 'weights_version', version)
+if ARGV[4] ~= '' then
+  local last = redis.call('LINDEX', KEYS[9], -1)
+  if last and struct.unpack('<d', last) == tonumber(ARGV[4]) then
+    redis.call('LSET', KEYS[9], -1, ARGV[5])
+  else
+    redis.call('RPUSH', KEYS[9], ARGV[5])
+    redis.call('LTRIM', KEYS[9], -tonumber(ARGV[6]), -1)
+  end
+end
+return {1}

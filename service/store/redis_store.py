@@ -1,0 +1,364 @@
+"""All Redis access of the service: one typed method per Lua script.
+
+Methods take and return plain numbers, bytes and numpy arrays; the scheduling math and the
+HTTP layer never see a Redis reply. Connection failures become :class:`StoreUnavailable`,
+a missing run :class:`RunNotFound`, a recreated run :class:`StaleRun`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
+
+from service.errors import PlanExpired, RunNotFound, StaleRun, StoreUnavailable
+from service.store.codec import unpack_f64, unpack_rewards
+from service.store.keys import run_keys
+from service.store.scripts import register_scripts
+
+T = TypeVar("T")
+
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    redis_errors.MasterDownError,
+    redis_errors.ReadOnlyError,
+    OSError,
+)
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """The immutable part of a run: what the service may cache, keyed by ``incarnation``."""
+
+    config_json: str
+    incarnation: str
+    token_hash: str
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The statistics a strategy reads, as of ``version``."""
+
+    version: int
+    n: np.ndarray
+    window_mean: np.ndarray
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Everything ``GET /runs/{run}`` shows, read in one consistent view."""
+
+    counts: Counts
+    weights_version: int
+    weights: np.ndarray
+    rewards: np.ndarray
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What applying a report did. ``weights`` is set only for a duplicate."""
+
+    duplicate: bool
+    counts: Counts
+    weights_version: int | None = None
+    weights: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PlanLookup:
+    """A fixed plan (``plan_json``), or the weights to draw one from."""
+
+    plan_json: str | None
+    version: int = 0
+    weights_version: int = 0
+    weights: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class RawSnapshot:
+    """A run's learnt state as stored, for export."""
+
+    version: int
+    n: np.ndarray
+    window_mean: np.ndarray
+    rewards: np.ndarray
+    windows: dict[int, bytes]
+    report_ids: list[tuple[str, int]]
+    history: list[bytes]
+
+
+def _check_status(reply: list[Any]) -> None:
+    status = int(reply[0])
+    if status == -1:
+        raise RunNotFound("no such run")
+    if status == -2:
+        raise StaleRun()
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+class RedisStore:
+    """The service's state in Redis (single node or Cluster)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._scripts = register_scripts(client)
+
+    @classmethod
+    def from_url(cls, url: str, *, cluster: bool = False, timeout_s: float = 5.0) -> RedisStore:
+        """Connect lazily to ``url`` (nothing happens until the first command)."""
+        options: dict[str, Any] = {
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
+            "decode_responses": False,
+        }
+        if cluster:
+            client: Any = RedisCluster.from_url(url, **options)
+        else:
+            client = aioredis.from_url(url, health_check_interval=30, **options)
+        return cls(client)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._client.aclose()
+
+    async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
+
+    async def _script(self, name: str, run_id: str, args: list[Any]) -> list[Any]:
+        keys = run_keys(run_id)
+        reply: list[Any] = await self._run(lambda: self._scripts[name](keys=keys, args=args))
+        _check_status(reply)
+        return reply
+
+    async def ping(self) -> bool:
+        """Whether Redis answers."""
+        return bool(await self._run(self._client.ping))
+
+    async def load_meta(self, run_id: str) -> RunMeta:
+        """The run's config, incarnation and token hash; :class:`RunNotFound` if none."""
+        meta_key = run_keys(run_id)[0]
+        values = await self._run(
+            lambda: self._client.hmget(meta_key, ["config", "incarnation", "token_hash"])
+        )
+        if values[0] is None:
+            raise RunNotFound("no such run")
+        config, incarnation, token_hash = (_decode(v) for v in values)
+        return RunMeta(config_json=config, incarnation=incarnation, token_hash=token_hash)
+
+    async def create(self, run_id: str, meta: RunMeta, weights: np.ndarray, k: int) -> str | None:
+        """Create the run; ``None`` when created, else the existing run's config JSON."""
+        args = [meta.config_json, meta.incarnation, meta.token_hash, weights.tobytes(), k]
+        reply = await self._script("create", run_id, args)
+        return None if int(reply[0]) == 0 else _decode(reply[1])
+
+    async def report(
+        self,
+        run_id: str,
+        incarnation: str,
+        report_id: str,
+        *,
+        window: int,
+        advantages: list[tuple[int, int, bytes]],
+        rewards: list[tuple[int, int, float]],
+        report_id_retention: int,
+        reward_alpha: float,
+    ) -> ReportOutcome:
+        """Apply one report atomically (see ``lua/report.lua``)."""
+        args: list[Any] = [
+            incarnation,
+            report_id,
+            window,
+            report_id_retention,
+            repr(reward_alpha),
+            len(advantages),
+            len(rewards),
+        ]
+        for index, count, packed in advantages:
+            args += [index, count, packed]
+        for index, count, mean in rewards:
+            args += [index, count, repr(mean)]
+        reply = await self._script("report", run_id, args)
+        if int(reply[0]) == 0:
+            counts = Counts(int(reply[1]), unpack_f64(reply[2]), unpack_f64(reply[3]))
+            return ReportOutcome(duplicate=False, counts=counts)
+        counts = Counts(int(reply[1]), unpack_f64(reply[4]), unpack_f64(reply[5]))
+        return ReportOutcome(
+            duplicate=True,
+            counts=counts,
+            weights_version=int(reply[2]),
+            weights=unpack_f64(reply[3]),
+        )
+
+    async def read_state(self, run_id: str, incarnation: str) -> RunState:
+        """The run's counts, weights and reward statistics in one view."""
+        reply = await self._script("read_state", run_id, [incarnation])
+        counts = Counts(int(reply[1]), unpack_f64(reply[4]), unpack_f64(reply[5]))
+        return RunState(
+            counts=counts,
+            weights_version=int(reply[2]),
+            weights=unpack_f64(reply[3]),
+            rewards=unpack_rewards(reply[6]),
+        )
+
+    async def set_weights(
+        self,
+        run_id: str,
+        incarnation: str,
+        version: int,
+        weights: np.ndarray,
+        *,
+        step: int | None,
+        history_entry: bytes,
+        history_limit: int,
+    ) -> bool:
+        """Store weights computed at ``version`` unless newer ones are stored."""
+        args = [
+            incarnation,
+            version,
+            weights.tobytes(),
+            "" if step is None else step,
+            history_entry,
+            history_limit,
+        ]
+        reply = await self._script("set_weights", run_id, args)
+        return int(reply[0]) == 1
+
+    async def get_plan(
+        self, run_id: str, incarnation: str, step: int, batch_size: int, retention: int
+    ) -> PlanLookup:
+        """The plan fixed for ``(step, batch_size)``, or the current weights to draw it."""
+        field = f"{step}:{batch_size}"
+        reply = await self._script("get_plan", run_id, [incarnation, field, step, retention])
+        status = int(reply[0])
+        if status == 1:
+            return PlanLookup(plan_json=_decode(reply[1]))
+        if status == 2:
+            raise _expired(step, int(reply[1]), retention)
+        return PlanLookup(
+            plan_json=None,
+            version=int(reply[1]),
+            weights_version=int(reply[2]),
+            weights=unpack_f64(reply[3]),
+        )
+
+    async def put_plan(
+        self,
+        run_id: str,
+        incarnation: str,
+        step: int,
+        batch_size: int,
+        plan_json: str,
+        retention: int,
+    ) -> str:
+        """Fix a plan unless one was fixed first; returns the plan that holds."""
+        field = f"{step}:{batch_size}"
+        args = [incarnation, field, step, plan_json, retention]
+        reply = await self._script("put_plan", run_id, args)
+        if int(reply[0]) == 2:
+            raise _expired(step, int(reply[1]), retention)
+        return _decode(reply[1])
+
+    async def delete(self, run_id: str, incarnation: str) -> None:
+        """Remove the run and all its keys."""
+        await self._script("delete", run_id, [incarnation])
+
+    async def export(self, run_id: str, incarnation: str) -> RawSnapshot:
+        """Everything a snapshot holds, read in one view."""
+        reply = await self._script("export", run_id, [incarnation])
+        flat_windows = reply[5]
+        windows = {
+            int(flat_windows[i]): flat_windows[i + 1] for i in range(0, len(flat_windows), 2)
+        }
+        flat_ids = reply[6]
+        report_ids = [
+            (_decode(flat_ids[i]), int(float(flat_ids[i + 1]))) for i in range(0, len(flat_ids), 2)
+        ]
+        return RawSnapshot(
+            version=int(reply[1]),
+            n=unpack_f64(reply[2]),
+            window_mean=unpack_f64(reply[3]),
+            rewards=unpack_rewards(reply[4]),
+            windows=windows,
+            report_ids=report_ids,
+            history=list(reply[7]),
+        )
+
+    async def import_(
+        self,
+        run_id: str,
+        incarnation: str,
+        *,
+        n: np.ndarray,
+        window_mean: np.ndarray,
+        rewards: np.ndarray,
+        weights: np.ndarray,
+        windows: dict[int, bytes],
+        report_ids: list[tuple[str, int]],
+        history: list[bytes],
+    ) -> int:
+        """Replace the run's learnt state; returns the new version."""
+        args: list[Any] = [
+            incarnation,
+            n.tobytes(),
+            window_mean.tobytes(),
+            rewards.tobytes(),
+            weights.tobytes(),
+            len(windows),
+            len(report_ids),
+            len(history),
+        ]
+        for index, blob in windows.items():
+            args += [index, blob]
+        for report_id, score in report_ids:
+            args += [score, report_id]
+        args += history
+        reply = await self._script("import", run_id, args)
+        return int(reply[1])
+
+    async def history(self, run_id: str, incarnation: str, limit: int) -> list[bytes]:
+        """The newest ``limit`` history entries, oldest first."""
+        reply = await self._script("history", run_id, [incarnation, limit])
+        return list(reply[1])
+
+    async def memory_usage(self, run_id: str) -> int:
+        """Bytes Redis uses for the run's keys (``MEMORY USAGE`` summed)."""
+        total = 0
+        for key in run_keys(run_id):
+            used = await self._run(lambda key=key: self._client.memory_usage(key, samples=0))
+            total += int(used or 0)
+        return total
+
+
+def _expired(step: int, max_step: int, retention: int) -> PlanExpired:
+    return PlanExpired(
+        f"the plan of step {step} is no longer kept: plans are kept for the last {retention} "
+        f"steps and the newest planned step is {max_step}"
+    )
+
+
+@asynccontextmanager
+async def open_store(
+    url: str, *, cluster: bool = False, timeout_s: float = 5.0
+) -> AsyncIterator[RedisStore]:
+    """A store for the lifetime of the ``async with`` block."""
+    store = RedisStore.from_url(url, cluster=cluster, timeout_s=timeout_s)
+    try:
+        yield store
+    finally:
+        await store.close()
