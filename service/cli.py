@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,12 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     return Settings().model_copy(update=overrides)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # uvicorn handles SIGTERM itself, then re-raises it once it has shut down; exiting
+    # through SystemExit here lets the `finally` below stop the embedded Redis cleanly.
+    raise SystemExit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the service until interrupted; returns the exit status."""
     settings = settings_from_args(argv)
@@ -62,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from service.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
         try:

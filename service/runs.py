@@ -425,7 +425,7 @@ class RunService:
             dists = {}
             for i, name in enumerate(run.distributions):
                 blob = raw.windows.get(i)
-                window = decode_window(blob).tolist() if blob is not None else []
+                window = _shortest(decode_window(blob)) if blob is not None else []
                 dists[name] = SnapshotDistribution(
                     n=int(raw.n[i]),
                     window=window,
@@ -501,6 +501,11 @@ class RunService:
             return ImportOut(run_id=run_id, version=version, weights=run.named(w))
 
         return await self._with_run(run_id, token, action)
+
+
+def _shortest(values: np.ndarray) -> list[float]:
+    """float32 values as the shortest decimals that read back to them (0.2, not 0.2000000029)."""
+    return [float(str(v)) for v in values]
 
 
 def _history_point(entry: HistoryEntry) -> HistoryPoint:

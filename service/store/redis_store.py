@@ -7,6 +7,7 @@ a missing run :class:`RunNotFound`, a recreated run :class:`StaleRun`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -129,6 +130,16 @@ class RedisStore:
         else:
             client = aioredis.from_url(url, health_check_interval=30, **options)
         return cls(client)
+
+    async def connect(self) -> None:
+        """Learn a Cluster's slot map now, before requests arrive; no-op for one node.
+
+        Concurrent first commands would each rebuild the map and close connections the
+        others are using. If Redis is down, the first command retries later.
+        """
+        if isinstance(self._client, RedisCluster):
+            with contextlib.suppress(*_UNAVAILABLE):
+                await self._client.initialize()
 
     async def close(self) -> None:
         """Close every pooled connection."""
@@ -359,6 +370,7 @@ async def open_store(
     """A store for the lifetime of the ``async with`` block."""
     store = RedisStore.from_url(url, cluster=cluster, timeout_s=timeout_s)
     try:
+        await store.connect()
         yield store
     finally:
         await store.close()

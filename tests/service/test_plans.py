@@ -1,0 +1,90 @@
+"""Plans: fixed per step for every caller, drawn from the weights, kept for a bounded time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+
+from tests.conftest import create_run
+
+DISTS = ["a", "b", "c", "d"]
+
+
+def _plan(
+    http: httpx.Client, url: str, run: str, headers: dict[str, str], step: int, batch: int
+) -> httpx.Response:
+    return http.post(
+        f"{url}/v1/runs/{run}/plan", json={"step": step, "batch_size": batch}, headers=headers
+    )
+
+
+def test_first_request_fixes_the_plan_across_replicas(
+    http: httpx.Client, start_service: Callable[..., str]
+) -> None:
+    """Two service instances on one Redis, a report landing between the two requests: both
+    callers get the same composition, drawn from the weights before the report."""
+    url_a, url_b = start_service(), start_service()
+    run, headers = create_run(http, url_a, DISTS)
+    first = _plan(http, url_a, run, headers, 5, 32).json()
+    reply = http.post(
+        f"{url_b}/v1/runs/{run}/reports",
+        json={"report_id": "x", "step": 4, "advantages": {"a": [3.0] * 50}},
+        headers=headers,
+    )
+    assert reply.json()["version"] == 1
+    second = _plan(http, url_b, run, headers, 5, 32).json()
+    assert second == first
+    assert first["version"] == 0
+    assert sum(first["counts"].values()) == 32 == len(first["assignment"])
+    assert {d: first["assignment"].count(d) for d in first["counts"]} == first["counts"]
+    # the next step is drawn from the newer weights
+    assert _plan(http, url_b, run, headers, 6, 32).json()["version"] == 1
+
+
+def test_plans_are_per_batch_size(http: httpx.Client, service_url: str) -> None:
+    run, headers = create_run(http, service_url, DISTS)
+    small = _plan(http, service_url, run, headers, 0, 4).json()
+    large = _plan(http, service_url, run, headers, 0, 400).json()
+    assert len(small["assignment"]) == 4 and len(large["assignment"]) == 400
+
+
+def test_compositions_follow_the_weights(http: httpx.Client, service_url: str) -> None:
+    """Chi-square over 150 seeded steps of 64 slots against the run's (non-uniform) weights."""
+    run, headers = create_run(
+        http, service_url, DISTS, seed=11, strategy={"name": "dump-ucb", "tau": 0.5}
+    )
+    http.post(
+        f"{service_url}/v1/runs/{run}/reports",
+        json={"report_id": "w", "step": 0,
+              "advantages": {"a": [1.5] * 30, "b": [0.5] * 30, "c": [0.0] * 30, "d": [1.0] * 5}},
+        headers=headers,
+    )  # fmt: skip
+    p = np.array(
+        [
+            http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()["weights"][d]
+            for d in DISTS
+        ]
+    )
+    assert p.max() / p.min() > 3  # the check below is about non-uniform weights
+    observed = np.zeros(4)
+    for step in range(1, 151):
+        counts = _plan(http, service_url, run, headers, step, 64).json()["counts"]
+        observed += [counts.get(d, 0) for d in DISTS]
+    expected = p * observed.sum()
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    assert chi2 < 16.27, (chi2, observed, expected)  # 3 d.o.f., p = 0.001
+
+
+def test_old_plans_expire(http: httpx.Client, start_service: Callable[..., str]) -> None:
+    url = start_service(plan_retention=3)
+    run, headers = create_run(http, url, DISTS)
+    kept = _plan(http, url, run, headers, 7, 8).json()
+    _plan(http, url, run, headers, 10, 8)
+    assert _plan(http, url, run, headers, 7, 8).json() == kept  # 10 - 3 = 7 is still kept
+    _plan(http, url, run, headers, 11, 8)
+    expired = _plan(http, url, run, headers, 7, 8)
+    assert expired.status_code == 410
+    assert "no longer kept" in expired.json()["error"]["message"]
+    assert _plan(http, url, run, headers, 9, 8).status_code == 200  # never planned, in range

@@ -1,0 +1,141 @@
+"""Reports: counting, windows, weights, idempotency and history."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from service.scheduling import DumpUcb, LocalStats, weights
+from tests.conftest import create_run
+
+DISTS = ["d0", "d1", "d2", "d3"]
+
+
+def _report(
+    http: httpx.Client, url: str, run: str, headers: dict[str, str], **body: object
+) -> httpx.Response:
+    return http.post(f"{url}/v1/runs/{run}/reports", json=body, headers=headers)
+
+
+def test_weights_match_the_math_run_in_process(http: httpx.Client, service_url: str) -> None:
+    """Random reports with windows that wrap several times: the service's counts, window
+    means and weights equal LocalStats + weights() fed the same samples."""
+    window = 7
+    run, headers = create_run(
+        http, service_url, DISTS, strategy={"name": "dump-ucb", "window": window, "c": 0.5}
+    )
+    reference = LocalStats(k=4, window=window)
+    rng = np.random.default_rng(0)
+    for step in range(40):
+        advantages = {}
+        for j, name in enumerate(DISTS):
+            if rng.random() < 0.6:
+                values = rng.normal(0, j + 0.5, size=int(rng.integers(1, 12))).tolist()
+                advantages[name] = values
+                reference.add(j, values)
+        if not advantages:
+            continue
+        reply = _report(
+            http, service_url, run, headers, report_id=f"s{step}", step=step, advantages=advantages
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["status"] == "applied"
+    expected = weights(DumpUcb(window=window, c=0.5), reference.stats())
+    info = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()
+    got = np.array([info["weights"][d] for d in DISTS])
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    stats = reference.stats()
+    for j, name in enumerate(DISTS):
+        assert info["stats"][name]["n"] == stats.n[j]
+        assert info["stats"][name]["window_mean"] == pytest.approx(stats.window_mean[j], rel=1e-6)
+    snapshot = http.get(f"{service_url}/v1/runs/{run}/export", headers=headers).json()
+    for j, name in enumerate(DISTS):
+        np.testing.assert_allclose(
+            snapshot["distributions"][name]["window"], reference.window_values(j), rtol=1e-7
+        )
+
+
+def test_a_report_larger_than_the_window_keeps_its_tail(
+    http: httpx.Client, service_url: str
+) -> None:
+    run, headers = create_run(http, service_url, ["a"], strategy={"name": "uniform", "window": 3})
+    _report(
+        http, service_url, run, headers, report_id="1", step=0, advantages={"a": [9, 9, 1, -2, 3]}
+    )
+    info = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()
+    assert info["stats"]["a"]["n"] == 5
+    assert info["stats"]["a"]["window_mean"] == pytest.approx(2.0)
+
+
+def test_same_report_id_counts_once(http: httpx.Client, service_url: str) -> None:
+    run, headers = create_run(http, service_url, DISTS)
+    body = {"report_id": "step-1/rank-0", "step": 1, "advantages": {"d0": [1.0, -1.0]}}
+    first = _report(http, service_url, run, headers, **body)
+    second = _report(http, service_url, run, headers, **body)
+    assert first.json()["status"] == "applied"
+    assert second.json()["status"] == "duplicate"
+    assert second.json()["version"] == first.json()["version"] == 1
+    assert second.json()["weights"] == first.json()["weights"]
+    info = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()
+    assert info["stats"]["d0"]["n"] == 2
+    assert info["version"] == 1
+
+
+def test_rewards_are_summarised(http: httpx.Client, service_url: str) -> None:
+    """Batch means 0.5 then 1.0 with alpha 0.1: moving average 0.5 -> 0.9*0.5 + 0.1*1.0 = 0.55."""
+    run, headers = create_run(http, service_url, DISTS)
+    _report(http, service_url, run, headers, report_id="1", step=0,
+            advantages={"d1": [1, -1]}, rewards={"d1": [1.0, 0.0]})  # fmt: skip
+    _report(http, service_url, run, headers, report_id="2", step=1,
+            advantages={"d1": [0, 0]}, rewards={"d1": [1.0, 1.0]})  # fmt: skip
+    stats = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()["stats"]["d1"]
+    assert stats["reward_n"] == 4
+    assert stats["reward_last"] == 1.0
+    assert stats["reward_mean"] == pytest.approx(0.55)
+
+
+def test_history_keeps_one_entry_per_step(http: httpx.Client, service_url: str) -> None:
+    run, headers = create_run(http, service_url, DISTS)
+    for i, step in enumerate([0, 0, 1, 2, 2, 2]):
+        _report(
+            http, service_url, run, headers, report_id=f"r{i}", step=step, advantages={"d2": [0.5]}
+        )
+    history = http.get(f"{service_url}/v1/runs/{run}/history", headers=headers).json()
+    assert history["distributions"] == DISTS
+    assert [(e["step"], e["version"]) for e in history["entries"]] == [(0, 2), (1, 3), (2, 6)]
+    last = history["entries"][-1]
+    info = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()
+    np.testing.assert_allclose(last["weights"], [info["weights"][d] for d in DISTS], rtol=1e-6)
+    assert last["window_mean"][2] == pytest.approx(0.5)
+    limited = http.get(f"{service_url}/v1/runs/{run}/history?limit=1", headers=headers).json()
+    assert [e["step"] for e in limited["entries"]] == [2]
+
+
+def test_history_is_bounded(http: httpx.Client, start_service) -> None:  # type: ignore[no-untyped-def]
+    url = start_service(history_limit=3)
+    run, headers = create_run(http, url, DISTS)
+    for step in range(6):
+        _report(http, url, run, headers, report_id=f"r{step}", step=step, advantages={"d0": [1.0]})
+    history = http.get(f"{url}/v1/runs/{run}/history", headers=headers).json()
+    assert [e["step"] for e in history["entries"]] == [3, 4, 5]
+
+
+def test_report_ids_are_remembered_up_to_the_retention(http: httpx.Client, start_service) -> None:  # type: ignore[no-untyped-def]
+    url = start_service(report_id_retention=2)
+    run, headers = create_run(http, url, DISTS)
+    for rid in ["a", "b", "c"]:
+        _report(http, url, run, headers, report_id=rid, step=0, advantages={"d0": [1.0]})
+    assert (
+        _report(http, url, run, headers, report_id="c", step=0, advantages={"d0": [1.0]}).json()[
+            "status"
+        ]
+        == "duplicate"
+    )
+    # "a" fell out of the window of remembered ids, so it counts again
+    assert (
+        _report(http, url, run, headers, report_id="a", step=0, advantages={"d0": [1.0]}).json()[
+            "status"
+        ]
+        == "applied"
+    )

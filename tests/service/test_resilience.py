@@ -1,0 +1,139 @@
+"""Redis outages and restarts: 503 while down, recovery without a restart, nothing lost."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.settings import Settings
+from tests.conftest import RedisProcess, ServiceProcess, ThreadedService, create_run
+
+DISTS = ["a", "b", "c"]
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(
+        tmp_path / "redis", extra=["--appendonly", "yes", "--appendfsync", "always"]
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_redis_down_is_503_and_the_service_recovers(
+    http: httpx.Client, own_redis: RedisProcess
+) -> None:
+    service = ThreadedService(
+        Settings(_env_file=None).model_copy(
+            update={"redis_url": own_redis.url, "redis_timeout_s": 1.0}
+        )
+    )
+    service.start()
+    try:
+        url = service.url
+        run, headers = create_run(http, url, DISTS)
+        http.post(
+            f"{url}/v1/runs/{run}/reports",
+            json={"report_id": "1", "step": 0, "advantages": {"a": [1.0]}},
+            headers=headers,
+        )
+
+        own_redis.stop()
+        report = http.post(
+            f"{url}/v1/runs/{run}/reports",
+            json={"report_id": "2", "step": 1, "advantages": {"a": [1.0]}},
+            headers=headers,
+        )
+        assert report.status_code == 503
+        assert report.headers["Retry-After"] == "1"
+        assert report.json()["error"]["code"] == "store_unavailable"
+        assert (
+            http.post(
+                f"{url}/v1/runs/{run}/plan", json={"step": 1, "batch_size": 4}, headers=headers
+            ).status_code
+            == 503
+        )
+        assert http.get(f"{url}/readyz").status_code == 503
+        assert http.get(f"{url}/healthz").status_code == 200
+
+        own_redis.start()  # same port, same append-only file
+        assert http.get(f"{url}/readyz").status_code == 200
+        info = http.get(f"{url}/v1/runs/{run}", headers=headers).json()
+        assert (
+            info["stats"]["a"]["n"] == 1 and info["version"] == 1
+        )  # the failed report left nothing
+        retried = http.post(
+            f"{url}/v1/runs/{run}/reports",
+            json={"report_id": "2", "step": 1, "advantages": {"a": [1.0]}},
+            headers=headers,
+        )
+        assert retried.json()["status"] == "applied"
+        assert http.get(f"{url}/v1/runs/{run}", headers=headers).json()["stats"]["a"]["n"] == 2
+        assert "curriculum_store_unavailable_total 3.0" in http.get(f"{url}/metrics").text
+    finally:
+        service.stop()
+
+
+def test_embedded_redis_keeps_every_run_across_restarts(http: httpx.Client, tmp_path: Path) -> None:
+    """`python -m service` with no REDIS_URL: stop it and start it on the same data folder."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CURRICULUM_REDIS_URL")}
+    data = tmp_path / "data"
+    service = ServiceProcess(env, ["--data-dir", str(data)])
+    service.env = env
+    service.start()
+    try:
+        run, headers = create_run(http, service.url, DISTS, run_id="persist")
+        for i in range(5):
+            http.post(
+                f"{service.url}/v1/runs/{run}/reports",
+                json={"report_id": str(i), "step": i, "advantages": {"a": [0.5] * 3, "c": [1.0]}},
+                headers=headers,
+            )
+        plan = http.post(
+            f"{service.url}/v1/runs/{run}/plan", json={"step": 9, "batch_size": 16}, headers=headers
+        ).json()
+        before = http.get(f"{service.url}/v1/runs/{run}", headers=headers).json()
+    finally:
+        service.stop()
+    assert (data / "appendonly.aof").exists() or (data / "appendonlydir").exists()
+
+    restarted = ServiceProcess(env, ["--data-dir", str(data)])
+    restarted.env = env
+    restarted.start()
+    try:
+        after = http.get(f"{restarted.url}/v1/runs/{run}", headers=headers).json()
+        assert after == before
+        assert after["stats"]["a"]["n"] == 15 and after["version"] == 5
+        again = http.post(
+            f"{restarted.url}/v1/runs/{run}/plan",
+            json={"step": 9, "batch_size": 16},
+            headers=headers,
+        ).json()
+        assert again == plan
+    finally:
+        restarted.stop()
+
+
+def test_second_service_on_one_data_folder_is_refused(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CURRICULUM_REDIS_URL")}
+    data = tmp_path / "data"
+    first = ServiceProcess(env, ["--data-dir", str(data)])
+    first.env = env
+    first.start()
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "service", "--port", "1", "--data-dir", str(data)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode == 2
+        assert "in use by a running redis-server" in second.stderr
+    finally:
+        first.stop()

@@ -1,0 +1,173 @@
+"""Creating, reading and deleting runs; tokens and the operator token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from tests.conftest import create_run
+
+DISTS = ["easy", "medium", "hard"]
+
+
+def test_create_returns_a_token_once(http: httpx.Client, service_url: str) -> None:
+    """The first create is 201 with a token; the same config again is a 200 no-op, no token."""
+    body = {"run_id": "r1", "distributions": DISTS, "seed": 3}
+    first = http.post(f"{service_url}/v1/runs", json=body)
+    assert first.status_code == 201
+    token = first.json()["token"]
+    assert token.startswith("rct_") and len(token) > 40
+    assert first.json()["config"]["strategy"] == {
+        "name": "dump-ucb", "window": 300, "c": 1.0, "tau": 0.1,
+    }  # fmt: skip
+    again = http.post(f"{service_url}/v1/runs", json=body)
+    assert again.status_code == 200
+    assert again.json()["created"] is False and again.json()["token"] is None
+    # the original token still works, and the run was not reset
+    got = http.get(f"{service_url}/v1/runs/r1", headers={"Authorization": f"Bearer {token}"})
+    assert got.status_code == 200 and got.json()["config"]["seed"] == 3
+
+
+def test_create_with_another_config_conflicts(http: httpx.Client, service_url: str) -> None:
+    http.post(f"{service_url}/v1/runs", json={"run_id": "r1", "distributions": DISTS})
+    other = http.post(
+        f"{service_url}/v1/runs",
+        json={"run_id": "r1", "distributions": DISTS, "strategy": "uniform"},
+    )
+    assert other.status_code == 409
+    assert "another configuration" in other.json()["error"]["message"]
+
+
+def test_run_id_is_generated_when_absent(http: httpx.Client, service_url: str) -> None:
+    reply = http.post(f"{service_url}/v1/runs", json={"distributions": DISTS})
+    assert reply.status_code == 201
+    assert reply.json()["run_id"].startswith("run-")
+
+
+def test_strategy_as_a_string_or_object(http: httpx.Client, service_url: str) -> None:
+    run, headers = create_run(http, service_url, DISTS, strategy={"name": "dump-ucb", "tau": 0.5})
+    assert (
+        http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()["config"]["strategy"][
+            "tau"
+        ]
+        == 0.5
+    )
+    run, headers = create_run(http, service_url, DISTS, strategy="uniform")
+    info = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()
+    assert info["config"]["strategy"] == {"name": "uniform", "window": 300}
+
+
+def test_calls_need_the_runs_token(http: httpx.Client, service_url: str) -> None:
+    """No token: 401. Another run's token: 403. Its own: 200."""
+    run_a, headers_a = create_run(http, service_url, DISTS)
+    _, headers_b = create_run(http, service_url, DISTS)
+    url = f"{service_url}/v1/runs/{run_a}"
+    missing = http.get(url)
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert http.get(url, headers={"Authorization": "Basic abc"}).status_code == 401
+    assert http.get(url, headers=headers_b).status_code == 403
+    assert (
+        http.post(f"{url}/plan", json={"step": 0, "batch_size": 4}, headers=headers_b).status_code
+        == 403
+    )
+    assert http.delete(url, headers=headers_b).status_code == 403
+    assert http.get(url, headers=headers_a).status_code == 200
+
+
+def test_operator_token_gates_creation_and_sees_every_run(
+    http: httpx.Client, start_service: Callable[..., str]
+) -> None:
+    from pydantic import SecretStr
+
+    url = start_service(admin_token=SecretStr("op-secret"))
+    body = {"run_id": "team-a", "distributions": DISTS}
+    assert http.post(f"{url}/v1/runs", json=body).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-operator"}
+    assert http.post(f"{url}/v1/runs", json=body, headers=wrong).status_code == 403
+    op = {"Authorization": "Bearer op-secret"}
+    created = http.post(f"{url}/v1/runs", json=body, headers=op)
+    assert created.status_code == 201
+    own = {"Authorization": f"Bearer {created.json()['token']}"}
+    assert http.get(f"{url}/v1/runs/team-a", headers=op).status_code == 200
+    assert http.get(f"{url}/v1/runs/team-a", headers=own).status_code == 200
+    # a run's own token cannot create runs on a gated deployment
+    body2 = {"run_id": "team-b", "distributions": DISTS}
+    assert http.post(f"{url}/v1/runs", json=body2, headers=own).status_code == 403
+    assert http.delete(f"{url}/v1/runs/team-a", headers=op).status_code == 200
+    assert http.get(f"{url}/v1/runs/team-a", headers=op).status_code == 404
+
+
+def test_token_is_stored_hashed(http: httpx.Client, service_url: str, redis_url: str) -> None:
+    import redis
+
+    reply = http.post(f"{service_url}/v1/runs", json={"run_id": "r1", "distributions": DISTS})
+    token = reply.json()["token"]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        dump = b"".join(client.dump(key) or b"" for key in client.scan_iter(match="rc:{r1}:*"))
+    finally:
+        client.close()
+    assert token.encode() not in dump
+    import hashlib
+
+    assert hashlib.sha256(token.encode()).hexdigest().encode() in dump
+
+
+def test_delete_removes_every_key(http: httpx.Client, service_url: str, redis_url: str) -> None:
+    import redis
+
+    run, headers = create_run(http, service_url, DISTS, run_id="gone")
+    http.post(
+        f"{service_url}/v1/runs/{run}/plan", json={"step": 0, "batch_size": 8}, headers=headers
+    )
+    http.post(
+        f"{service_url}/v1/runs/{run}/reports",
+        json={"report_id": "a", "step": 0, "advantages": {"easy": [1.0]}},
+        headers=headers,
+    )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert len(list(client.scan_iter(match="rc:{gone}:*"))) >= 5
+        assert http.delete(f"{service_url}/v1/runs/{run}", headers=headers).json() == {
+            "run_id": "gone", "deleted": True,
+        }  # fmt: skip
+        assert list(client.scan_iter(match="rc:{gone}:*")) == []
+    finally:
+        client.close()
+    assert http.get(f"{service_url}/v1/runs/{run}", headers=headers).status_code == 404
+
+
+def test_recreated_run_is_not_served_from_a_stale_cache(
+    http: httpx.Client, service_url: str
+) -> None:
+    """Delete and create again under one id: the old token stops working, the new config shows."""
+    _, old_headers = create_run(http, service_url, DISTS, run_id="again")
+    assert http.get(f"{service_url}/v1/runs/again", headers=old_headers).status_code == 200
+    http.delete(f"{service_url}/v1/runs/again", headers=old_headers)
+    _, new_headers = create_run(http, service_url, ["x", "y"], run_id="again")
+    assert http.get(f"{service_url}/v1/runs/again", headers=old_headers).status_code == 403
+    info = http.get(f"{service_url}/v1/runs/again", headers=new_headers).json()
+    assert info["config"]["distributions"] == ["x", "y"]
+
+
+def test_health_and_metrics(http: httpx.Client, service_url: str) -> None:
+    assert http.get(f"{service_url}/healthz").json() == {"status": "ok"}
+    assert http.get(f"{service_url}/readyz").json() == {"status": "ready"}
+    run, headers = create_run(http, service_url, DISTS)
+    http.post(
+        f"{service_url}/v1/runs/{run}/reports",
+        json={"report_id": "m1", "step": 0, "advantages": {"easy": [1.0]}},
+        headers=headers,
+    )
+    text = http.get(f"{service_url}/metrics").text
+    assert 'curriculum_reports_total{status="applied"} 1.0' in text
+    assert 'route="/v1/runs/{run_id}/reports"' in text
+
+
+def test_openapi_has_examples(http: httpx.Client, service_url: str) -> None:
+    spec = http.get(f"{service_url}/openapi.json").json()
+    assert "/v1/runs/{run_id}/plan" in spec["paths"]
+    schema = spec["components"]["schemas"]["CreateRunRequest"]
+    assert schema["examples"][0]["distributions"][0] == "kk-3"
