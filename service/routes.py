@@ -110,9 +110,14 @@ async def history(
 
 
 @router.get("/v1/runs/{run_id}/export", response_model=Snapshot, tags=["snapshots"])
-async def export(run_id: RunIdPath, runs: RunsDep, token: TokenDep) -> Snapshot:
+async def export(
+    run_id: RunIdPath,
+    runs: RunsDep,
+    token: TokenDep,
+    history: Annotated[bool, Query(description="Include the weights history.")] = True,
+) -> Snapshot:
     """A snapshot of the run's learnt state, to save beside a trainer checkpoint."""
-    return await runs.export(run_id, token)
+    return await runs.export(run_id, token, include_history=history)
 
 
 @router.put("/v1/runs/{run_id}/import", response_model=ImportOut, tags=["snapshots"])

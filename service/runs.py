@@ -417,11 +417,13 @@ class RunService:
 
     # -- snapshots -----------------------------------------------------------------------
 
-    async def export(self, run_id: str, token: str | None) -> Snapshot:
+    async def export(
+        self, run_id: str, token: str | None, *, include_history: bool = True
+    ) -> Snapshot:
         """Everything the run has learnt, to save beside a trainer checkpoint."""
 
         async def action(run: Run) -> Snapshot:
-            raw = await self._store.export(run_id, run.incarnation)
+            raw = await self._store.export(run_id, run.incarnation, history=include_history)
             dists = {}
             for i, name in enumerate(run.distributions):
                 blob = raw.windows.get(i)

@@ -289,9 +289,9 @@ class RedisStore:
         """Remove the run and all its keys."""
         await self._script("delete", run_id, [incarnation])
 
-    async def export(self, run_id: str, incarnation: str) -> RawSnapshot:
-        """Everything a snapshot holds, read in one view."""
-        reply = await self._script("export", run_id, [incarnation])
+    async def export(self, run_id: str, incarnation: str, *, history: bool) -> RawSnapshot:
+        """Everything a snapshot holds, read in one view (the history only if asked)."""
+        reply = await self._script("export", run_id, [incarnation, "1" if history else "0"])
         flat_windows = reply[5]
         windows = {
             int(flat_windows[i]): flat_windows[i + 1] for i in range(0, len(flat_windows), 2)

@@ -43,6 +43,8 @@ def test_export_import_round_trip(http: httpx.Client, service_url: str) -> None:
     assert b["reward_last"] == pytest.approx(0.2)
     assert [rid for rid, _ in checkpoint["report_ids"]] == ["s0", "s1"]
     assert [e["step"] for e in checkpoint["history"]] == [0, 1]
+    slim = http.get(f"{url}/v1/runs/{run}/export?history=false", headers=headers).json()
+    assert slim["history"] == [] and slim["distributions"] == checkpoint["distributions"]
 
     _report(http, url, run, headers, "s2", 2, {"c": [3.0]})
     _report(http, url, run, headers, "s3", 3, {"c": [3.0]})
