@@ -29,10 +29,13 @@ from service.errors import (
 )
 from service.metrics import Metrics
 from service.scheduling import (
+    BatchSummary,
     RunStats,
     Strategy,
+    advance,
     compose_batch,
     counts_of,
+    initial_state,
     plan_rng,
     scores,
     strategy_from_dict,
@@ -58,12 +61,14 @@ from service.settings import Settings
 from service.store.codec import (
     HistoryEntry,
     decode_history,
+    decode_journal,
     decode_window,
     encode_history,
+    encode_journal_body,
     encode_window,
     pack_abs_f32,
 )
-from service.store.redis_store import Counts, RedisStore, RunMeta
+from service.store.redis_store import RedisStore, RunMeta, StrategyInputs
 
 T = TypeVar("T")
 
@@ -210,8 +215,9 @@ class RunService:
             incarnation=secrets.token_hex(8),
             token_hash=hash_token(run_token),
         )
-        initial = weights(strategy, RunStats.empty(len(names)))
-        existing = await self._store.create(run_id, meta, initial, len(names))
+        state = initial_state(strategy, len(names))
+        initial = weights(strategy, RunStats.empty(len(names)), state)
+        existing = await self._store.create(run_id, meta, initial, len(names), state)
         if existing is None:
             run = Run.from_meta(run_id, meta)
             return CreateRunResponse(
@@ -232,7 +238,7 @@ class RunService:
             run_id=run_id,
             created=False,
             token=None,
-            version=state.counts.version,
+            version=state.inputs.version,
             config=run.config_out(),
         )
 
@@ -247,31 +253,35 @@ class RunService:
 
     # -- weights -------------------------------------------------------------------------
 
-    async def _store_weights(self, run: Run, counts: Counts, step: int | None) -> np.ndarray:
-        """Compute the weights of ``counts`` and store them unless newer ones are stored."""
-        w = weights(run.strategy, RunStats(n=counts.n, window_mean=counts.window_mean))
+    async def _store_weights(
+        self, run: Run, inputs: StrategyInputs, step: int | None
+    ) -> np.ndarray:
+        """Compute the weights of ``inputs`` and store them unless newer ones are stored."""
+        stats, state = _strategy_view(run.strategy, inputs)
+        w = weights(run.strategy, stats, state)
         entry = encode_history(
             HistoryEntry(
-                step=step or 0, version=counts.version, weights=w, window_mean=counts.window_mean
+                step=step or 0, version=inputs.version, weights=w, window_mean=stats.window_mean
             )
         )
         await self._store.set_weights(
             run.run_id,
             run.incarnation,
-            counts.version,
+            inputs.version,
             w,
             step=step,
             history_entry=entry,
             history_limit=self._settings.history_limit,
+            state=state if run.strategy.stateful else np.zeros(0),
         )
         return w
 
     async def _fresh_weights(self, run: Run) -> tuple[int, np.ndarray]:
         """Weights of the current state, recomputing them if a writer died before storing."""
         state = await self._store.read_state(run.run_id, run.incarnation)
-        if state.weights_version >= state.counts.version:
+        if state.weights_version >= state.inputs.version:
             return state.weights_version, state.weights
-        return state.counts.version, await self._store_weights(run, state.counts, None)
+        return state.inputs.version, await self._store_weights(run, state.inputs, None)
 
     # -- reports -------------------------------------------------------------------------
 
@@ -301,6 +311,22 @@ class RunService:
         ]
         return adv, rew
 
+    def _journal_entry(self, run: Run, request: ReportRequest) -> bytes:
+        """The report's summary for a stateful strategy's journal (empty for the others)."""
+        if not run.strategy.stateful:
+            return b""
+        rewards = request.rewards or {}
+        names = [n for n in dict.fromkeys([*request.advantages, *rewards])]
+        adv = [np.abs(np.asarray(request.advantages.get(n, []), dtype=np.float64)) for n in names]
+        rew = [rewards.get(n, []) for n in names]
+        summary = BatchSummary(
+            index=np.array([run.index_of(n) for n in names], dtype=np.int64),
+            count=np.array([a.size for a in adv], dtype=np.float64),
+            mean_abs_advantage=np.array([a.mean() if a.size else 0.0 for a in adv]),
+            mean_reward=np.array([float(np.mean(r)) if r else np.nan for r in rew]),
+        )
+        return encode_journal_body(summary)
+
     async def report(self, run_id: str, token: str | None, request: ReportRequest) -> ReportOut:
         """Apply a report (once per ``report_id``) and return the weights after it."""
 
@@ -315,18 +341,19 @@ class RunService:
                 rewards=rew,
                 report_id_retention=self._settings.report_id_retention,
                 reward_alpha=self._settings.reward_ema_alpha,
+                journal_entry=self._journal_entry(run, request),
             )
-            counts = outcome.counts
+            inputs = outcome.inputs
             if not outcome.duplicate:
                 self._metrics.reports.labels(status="applied").inc()
-                w = await self._store_weights(run, counts, request.step)
-                return ReportOut(status="applied", version=counts.version, weights=run.named(w))
+                w = await self._store_weights(run, inputs, request.step)
+                return ReportOut(status="applied", version=inputs.version, weights=run.named(w))
             self._metrics.reports.labels(status="duplicate").inc()
             assert outcome.weights is not None and outcome.weights_version is not None
             w = outcome.weights
-            if outcome.weights_version < counts.version:
-                w = await self._store_weights(run, counts, None)
-            return ReportOut(status="duplicate", version=counts.version, weights=run.named(w))
+            if outcome.weights_version < inputs.version:
+                w = await self._store_weights(run, inputs, None)
+            return ReportOut(status="duplicate", version=inputs.version, weights=run.named(w))
 
         return await self._with_run(run_id, token, action)
 
@@ -378,25 +405,27 @@ class RunService:
         async def action(run: Run) -> RunOut:
             state = await self._store.read_state(run_id, run.incarnation)
             w = state.weights
-            if state.weights_version < state.counts.version:
-                w = await self._store_weights(run, state.counts, None)
-            stats = RunStats(n=state.counts.n, window_mean=state.counts.window_mean)
-            score = scores(run.strategy, stats)
+            if state.weights_version < state.inputs.version:
+                w = await self._store_weights(run, state.inputs, None)
+            stats, strategy_state = _strategy_view(run.strategy, state.inputs)
+            score = scores(run.strategy, stats, strategy_state)
+            rewards = state.inputs.rewards
             per_dist = {
                 name: DistributionStatsOut(
                     n=int(stats.n[i]),
                     window_mean=float(stats.window_mean[i]),
                     score=float(score[i]),
                     weight=float(w[i]),
-                    reward_n=int(state.rewards[i, 0]),
-                    reward_mean=float(state.rewards[i, 1]),
-                    reward_last=float(state.rewards[i, 2]),
+                    reward_n=int(rewards[i, 0]),
+                    reward_mean=float(rewards[i, 1]),
+                    reward_last=float(rewards[i, 2]),
+                    reward_best=float(rewards[i, 3]),
                 )
                 for i, name in enumerate(run.distributions)
             }
             return RunOut(
                 run_id=run_id,
-                version=state.counts.version,
+                version=state.inputs.version,
                 config=run.config_out(),
                 weights=run.named(w),
                 stats=per_dist,
@@ -417,6 +446,19 @@ class RunService:
 
     # -- snapshots -----------------------------------------------------------------------
 
+    def _imported_state(self, run: Run, snapshot: Snapshot) -> np.ndarray:
+        """The snapshot's strategy state, checked against the run's strategy."""
+        expected = initial_state(run.strategy, run.k)
+        if not snapshot.strategy_state or snapshot.config.strategy.get("name") != run.strategy.name:
+            return expected  # the statistics carry over between strategies; a state does not
+        state = np.asarray(snapshot.strategy_state, dtype=np.float64)
+        if state.shape != expected.shape:
+            raise InvalidInput(
+                f"the snapshot's strategy_state has {state.size} numbers; strategy "
+                f"{run.strategy.name!r} with {run.k} distributions needs {expected.size}"
+            )
+        return state
+
     async def export(
         self, run_id: str, token: str | None, *, include_history: bool = True
     ) -> Snapshot:
@@ -434,6 +476,7 @@ class RunService:
                     reward_n=int(raw.rewards[i, 0]),
                     reward_mean=float(raw.rewards[i, 1]),
                     reward_last=float(raw.rewards[i, 2]),
+                    reward_best=float(raw.rewards[i, 3]),
                 )
             history = [_history_point(decode_history(b)) for b in raw.history]
             return Snapshot(
@@ -443,6 +486,7 @@ class RunService:
                 distributions=dists,
                 report_ids=raw.report_ids,
                 history=history,
+                strategy_state=_strategy_view(run.strategy, raw.inputs)[1].tolist(),
             )
 
         return await self._with_run(run_id, token, action)
@@ -461,11 +505,11 @@ class RunService:
             k = run.k
             n = np.zeros(k)
             means = np.zeros(k)
-            rewards = np.zeros((k, 3))
+            rewards = np.zeros((k, 4))
             blobs: dict[int, bytes] = {}
             for i, dist in enumerate(snapshot.distributions.values()):
                 n[i] = dist.n
-                rewards[i] = (dist.reward_n, dist.reward_mean, dist.reward_last)
+                rewards[i] = (dist.reward_n, dist.reward_mean, dist.reward_last, dist.reward_best)
                 if dist.window:
                     values = np.asarray(dist.window, dtype=np.float32)[-window:]
                     blobs[i] = encode_window(values, window)
@@ -488,7 +532,11 @@ class RunService:
                     )
                 )
             history = history[-self._settings.history_limit :]
-            w = weights(run.strategy, RunStats(n=n, window_mean=means))
+            state = self._imported_state(run, snapshot)
+            stats = RunStats(
+                n=n, window_mean=means, reward_mean=rewards[:, 1], reward_best=rewards[:, 3]
+            )
+            w = weights(run.strategy, stats, state)
             version = await self._store.import_(
                 run_id,
                 run.incarnation,
@@ -499,10 +547,30 @@ class RunService:
                 windows=blobs,
                 report_ids=snapshot.report_ids[-self._settings.report_id_retention :],
                 history=history,
+                state=state,
             )
             return ImportOut(run_id=run_id, version=version, weights=run.named(w))
 
         return await self._with_run(run_id, token, action)
+
+
+def _strategy_view(strategy: Strategy, inputs: StrategyInputs) -> tuple[RunStats, np.ndarray]:
+    """The statistics and the strategy state as of ``inputs.version``: the stored state with
+    the journal of later reports folded in, in the order they were applied."""
+    stats = RunStats(
+        n=inputs.n,
+        window_mean=inputs.window_mean,
+        reward_mean=inputs.rewards[:, 1],
+        reward_best=inputs.rewards[:, 3],
+    )
+    if not strategy.stateful:
+        return stats, np.zeros(0)
+    state = inputs.state if inputs.state.size else initial_state(strategy, stats.k)
+    for blob in inputs.journal:
+        version, batch = decode_journal(blob)
+        if version > inputs.state_version:
+            state = advance(strategy, state, batch)
+    return stats, state
 
 
 def _shortest(values: np.ndarray) -> list[float]:

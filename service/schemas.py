@@ -103,6 +103,7 @@ class DistributionStatsOut(BaseModel):
     weight: float = Field(description="Current sampling probability.")
     reward_mean: float = Field(description="Moving average of reported batch mean rewards.")
     reward_last: float = Field(description="Mean reward of the last report.")
+    reward_best: float = Field(description="Highest the reward moving average has been.")
     reward_n: int = Field(description="Rewards reported, in all.")
 
 
@@ -186,6 +187,7 @@ class SnapshotDistribution(_Body):
     reward_n: int = Field(0, ge=0)
     reward_mean: FiniteFloat = 0.0
     reward_last: FiniteFloat = 0.0
+    reward_best: FiniteFloat = 0.0
 
     @field_validator("window")
     @classmethod
@@ -225,6 +227,11 @@ class Snapshot(_Body):
         default_factory=list, description="Remembered report ids with their versions."
     )
     history: list[HistoryPoint] = Field(default_factory=list)
+    strategy_state: list[FiniteFloat] = Field(
+        default_factory=list,
+        description="A stateful strategy's state (sec, learning-progress, exp3s); empty for "
+        "the others.",
+    )
 
 
 class ImportOut(BaseModel):

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.store.keys import HISTORY_HEADER_BYTES, REWARD_FIELDS, WINDOW_HEADER_BYTES
+from service.scheduling import BatchSummary
+from service.store.keys import (
+    HISTORY_HEADER_BYTES,
+    JOURNAL_HEADER_BYTES,
+    REWARD_FIELDS,
+    WINDOW_HEADER_BYTES,
+)
 
 _F64 = np.dtype("<f8")
 _F32 = np.dtype("<f4")
@@ -33,7 +39,8 @@ def pack_abs_f32(values: list[float], window: int) -> bytes:
 
 
 def unpack_rewards(blob: bytes) -> np.ndarray:
-    """The rewards array, shape ``(K, 3)``: count, moving average, last batch mean."""
+    """The rewards array, shape ``(K, 4)``: count, moving average, last batch mean, best
+    moving average."""
     return unpack_f64(blob).reshape(-1, REWARD_FIELDS)
 
 
@@ -87,4 +94,31 @@ def decode_history(blob: bytes) -> HistoryEntry:
         version=int(version),
         weights=body[:k].astype(np.float64),
         window_mean=body[k:].astype(np.float64),
+    )
+
+
+def encode_journal_body(batch: BatchSummary) -> bytes:
+    """A report's summary as a journal entry, less the version the script prepends."""
+    m = batch.index.shape[0]
+    return (
+        struct.pack("<I", m)
+        + np.asarray(batch.index, dtype="<i4").tobytes()
+        + np.asarray(batch.count, dtype=_F64).tobytes()
+        + np.asarray(batch.mean_abs_advantage, dtype=_F64).tobytes()
+        + np.asarray(batch.mean_reward, dtype=_F64).tobytes()
+    )
+
+
+def decode_journal(blob: bytes) -> tuple[int, BatchSummary]:
+    """A journal entry: the version it produced and the report's summary."""
+    version, m = struct.unpack_from("<dI", blob)
+    offset = JOURNAL_HEADER_BYTES
+    index = np.frombuffer(blob, dtype="<i4", count=m, offset=offset).astype(np.int64)
+    offset += 4 * m
+    rest = np.frombuffer(blob, dtype=_F64, count=3 * m, offset=offset).reshape(3, m)
+    return int(version), BatchSummary(
+        index=index,
+        count=rest[0].copy(),
+        mean_abs_advantage=rest[1].copy(),
+        mean_reward=rest[2].copy(),
     )

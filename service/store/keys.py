@@ -13,13 +13,15 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     ``weights``: current probabilities, packed little-endian float64, shape ``(K,)``.
     ``weights_version``: the ``version`` the stored ``weights`` were computed from.
     ``plan_max_step``: highest step planned so far (``-1`` before any).
+    ``state_version``: the ``version`` the stored strategy ``state`` is the fold of.
 ``rc:{run}:n`` (string)
     Cumulative sample count per distribution, packed float64 ``(K,)``.
 ``rc:{run}:mean`` (string)
     Mean absolute advantage over each distribution's window, packed float64 ``(K,)``.
 ``rc:{run}:rewards`` (string)
-    Per distribution three float64: rewards reported, their batch means' moving average,
-    and the last batch mean; ``(K, 3)`` packed row-major.
+    Per distribution four float64: rewards reported, their batch means' moving average,
+    the last batch mean, and the highest the moving average has been; ``(K, 4)`` packed
+    row-major.
 ``rc:{run}:windows`` (hash)
     Field: distribution index as decimal. Value: a ring buffer, a 16-byte header
     ``<I4 head, I4 length, f8 sum>`` then ``window`` float32 absolute advantages.
@@ -34,6 +36,15 @@ and a single Lua script can read and write them all atomically. Scripts receive 
 ``rc:{run}:history`` (list)
     One entry per step (the newest weights of that step win): header ``<f8 step, f8 version>``
     then the weights and the window means as float32 ``(K,)`` each.
+``rc:{run}:state`` (string)
+    The strategy's own state (empty for stateless strategies), packed float64, as of
+    ``meta.state_version``.
+``rc:{run}:journal`` (list)
+    Stateful strategies only: the summary of every report applied after
+    ``meta.state_version``, oldest first: ``<f8 version, I4 m>`` then ``m`` int32 indices
+    and ``m`` float64 each of counts, mean absolute advantages and mean rewards (NaN where
+    none). The state is the fold of the strategy's ``advance`` over these; whoever folds
+    stores the result, and the entries it covered are trimmed.
 """
 
 from __future__ import annotations
@@ -55,11 +66,14 @@ RUN_KEY_NAMES: tuple[str, ...] = (
     "plans",
     "plan_steps",
     "history",
+    "state",
+    "journal",
 )
 
 WINDOW_HEADER_BYTES = 16
 HISTORY_HEADER_BYTES = 16
-REWARD_FIELDS = 3
+REWARD_FIELDS = 4
+JOURNAL_HEADER_BYTES = 12
 
 
 def is_valid_run_id(run_id: str) -> bool:

@@ -47,22 +47,29 @@ class RunMeta:
 
 
 @dataclass(frozen=True)
-class Counts:
-    """The statistics a strategy reads, as of ``version``."""
+class StrategyInputs:
+    """Everything a strategy reads, as of ``version``, read in one consistent view.
+
+    ``state`` is the strategy's state as of ``state_version``; ``journal`` holds the
+    summaries of the reports applied since, oldest first, to fold into it.
+    """
 
     version: int
     n: np.ndarray
     window_mean: np.ndarray
+    rewards: np.ndarray
+    state: np.ndarray
+    state_version: int
+    journal: list[bytes]
 
 
 @dataclass(frozen=True)
 class RunState:
     """Everything ``GET /runs/{run}`` shows, read in one consistent view."""
 
-    counts: Counts
+    inputs: StrategyInputs
     weights_version: int
     weights: np.ndarray
-    rewards: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class ReportOutcome:
     """What applying a report did. ``weights`` is set only for a duplicate."""
 
     duplicate: bool
-    counts: Counts
+    inputs: StrategyInputs
     weights_version: int | None = None
     weights: np.ndarray | None = None
 
@@ -96,6 +103,21 @@ class RawSnapshot:
     windows: dict[int, bytes]
     report_ids: list[tuple[str, int]]
     history: list[bytes]
+    inputs: StrategyInputs
+
+
+def _inputs(version: int, n: bytes, mean: bytes, rewards: bytes, rest: list[Any]) -> StrategyInputs:
+    """Decode the strategy inputs of a reply: ``rest`` is ``[state, state_version, journal]``."""
+    state, state_version, journal = rest[0], rest[1], rest[2]
+    return StrategyInputs(
+        version=version,
+        n=unpack_f64(n),
+        window_mean=unpack_f64(mean),
+        rewards=unpack_rewards(rewards),
+        state=unpack_f64(state or b""),
+        state_version=int(state_version),
+        journal=list(journal),
+    )
 
 
 def _check_status(reply: list[Any]) -> None:
@@ -172,9 +194,18 @@ class RedisStore:
         config, incarnation, token_hash = (_decode(v) for v in values)
         return RunMeta(config_json=config, incarnation=incarnation, token_hash=token_hash)
 
-    async def create(self, run_id: str, meta: RunMeta, weights: np.ndarray, k: int) -> str | None:
+    async def create(
+        self, run_id: str, meta: RunMeta, weights: np.ndarray, k: int, state: np.ndarray
+    ) -> str | None:
         """Create the run; ``None`` when created, else the existing run's config JSON."""
-        args = [meta.config_json, meta.incarnation, meta.token_hash, weights.tobytes(), k]
+        args = [
+            meta.config_json,
+            meta.incarnation,
+            meta.token_hash,
+            weights.tobytes(),
+            k,
+            state.tobytes(),
+        ]
         reply = await self._script("create", run_id, args)
         return None if int(reply[0]) == 0 else _decode(reply[1])
 
@@ -189,6 +220,7 @@ class RedisStore:
         rewards: list[tuple[int, int, float]],
         report_id_retention: int,
         reward_alpha: float,
+        journal_entry: bytes,
     ) -> ReportOutcome:
         """Apply one report atomically (see ``lua/report.lua``)."""
         args: list[Any] = [
@@ -199,32 +231,30 @@ class RedisStore:
             repr(reward_alpha),
             len(advantages),
             len(rewards),
+            journal_entry,
         ]
         for index, count, packed in advantages:
             args += [index, count, packed]
         for index, count, mean in rewards:
             args += [index, count, repr(mean)]
         reply = await self._script("report", run_id, args)
+        inputs = _inputs(int(reply[1]), reply[2], reply[3], reply[4], reply[5:8])
         if int(reply[0]) == 0:
-            counts = Counts(int(reply[1]), unpack_f64(reply[2]), unpack_f64(reply[3]))
-            return ReportOutcome(duplicate=False, counts=counts)
-        counts = Counts(int(reply[1]), unpack_f64(reply[4]), unpack_f64(reply[5]))
+            return ReportOutcome(duplicate=False, inputs=inputs)
         return ReportOutcome(
             duplicate=True,
-            counts=counts,
-            weights_version=int(reply[2]),
-            weights=unpack_f64(reply[3]),
+            inputs=inputs,
+            weights_version=int(reply[8]),
+            weights=unpack_f64(reply[9]),
         )
 
     async def read_state(self, run_id: str, incarnation: str) -> RunState:
         """The run's counts, weights and reward statistics in one view."""
         reply = await self._script("read_state", run_id, [incarnation])
-        counts = Counts(int(reply[1]), unpack_f64(reply[4]), unpack_f64(reply[5]))
         return RunState(
-            counts=counts,
+            inputs=_inputs(int(reply[1]), reply[4], reply[5], reply[6], reply[7:10]),
             weights_version=int(reply[2]),
             weights=unpack_f64(reply[3]),
-            rewards=unpack_rewards(reply[6]),
         )
 
     async def set_weights(
@@ -237,8 +267,9 @@ class RedisStore:
         step: int | None,
         history_entry: bytes,
         history_limit: int,
+        state: np.ndarray,
     ) -> bool:
-        """Store weights computed at ``version`` unless newer ones are stored."""
+        """Store weights (and strategy state) computed at ``version`` unless newer ones are."""
         args = [
             incarnation,
             version,
@@ -246,6 +277,7 @@ class RedisStore:
             "" if step is None else step,
             history_entry,
             history_limit,
+            state.tobytes(),
         ]
         reply = await self._script("set_weights", run_id, args)
         return int(reply[0]) == 1
@@ -308,6 +340,7 @@ class RedisStore:
             windows=windows,
             report_ids=report_ids,
             history=list(reply[7]),
+            inputs=_inputs(int(reply[1]), reply[2], reply[3], reply[4], reply[8:11]),
         )
 
     async def import_(
@@ -322,6 +355,7 @@ class RedisStore:
         windows: dict[int, bytes],
         report_ids: list[tuple[str, int]],
         history: list[bytes],
+        state: np.ndarray,
     ) -> int:
         """Replace the run's learnt state; returns the new version."""
         args: list[Any] = [
@@ -333,6 +367,7 @@ class RedisStore:
             len(windows),
             len(report_ids),
             len(history),
+            state.tobytes(),
         ]
         for index, blob in windows.items():
             args += [index, blob]

@@ -116,7 +116,10 @@ def test_bad_strategy_parameters_are_refused(data: dict[str, object], message: s
 
 def test_strategy_round_trips_through_its_wire_form() -> None:
     strategy = strategy_from_dict({"name": "dump-ucb", "c": 0.5})
-    assert strategy_to_dict(strategy) == {"name": "dump-ucb", "window": 300, "c": 0.5, "tau": 0.1}
+    assert strategy_to_dict(strategy) == {
+        "name": "dump-ucb", "window": 300, "c": 0.5, "tau": 0.1, "floor": 0.0,
+        "regress_bonus": 0.0,
+    }  # fmt: skip
     assert strategy_from_dict(strategy_to_dict(strategy)) == strategy
 
 

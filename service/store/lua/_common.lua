@@ -3,6 +3,7 @@
 -- KEYS, in every script, are the run's keys in the order of service/store/keys.py:
 --   KEYS[1] meta      KEYS[2] n        KEYS[3] mean      KEYS[4] rewards   KEYS[5] windows
 --   KEYS[6] reports   KEYS[7] plans    KEYS[8] plan_steps KEYS[9] history
+--   KEYS[10] state    KEYS[11] journal
 --
 -- Status codes shared by every script (first element of the reply):
 --   -1  the run does not exist
@@ -28,6 +29,20 @@ local function sum_f32(s)
     done = done + chunk
   end
   return total
+end
+
+-- Delete every key of the run but meta.
+local function delete_state()
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
+             KEYS[10], KEYS[11])
+end
+
+-- The strategy's stored state, its version, and the journal of reports applied since:
+-- {state, state_version, {entries...}}.
+local function strategy_inputs()
+  return redis.call('GET', KEYS[10]) or '',
+         tonumber(redis.call('HGET', KEYS[1], 'state_version')),
+         redis.call('LRANGE', KEYS[11], 0, -1)
 end
 
 -- Call redis command `cmd` on `key` with the items of `list`, 1000 (an even number, so pairs

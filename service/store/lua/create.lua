@@ -3,6 +3,7 @@
 -- ARGV[1] config JSON           ARGV[2] incarnation (random hex)
 -- ARGV[3] token hash            ARGV[4] initial weights, packed float64 (K,)
 -- ARGV[5] K, the number of distributions
+-- ARGV[6] the strategy's initial state, packed float64 (empty for stateless strategies)
 --
 -- Returns {0} when created, {1, existing config JSON} when the run already exists (the
 -- caller compares the configurations: same is a no-op, different is a conflict).
@@ -12,11 +13,12 @@ if existing then return {1, existing} end
 
 local k = tonumber(ARGV[5])
 -- No other key of a run can outlive its meta, but a clean slate costs nothing here.
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+delete_state()
 redis.call('HSET', KEYS[1],
   'config', ARGV[1], 'incarnation', ARGV[2], 'token_hash', ARGV[3], 'version', 0,
-  'weights', ARGV[4], 'weights_version', 0, 'plan_max_step', -1)
+  'weights', ARGV[4], 'weights_version', 0, 'plan_max_step', -1, 'state_version', 0)
+redis.call('SET', KEYS[10], ARGV[6])
 redis.call('SET', KEYS[2], string.rep('\0', 8 * k))
 redis.call('SET', KEYS[3], string.rep('\0', 8 * k))
-redis.call('SET', KEYS[4], string.rep('\0', 24 * k))
+redis.call('SET', KEYS[4], string.rep('\0', 32 * k))
 return {0}

@@ -6,5 +6,6 @@
 
 local status = check_run(ARGV[1])
 if status ~= 0 then return {status} end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+delete_state()
+redis.call('DEL', KEYS[1])
 return {0}

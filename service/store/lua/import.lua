@@ -2,8 +2,8 @@
 -- moves on from the current one (answers never go backwards); plans are dropped.
 --
 -- ARGV[1] incarnation           ARGV[2] n, packed float64 (K,)
--- ARGV[3] mean, packed float64 (K,)   ARGV[4] rewards, packed float64 (K, 3)
--- ARGV[5] weights, packed float64 (K,)
+-- ARGV[3] mean, packed float64 (K,)   ARGV[4] rewards, packed float64 (K, 4)
+-- ARGV[5] weights, packed float64 (K,)   ARGV[9] strategy state, packed float64
 -- ARGV[6] W, window entries     ARGV[7] R, report ids     ARGV[8] H, history entries
 -- then W pairs (field, window blob), R pairs (score, report id), H history entries
 --
@@ -16,13 +16,15 @@ local n_windows = tonumber(ARGV[6])
 local n_reports = tonumber(ARGV[7])
 local n_history = tonumber(ARGV[8])
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('HSET', KEYS[1], 'weights', ARGV[5], 'weights_version', version, 'plan_max_step', -1)
-redis.call('DEL', KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+redis.call('HSET', KEYS[1], 'weights', ARGV[5], 'weights_version', version, 'plan_max_step', -1,
+  'state_version', version)
+delete_state()
+redis.call('SET', KEYS[10], ARGV[9])
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3])
 redis.call('SET', KEYS[4], ARGV[4])
 
-local pos = 9
+local pos = 10
 local function take(count)
   local items = {}
   for i = 1, count do items[i] = ARGV[pos + i - 1] end

@@ -5,28 +5,41 @@
 -- ARGV[3] window W              ARGV[4] how many report ids to remember
 -- ARGV[5] reward moving-average weight (0 < alpha <= 1)
 -- ARGV[6] A, advantage entries  ARGV[7] R, reward entries
+-- ARGV[8] journal entry body for a stateful strategy ('' for a stateless one)
 -- then A triples: distribution index, sample count, the last min(count, W) absolute
 --   advantages packed float32 (oldest first)
 -- then R triples: distribution index, reward count, mean reward of this report
 --
--- Returns {0, version, n, mean} when applied (n and mean packed float64 (K,), read after
--- the write, for the caller to compute the new weights), or for a report id seen before
--- {1, version, weights_version, weights, n, mean} with nothing changed; or {-1} / {-2}.
+-- Returns, read after the write, for the caller to compute the new weights:
+--   {0, version, n, mean, rewards, state, state_version, journal} when applied,
+--   {1, version, n, mean, rewards, state, state_version, journal, weights_version, weights}
+--   for a report id seen before (nothing changed); or {-1} / {-2}.
+-- n and mean are packed float64 (K,), rewards (K, 4); journal is a list of entries.
 
 local status = check_run(ARGV[1])
 if status ~= 0 then return {status} end
 
+local function reply(status, version)
+  local state, state_version, journal = strategy_inputs()
+  local out = {status, version, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]),
+               redis.call('GET', KEYS[4]), state, state_version, journal}
+  if status == 1 then
+    local meta = redis.call('HMGET', KEYS[1], 'weights_version', 'weights')
+    out[9] = tonumber(meta[1])
+    out[10] = meta[2]
+  end
+  return out
+end
+
 if redis.call('ZSCORE', KEYS[6], ARGV[2]) then
-  local meta = redis.call('HMGET', KEYS[1], 'version', 'weights_version', 'weights')
-  return {1, tonumber(meta[1]), tonumber(meta[2]), meta[3],
-          redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+  return reply(1, tonumber(redis.call('HGET', KEYS[1], 'version')))
 end
 
 local W = tonumber(ARGV[3])
 local alpha = tonumber(ARGV[5])
 local n_adv = tonumber(ARGV[6])
 local n_rew = tonumber(ARGV[7])
-local pos = 8
+local pos = 9
 
 for _ = 1, n_adv do
   local idx = tonumber(ARGV[pos])
@@ -82,13 +95,24 @@ for _ = 1, n_rew do
   local count = tonumber(ARGV[pos + 1])
   local batch_mean = tonumber(ARGV[pos + 2])
   pos = pos + 3
-  local offset = 24 * idx
-  local seen, average = struct.unpack('<dd', redis.call('GETRANGE', KEYS[4], offset, offset + 15))
-  if seen == 0 then average = batch_mean else average = (1 - alpha) * average + alpha * batch_mean end
-  redis.call('SETRANGE', KEYS[4], offset, struct.pack('<ddd', seen + count, average, batch_mean))
+  local offset = 32 * idx
+  local record = redis.call('GETRANGE', KEYS[4], offset, offset + 31)
+  local seen, average, _, best = struct.unpack('<dddd', record)
+  if seen == 0 then
+    average = batch_mean
+    best = batch_mean
+  else
+    average = (1 - alpha) * average + alpha * batch_mean
+    best = math.max(best, average)
+  end
+  redis.call('SETRANGE', KEYS[4], offset,
+             struct.pack('<dddd', seen + count, average, batch_mean, best))
 end
 
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('ZADD', KEYS[6], version, ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -(tonumber(ARGV[4]) + 1))
-return {0, version, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+if ARGV[8] ~= '' then
+  redis.call('RPUSH', KEYS[11], struct.pack('<d', version) .. ARGV[8])
+end
+return reply(0, version)

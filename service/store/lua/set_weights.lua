@@ -1,12 +1,14 @@
--- Store weights computed from the state at `version`, unless newer ones are stored already
--- (concurrent reports finish in any order; the newest version wins), and record them as the
--- history entry of their step.
+-- Store weights (and the strategy state) computed from the run at `version`, unless newer
+-- ones are stored already (concurrent reports finish in any order; the newest version
+-- wins), record them as the history entry of their step, and trim the journal entries the
+-- new state covers.
 --
 -- ARGV[1] incarnation           ARGV[2] version the weights were computed from
 -- ARGV[3] weights, packed float64 (K,)
 -- ARGV[4] step of the report ('' for none: no history entry)
 -- ARGV[5] history entry (header <f8 step, f8 version>, then float32 weights and means)
 -- ARGV[6] how many history entries to keep
+-- ARGV[7] the strategy state at `version`, packed float64 ('' for a stateless strategy)
 --
 -- Returns {1} when stored, {0} when newer weights were there, or {-1} / {-2}.
 
@@ -16,6 +18,17 @@ local version = tonumber(ARGV[2])
 local stored = tonumber(redis.call('HGET', KEYS[1], 'weights_version'))
 if version <= stored then return {0} end
 redis.call('HSET', KEYS[1], 'weights', ARGV[3], 'weights_version', version)
+if ARGV[7] ~= '' and version > tonumber(redis.call('HGET', KEYS[1], 'state_version')) then
+  redis.call('SET', KEYS[10], ARGV[7])
+  redis.call('HSET', KEYS[1], 'state_version', version)
+  -- entries are in version order: drop the prefix this state covers
+  local covered = 0
+  for _, entry in ipairs(redis.call('LRANGE', KEYS[11], 0, -1)) do
+    if struct.unpack('<d', entry) > version then break end
+    covered = covered + 1
+  end
+  if covered > 0 then redis.call('LTRIM', KEYS[11], covered, -1) end
+end
 if ARGV[4] ~= '' then
   local last = redis.call('LINDEX', KEYS[9], -1)
   if last and struct.unpack('<d', last) == tonumber(ARGV[4]) then

@@ -1,0 +1,138 @@
+"""The numbers strategies read: per-distribution statistics and one report's summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_WINDOW = 300
+"""Sliding window of absolute advantages kept per distribution (DUMP's ``W``)."""
+
+MAX_WINDOW = 10_000
+
+DEFAULT_REWARD_ALPHA = 0.1
+"""Weight of each report's batch mean in a distribution's reward moving average."""
+
+
+def check_window(window: int) -> None:
+    """Raise ``ValueError`` unless ``window`` is a usable window length."""
+    if not 1 <= window <= MAX_WINDOW:
+        raise ValueError(f"window must be between 1 and {MAX_WINDOW}, got {window}")
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """The per-distribution numbers a strategy may look at, each an array of shape ``(K,)``.
+
+    ``n`` is the cumulative count of samples reported for each distribution (not capped by
+    the window); ``window_mean`` is the mean absolute advantage over the window (0 while the
+    window is empty); ``reward_mean`` the moving average of reported batch mean rewards and
+    ``reward_best`` the highest that moving average has been (both 0 before any reward).
+    """
+
+    n: np.ndarray
+    window_mean: np.ndarray
+    reward_mean: np.ndarray | None = None
+    reward_best: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.n.shape != self.window_mean.shape or self.n.ndim != 1:
+            raise ValueError(
+                f"n and window_mean must be 1-D and of one length, got {self.n.shape} "
+                f"and {self.window_mean.shape}"
+            )
+        if self.n.size == 0:
+            raise ValueError("a run needs at least one distribution")
+        for name in ("reward_mean", "reward_best"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(self.n.shape))
+
+    @property
+    def k(self) -> int:
+        """Number of distributions."""
+        return int(self.n.shape[0])
+
+    @classmethod
+    def empty(cls, k: int) -> RunStats:
+        """Statistics of a run with ``k`` distributions and nothing reported yet."""
+        return cls(n=np.zeros(k), window_mean=np.zeros(k))
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What one report says about each distribution it carries, arrays of shape ``(m,)``.
+
+    ``index`` names the distributions; ``count`` is how many advantages each got,
+    ``mean_abs_advantage`` their mean absolute value (0 where none), and ``mean_reward``
+    the mean reported reward (NaN where the report carried no rewards for it).
+    """
+
+    index: np.ndarray
+    count: np.ndarray
+    mean_abs_advantage: np.ndarray
+    mean_reward: np.ndarray
+
+
+@dataclass
+class LocalStats:
+    """A run's statistics kept in memory: the same bookkeeping the store does in Redis.
+
+    The trainer client uses it to schedule on its own while the service is unreachable, and
+    tests use it as the reference the service must agree with. Windows hold float32 values,
+    as the store does.
+    """
+
+    k: int
+    window: int = DEFAULT_WINDOW
+    reward_alpha: float = DEFAULT_REWARD_ALPHA
+    n: np.ndarray = field(init=False)
+    reward_mean: np.ndarray = field(init=False)
+    reward_best: np.ndarray = field(init=False)
+    _windows: list[list[float]] = field(init=False)
+    _rewarded: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        check_window(self.window)
+        self.n = np.zeros(self.k)
+        self.reward_mean = np.zeros(self.k)
+        self.reward_best = np.zeros(self.k)
+        self._rewarded = np.zeros(self.k, dtype=bool)
+        self._windows = [[] for _ in range(self.k)]
+
+    def add(
+        self,
+        index: int,
+        advantages: list[float] | np.ndarray,
+        rewards: list[float] | np.ndarray | None = None,
+    ) -> None:
+        """Add one distribution's reported advantages (signed; their absolute value is
+        kept) and, optionally, rewards (their mean moves the reward moving average)."""
+        values = np.abs(np.asarray(advantages, dtype=np.float64)).astype(np.float32)
+        self.n[index] += values.size
+        win = self._windows[index]
+        win.extend(float(v) for v in values)
+        del win[: max(0, len(win) - self.window)]
+        if rewards is not None and len(rewards) > 0:
+            batch_mean = float(np.mean(rewards))
+            if self._rewarded[index]:
+                a = self.reward_alpha
+                self.reward_mean[index] = (1 - a) * self.reward_mean[index] + a * batch_mean
+                self.reward_best[index] = max(self.reward_best[index], self.reward_mean[index])
+            else:
+                self.reward_mean[index] = self.reward_best[index] = batch_mean
+                self._rewarded[index] = True
+
+    def stats(self) -> RunStats:
+        """The current statistics as a :class:`RunStats`."""
+        means = np.array([float(np.mean(w)) if w else 0.0 for w in self._windows])
+        return RunStats(
+            n=self.n.copy(),
+            window_mean=means,
+            reward_mean=self.reward_mean.copy(),
+            reward_best=self.reward_best.copy(),
+        )
+
+    def window_values(self, index: int) -> list[float]:
+        """The window of distribution ``index``, oldest first."""
+        return list(self._windows[index])
