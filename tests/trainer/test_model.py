@@ -1,0 +1,78 @@
+"""The tiny model, the tokenizer, from_pretrained round trips and KV-cache generation."""
+
+from pathlib import Path
+
+import torch
+
+from trainer_client.grpo.model import build_tiny, char_tokenizer, load_policy
+from trainer_client.grpo.rollout import completion_logprobs, encode_prompts, generate, positions
+
+CPU = torch.device("cpu")
+
+
+def test_char_tokenizer_round_trip() -> None:
+    tok = char_tokenizer()
+    ids = tok("12=ab c\n", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 8 and tok.decode(ids) == "12=ab c\n"
+    assert tok.decode([*ids[:2], tok.eos_token_id], skip_special_tokens=True) == "12"
+
+
+def test_from_pretrained_round_trip(tmp_path: Path) -> None:
+    """A tiny model saved by the test loads through AutoModel/AutoTokenizer unchanged."""
+    tok = char_tokenizer()
+    model = build_tiny(tok, seed=3).eval()
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    loaded, loaded_tok = load_policy(str(tmp_path), CPU, torch.float32)
+    ids = torch.tensor([tok("4071=", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        # Close, not equal: the reload may pick another attention kernel (SDPA vs eager).
+        assert torch.allclose(model(input_ids=ids).logits, loaded.eval()(input_ids=ids).logits,
+                              atol=1e-5)
+    assert loaded_tok("4071=")["input_ids"] == tok("4071=")["input_ids"]
+    assert (loaded_tok.eos_token_id, loaded_tok.pad_token_id) == (tok.eos_token_id, 0)
+
+
+def test_cached_greedy_generation_matches_full_recompute() -> None:
+    """Left padding + position ids + KV cache give what re-running the whole prefix gives."""
+    tok = char_tokenizer()
+    model = build_tiny(tok, seed=1).eval()
+    prompts = ["1=", "12345=", "987="]
+    rollout = generate(model, tok, prompts, max_new_tokens=6, temperature=0.0)
+    for row, prompt in enumerate(prompts):
+        ids, mask = encode_prompts(tok, [prompt], CPU)
+        for _ in range(6):
+            with torch.no_grad():
+                logits = model(
+                    input_ids=ids, attention_mask=mask, position_ids=positions(mask)
+                ).logits
+            ids = torch.cat([ids, logits[:, -1:].argmax(-1)], dim=1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        expected = ids[0, -6:]
+        keep = rollout.completion_mask[row].bool()
+        completion = rollout.input_ids[row, rollout.prompt_len :][keep]
+        assert torch.equal(completion, expected[: keep.sum()])
+
+
+def test_completion_mask_stops_after_eos() -> None:
+    """A model that always emits EOS gives one-token completions: the EOS, then padding."""
+    tok = char_tokenizer()
+    model = build_tiny(tok).eval()
+    with torch.no_grad():
+        model.transformer.ln_f.weight.zero_()  # every final hidden state becomes all ones
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.lm_head.weight.zero_()  # tied to the input embedding, fine for this test
+        model.lm_head.weight[tok.eos_token_id] = 1.0  # EOS logit 64, every other 0
+    rollout = generate(model, tok, ["12=", "3="], max_new_tokens=4, temperature=0.0)
+    assert rollout.completion_mask.tolist() == [[1], [1]]
+    assert rollout.texts == ["", ""]
+
+
+def test_completion_logprobs_shape_and_sum() -> None:
+    tok = char_tokenizer()
+    model = build_tiny(tok).eval()
+    gen = torch.Generator().manual_seed(0)
+    rollout = generate(model, tok, ["12=", "34567="], max_new_tokens=5, generator=gen)
+    logp = completion_logprobs(model, rollout)
+    assert logp.shape == rollout.completion_mask.shape
+    assert bool((logp <= 0).all())

@@ -1,0 +1,126 @@
+"""LocalScheduler runs the service's math; ServiceScheduler adapts the HTTP client."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from service.scheduling import DumpUcb, LocalStats, softmax, ucb_scores
+from trainer_client.grpo.scheduler import LocalScheduler, ServiceScheduler
+
+NAMES = ["a", "b", "c"]
+
+
+def test_starts_uniform_and_plans_deterministically() -> None:
+    s = LocalScheduler(NAMES, seed=7)
+    assert s.weights() == pytest.approx({n: 1 / 3 for n in NAMES})
+    plan = s.plan(4, 32)
+    assert len(plan) == 32 and set(plan) <= set(NAMES)
+    assert plan == LocalScheduler(NAMES, seed=7).plan(4, 32)
+    assert plan != s.plan(5, 32)
+
+
+def test_weights_follow_dump_ucb_on_reports() -> None:
+    s = LocalScheduler(NAMES, "dump-ucb", tau=0.5)
+    s.report(0, {"a": [1.0, -1.0], "b": [0.0, 0.0, 0.0, 0.0]}, {"a": [1.0, 0.0]})
+    stats = LocalStats(3)
+    stats.add(0, [1.0, -1.0])
+    stats.add(1, [0.0] * 4)
+    expected = softmax(ucb_scores(stats.stats(), 1.0), 0.5)
+    assert list(s.weights().values()) == pytest.approx(expected.tolist())
+    assert s.weights()["a"] > s.weights()["c"] > s.weights()["b"]
+    assert s.reward_means()["a"] == 0.5 and np.isnan(s.reward_means()["c"])
+
+
+def test_uniform_strategy_ignores_reports() -> None:
+    s = LocalScheduler(NAMES, "uniform", window=10)
+    s.report(0, {"a": [3.0]})
+    assert s.weights() == pytest.approx({n: 1 / 3 for n in NAMES})
+
+
+def test_export_import_round_trip() -> None:
+    s = LocalScheduler(NAMES, seed=3, window=4, c=0.5)
+    s.report(0, {"a": [0.5] * 6, "c": [-2.0]}, {"a": [1.0] * 6})
+    t = LocalScheduler(NAMES)
+    t.import_(s.export())
+    assert t.weights() == s.weights() and t.plan(9, 16) == s.plan(9, 16)
+    assert t.stats.n.tolist() == [6.0, 0.0, 1.0] and t.stats.window_values(0) == [0.5] * 4
+    assert t.strategy == DumpUcb(window=4, c=0.5)
+
+
+def test_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="unknown distribution 'z'"):
+        LocalScheduler(NAMES).report(0, {"z": [1.0]})
+    with pytest.raises(ValueError, match="unique"):
+        LocalScheduler(["a", "a"])
+    with pytest.raises(ValueError, match="distributions"):
+        LocalScheduler(NAMES).import_(LocalScheduler(["x"]).export())
+
+
+class FakeClient:
+    """Records calls; shaped like trainer_client.client.CurriculumClient."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def plan(self, step: int, batch_size: int) -> SimpleNamespace:
+        self.calls.append(("plan", step, batch_size))
+        return SimpleNamespace(assignment=("a", "b")[:batch_size], counts={"a": 1, "b": 1})
+
+    def report(self, step: int, advantages: dict, rewards: dict | None) -> None:
+        self.calls.append(("report", step, advantages, rewards))
+
+    def weights(self) -> dict[str, float]:
+        return {"a": 0.25, "b": 0.75}
+
+    def export(self) -> dict:
+        return {"snap": 1}
+
+    def import_(self, snapshot: dict) -> None:
+        self.calls.append(("import", snapshot))
+
+
+def test_service_scheduler_adapts_the_client() -> None:
+    client = FakeClient()
+    s = ServiceScheduler(client)
+    assert s.plan(3, 2) == ["a", "b"]
+    s.report(3, {"a": [0.1]}, {"a": [1.0]})
+    s.import_({"snap": 1})
+    assert s.weights() == {"a": 0.25, "b": 0.75} and s.export() == {"snap": 1}
+    assert client.calls == [
+        ("plan", 3, 2),
+        ("report", 3, {"a": [0.1]}, {"a": [1.0]}),
+        ("import", {"snap": 1}),
+    ]
+
+
+def test_build_scheduler_local_and_service(service_url: str) -> None:
+    """Local mode builds LocalScheduler; service mode creates the run on a real service,
+    and its plans and weights come from there."""
+    import httpx
+
+    from trainer_client.grpo.cli import build_scheduler
+
+    args = SimpleNamespace(
+        scheduler="local",
+        strategy="dump-ucb",
+        strategy_params={"tau": 0.5},
+        seed=4,
+        service_url=service_url,
+        run_id="sched-test",
+        token=None,
+    )
+    local = build_scheduler(args, NAMES)
+    assert isinstance(local, LocalScheduler) and local.strategy.tau == 0.5 and local.seed == 4
+    service = build_scheduler(SimpleNamespace(**{**vars(args), "scheduler": "service"}), NAMES)
+    assert isinstance(service, ServiceScheduler)
+    try:
+        assert service.plan(0, 8) == local.plan(0, 8)  # same math, same seed, no reports yet
+        service.report(0, {NAMES[0]: [1.0, -1.0]}, {NAMES[0]: [1.0, 0.0]})
+        headers = {"Authorization": f"Bearer {service.client.token}"}
+        info = httpx.get(f"{service_url}/v1/runs/sched-test", headers=headers).json()
+        assert info["config"]["strategy"]["tau"] == 0.5 and info["config"]["seed"] == 4
+        assert info["stats"][NAMES[0]]["n"] == 2
+        assert service.weights() == pytest.approx(info["weights"])
+    finally:
+        service.client.close()

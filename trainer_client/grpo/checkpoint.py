@@ -1,0 +1,58 @@
+"""Checkpoints: everything a run needs to continue exactly where it stopped.
+
+Layout of ``checkpoint-<step>/``::
+
+    policy/            model + tokenizer (save_pretrained; reloads with from_pretrained)
+    reference/         the frozen KL reference model (only when kl_beta > 0)
+    trainer_state.pt   step, optimizer state, RNG states
+    scheduler.json     the scheduler's snapshot (``Scheduler.export()``)
+    config.json        the run's TrainConfig, whole
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def save_checkpoint(
+    path: str | Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+    reference: PreTrainedModel | None, state: dict[str, Any], scheduler_snapshot: dict,
+    config: dict[str, Any],
+) -> Path:
+    """Write a checkpoint to ``path`` (created if needed) and return it."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path / "policy")
+    tokenizer.save_pretrained(path / "policy")
+    if reference is not None:
+        reference.save_pretrained(path / "reference")
+    torch.save(state, path / "trainer_state.pt")
+    (path / "scheduler.json").write_text(json.dumps(scheduler_snapshot), encoding="utf-8")
+    (path / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict, dict[str, Any]]:
+    """The trainer state, scheduler snapshot and config saved at ``path``.
+
+    The models are loaded separately, with ``from_pretrained`` on ``policy/`` and
+    ``reference/``.
+    """
+    path = Path(path)
+    if not (path / "trainer_state.pt").is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint: it has no trainer_state.pt")
+    state = torch.load(path / "trainer_state.pt", weights_only=True)
+    snapshot = json.loads((path / "scheduler.json").read_text(encoding="utf-8"))
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    return state, snapshot, config
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The ``checkpoint-<step>`` folder in ``output_dir`` with the highest step, if any."""
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.name[11:].isdigit()]
+    return max(found, key=lambda p: int(p.name[11:]), default=None)

@@ -1,0 +1,214 @@
+"""Command line: ``train_main(argv)`` trains, ``demo_main(argv)`` runs the CPU demo.
+
+Config precedence: defaults < ``--config`` file (JSON or TOML) < ``--resume`` checkpoint's
+config < explicit flags (``--steps`` etc. and ``--set key=value``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer_client.grpo.checkpoint import latest_checkpoint, read_checkpoint
+from trainer_client.grpo.config import TrainConfig
+from trainer_client.grpo.scheduler import LocalScheduler, Scheduler, ServiceScheduler
+from trainer_client.grpo.tasks import build_distributions
+from trainer_client.grpo.trainer import GRPOTrainer
+
+FLAGS = {
+    # flag: (config field, type, help)
+    "--model": ("model", str, "'tiny' or a local model directory"),
+    "--task": ("task", str, "reverse | kk | file"),
+    "--data-file": ("data_file", str, "JSONL/parquet with data_source, prompt, answer"),
+    "--steps": ("steps", int, "total optimisation steps"),
+    "--scheduler": ("scheduler", str, "service (default) | local (in-process, no service)"),
+    "--strategy": ("strategy", str, "dump-ucb | uniform | sec | learning-progress | exp3s"),
+    "--output-dir": ("output_dir", str, "where metrics, checkpoints and reports go"),
+    "--seed": ("seed", int, "run seed"),
+    "--lr": ("lr", float, "GRPO learning rate"),
+    "--kl-beta": ("kl_beta", float, "weight of the KL penalty"),
+    "--warmstart-steps": ("warmstart_steps", int, "supervised warm-start steps"),
+    "--eval-every": ("eval_every", int, "evaluate every N steps (0: never)"),
+    "--checkpoint-every": ("checkpoint_every", int, "checkpoint every N steps (0: at end)"),
+    "--device": ("device", str, "auto | cpu | cuda"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``train`` command's arguments."""
+    p = argparse.ArgumentParser(description="GRPO with a curriculum scheduler")
+    p.add_argument("--config", help="a .json or .toml file of TrainConfig fields")
+    p.add_argument(
+        "--resume", help="checkpoint folder to continue from, or 'auto' (latest in the output dir)"
+    )
+    for flag, (_, kind, text) in FLAGS.items():
+        p.add_argument(flag, type=kind, help=text)
+    p.add_argument(
+        "--levels",
+        type=lambda s: [int(x) for x in s.split(",")],
+        help="comma-separated difficulty levels, e.g. 3,4,5,6,7,8",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config field; VALUE is parsed as JSON when it can be",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_service_flags(p)
+    return p
+
+
+def add_service_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that say which scheduling service to use, and as whom."""
+    p.add_argument(
+        "--service-url",
+        help="scheduling service URL; unset: start a local one on its embedded Redis, with "
+        "its data in OUTPUT_DIR/scheduler",
+    )
+    p.add_argument("--run-id", help="run id on the scheduling service (default: a new run)")
+    p.add_argument(
+        "--token",
+        help="the run's token to attach to an existing run, or the operator token to create "
+        "one on a deployment that requires it",
+    )
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
+    """The run's config and the checkpoint to resume from (``None`` for a fresh run)."""
+    data: dict[str, Any] = {}
+    if args.config:
+        data.update(TrainConfig.from_file(args.config).to_dict())
+    explicit = {
+        field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in FLAGS.items()
+    }
+    explicit = {k: v for k, v in explicit.items() if v is not None}
+    if args.levels is not None:
+        explicit["levels"] = args.levels
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set needs KEY=VALUE, got {item!r}")
+        explicit[key] = _parse_value(value)
+    resume = None
+    if args.resume:
+        out_dir = explicit.get("output_dir", data.get("output_dir", TrainConfig.output_dir))
+        resume = latest_checkpoint(out_dir) if args.resume == "auto" else Path(args.resume)
+        if resume is None:
+            raise SystemExit(f"--resume auto: no checkpoint-* folder in {out_dir}")
+        data.update(read_checkpoint(resume)[2])
+    data.update(explicit)
+    try:
+        return TrainConfig.from_dict(data), resume
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"bad config: {err}") from err
+
+
+def build_scheduler(args: argparse.Namespace, distributions: list[str]) -> Scheduler:
+    """The scheduler ``args`` ask for: ``LocalScheduler`` in-process, or the HTTP service.
+
+    ``args`` needs ``scheduler``, ``strategy``, ``strategy_params`` and ``seed``; service mode
+    also reads ``service_url``, ``run_id`` and ``token`` and creates the run on the service
+    (or attaches to it when it exists with the same configuration).
+    """
+    if args.scheduler == "local":
+        return LocalScheduler(distributions, args.strategy, args.seed, **args.strategy_params)
+    from trainer_client.client import CurriculumClient
+
+    if not args.service_url:
+        raise SystemExit("--scheduler service needs --service-url")
+    client = CurriculumClient.create_or_attach(
+        args.service_url,
+        distributions,
+        run_id=args.run_id,
+        token=args.token,
+        strategy={"name": args.strategy, **args.strategy_params},
+        seed=args.seed,
+    )
+    if client.token and client.token != args.token:
+        print(
+            f"scheduler run {client.run_id!r} created; its token (shown once): {client.token}",
+            file=sys.stderr,
+        )
+    return ServiceScheduler(client)
+
+
+@contextmanager
+def scheduler_session(
+    config: TrainConfig,
+    distributions: list[str],
+    service_url: str | None,
+    run_id: str | None,
+    token: str | None,
+) -> Iterator[Scheduler]:
+    """The run's scheduler for the duration of the block.
+
+    Service mode with no ``service_url`` starts ``python -m service`` on its embedded Redis
+    (data in ``OUTPUT_DIR/scheduler``, so a resumed run finds its state) and stops it after.
+    """
+    with ExitStack() as stack:
+        if config.scheduler == "service" and not service_url:
+            from trainer_client.local_service import LocalService
+
+            service = stack.enter_context(LocalService(Path(config.output_dir) / "scheduler"))
+            service_url = service.url
+            print(f"started a local scheduling service at {service_url}", file=sys.stderr)
+        sched_args = argparse.Namespace(
+            scheduler=config.scheduler,
+            strategy=config.strategy,
+            strategy_params=config.strategy_params,
+            seed=config.seed,
+            service_url=service_url,
+            run_id=run_id,
+            token=token,
+        )
+        scheduler = build_scheduler(sched_args, distributions)
+        if isinstance(scheduler, ServiceScheduler):
+            stack.callback(scheduler.client.close)
+        yield scheduler
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """Train from command-line arguments; returns the process exit code."""
+    args = parser().parse_args(argv)
+    config, resume = resolve_config(args)
+    torch.manual_seed(config.seed)
+    distributions = build_distributions(
+        config.task,
+        config.levels,
+        config.seed,
+        config.train_size,
+        config.test_size,
+        config.data_file,
+        config.file_reward,
+    )
+    names = [d.name for d in distributions]
+    with scheduler_session(config, names, args.service_url, args.run_id, args.token) as scheduler:
+        trainer = GRPOTrainer(
+            config, scheduler, resume, distributions, progress=not args.no_progress
+        )
+        final = trainer.train()
+        trainer.log.close()
+    for key, value in final.items():
+        print(f"{key}: {value:.3f}")
+    print(f"metrics: {trainer.log.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(train_main())

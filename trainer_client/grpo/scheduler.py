@@ -1,0 +1,160 @@
+"""How the trainer talks to a curriculum scheduler: a protocol and two implementations.
+
+``LocalScheduler`` runs the service's pure scheduling math in-process (tests, offline runs);
+``ServiceScheduler`` adapts the HTTP ``CurriculumClient`` of ``trainer_client.client``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from service.scheduling import (
+    LocalStats,
+    compose_batch,
+    plan_rng,
+    strategy_from_dict,
+    strategy_to_dict,
+    weights,
+)
+
+
+class Scheduler(Protocol):
+    """What the GRPO trainer needs from a curriculum scheduler."""
+
+    def plan(self, step: int, batch_size: int) -> list[str]:
+        """The distribution name of each of the step's ``batch_size`` prompt slots."""
+        ...
+
+    def report(
+        self, step: int, advantages: dict[str, list[float]],
+        rewards: dict[str, list[float]] | None = None,
+    ) -> None:
+        """Per distribution, the step's per-sample advantages (signed) and rewards."""
+        ...
+
+    def weights(self) -> dict[str, float]:
+        """The current sampling probability of each distribution."""
+        ...
+
+    def export(self) -> dict:
+        """An opaque snapshot of the scheduler's state, saved in checkpoints."""
+        ...
+
+    def import_(self, snapshot: dict) -> None:
+        """Restore a snapshot made by :meth:`export`."""
+        ...
+
+
+class LocalScheduler:
+    """The service's scheduling rule run in memory: same statistics, weights and plans.
+
+    ``strategy`` is ``"dump-ucb"`` or ``"uniform"``; ``params`` are its parameters (``window``,
+    ``c``, ``tau``). Plans are drawn with ``plan_rng(seed, step, batch_size)``, as the service
+    draws them, so a step's plan depends only on the seed, the step and the weights.
+    """
+
+    def __init__(
+        self, distributions: list[str], strategy: str = "dump-ucb", seed: int = 0, **params: Any
+    ) -> None:
+        if not distributions or len(set(distributions)) != len(distributions):
+            raise ValueError(f"distributions must be non-empty and unique, got {distributions}")
+        self.names = list(distributions)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        self.strategy = strategy_from_dict({"name": strategy, **params})
+        self.seed = seed
+        self.stats = LocalStats(len(self.names), window=self.strategy.window)
+        self.reward_sum = np.zeros(len(self.names))
+        self.reward_n = np.zeros(len(self.names))
+
+    def _probabilities(self) -> np.ndarray:
+        return weights(self.strategy, self.stats.stats())
+
+    def plan(self, step: int, batch_size: int) -> list[str]:
+        """One distribution per slot, drawn from the current weights."""
+        rng = plan_rng(self.seed, step, batch_size)
+        picks = compose_batch(self._probabilities(), batch_size, rng)
+        return [self.names[i] for i in picks]
+
+    def report(
+        self, step: int, advantages: dict[str, list[float]],
+        rewards: dict[str, list[float]] | None = None,
+    ) -> None:
+        """Add the advantages to each distribution's window; rewards feed :meth:`reward_means`."""
+        for name in [*advantages, *(rewards or {})]:
+            if name not in self.index:
+                raise ValueError(f"unknown distribution {name!r}; this run has {self.names}")
+        for name, values in advantages.items():
+            self.stats.add(self.index[name], values)
+        for name, values in (rewards or {}).items():
+            self.reward_sum[self.index[name]] += float(np.sum(values))
+            self.reward_n[self.index[name]] += len(values)
+
+    def weights(self) -> dict[str, float]:
+        """Sampling probability per distribution, summing to 1."""
+        return dict(zip(self.names, map(float, self._probabilities()), strict=True))
+
+    def reward_means(self) -> dict[str, float]:
+        """Mean reported reward per distribution since the start (NaN before any report)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = self.reward_sum / self.reward_n
+        return dict(zip(self.names, map(float, means), strict=True))
+
+    def export(self) -> dict:
+        """Everything needed to continue: config, counts, windows and reward sums."""
+        return {
+            "distributions": list(self.names),
+            "strategy": strategy_to_dict(self.strategy),
+            "seed": self.seed,
+            "n": self.stats.n.tolist(),
+            "windows": [self.stats.window_values(i) for i in range(len(self.names))],
+            "reward_sum": self.reward_sum.tolist(),
+            "reward_n": self.reward_n.tolist(),
+        }
+
+    def import_(self, snapshot: dict) -> None:
+        """Replace this scheduler's state with ``snapshot``; the distributions must match."""
+        if snapshot["distributions"] != self.names:
+            raise ValueError(
+                f"snapshot distributions {snapshot['distributions']} differ from {self.names}"
+            )
+        self.strategy = strategy_from_dict(snapshot["strategy"])
+        self.seed = int(snapshot["seed"])
+        self.stats = LocalStats(len(self.names), window=self.strategy.window)
+        for i, window in enumerate(snapshot["windows"]):
+            self.stats.add(i, window)
+        self.stats.n = np.asarray(snapshot["n"], dtype=np.float64)
+        self.reward_sum = np.asarray(snapshot["reward_sum"], dtype=np.float64)
+        self.reward_n = np.asarray(snapshot["reward_n"], dtype=np.float64)
+
+
+class ServiceScheduler:
+    """Adapts a ``trainer_client.client.CurriculumClient`` (or anything shaped like it) to
+    :class:`Scheduler`: its ``plan`` returns an object whose ``.assignment`` is the list."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def plan(self, step: int, batch_size: int) -> list[str]:
+        """The service's plan for the step, slot by slot."""
+        return list(self.client.plan(step, batch_size).assignment)
+
+    def report(
+        self, step: int, advantages: dict[str, list[float]],
+        rewards: dict[str, list[float]] | None = None,
+    ) -> None:
+        """Forward the step's advantages and rewards to the service."""
+        self.client.report(step, advantages, rewards)
+
+    def weights(self) -> dict[str, float]:
+        """The service's current weights."""
+        return dict(self.client.weights())
+
+    def export(self) -> dict:
+        """The service's snapshot of the run."""
+        return self.client.export()
+
+    def import_(self, snapshot: dict) -> None:
+        """Restore the run on the service from ``snapshot``."""
+        self.client.import_(snapshot)

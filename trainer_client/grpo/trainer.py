@@ -1,0 +1,258 @@
+"""The GRPO trainer: plan -> draw prompts -> sample G completions -> reward -> advantages ->
+report to the scheduler -> clipped-surrogate update with a KL penalty. Plus greedy evaluation
+on each distribution's test split, checkpoints and resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from transformers import PreTrainedModel
+
+from trainer_client.grpo.checkpoint import read_checkpoint, save_checkpoint
+from trainer_client.grpo.config import TrainConfig
+from trainer_client.grpo.loss import group_advantages, grpo_loss
+from trainer_client.grpo.metrics import MetricsLog, PhaseTimer
+from trainer_client.grpo.model import load_policy, pick_device
+from trainer_client.grpo.rollout import Rollout, completion_logprobs, generate
+from trainer_client.grpo.scheduler import Scheduler
+from trainer_client.grpo.tasks import Distribution, Example, build_distributions
+from trainer_client.grpo.warmstart import warm_start
+
+
+def frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
+    """A copy of ``model`` that takes no gradients: the KL reference."""
+    reference = copy.deepcopy(model)
+    reference.requires_grad_(False)
+    return reference
+
+
+def split_by_distribution(
+    plan: list[str], values: torch.Tensor, group_size: int
+) -> dict[str, list[float]]:
+    """Per distribution, the values of its completions; ``values`` is ``(B * G,)``,
+    prompt-major, and slot ``b`` of ``plan`` owns entries ``[b*G, (b+1)*G)``."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for b, name in enumerate(plan):
+        out[name].extend(values[b * group_size : (b + 1) * group_size].tolist())
+    return dict(out)
+
+
+class GRPOTrainer:
+    """Trains one policy with GRPO on the distributions of ``config``, batches composed by
+    ``scheduler``. ``resume_from`` is a checkpoint folder to continue from.
+
+    Attributes a caller may read: ``step`` (optimisation steps done), ``model``,
+    ``tokenizer``, ``distributions``, ``log`` (the metrics log).
+    """
+
+    def __init__(
+        self, config: TrainConfig, scheduler: Scheduler, resume_from: str | Path | None = None,
+        distributions: list[Distribution] | None = None, progress: bool = True,
+    ) -> None:
+        self.config, self.scheduler, self.progress = config, scheduler, progress
+        cfg = config
+        self.device, dtype = pick_device(cfg.device)
+        self.distributions = distributions or build_distributions(
+            cfg.task, cfg.levels, cfg.seed, cfg.train_size, cfg.test_size, cfg.data_file,
+            cfg.file_reward,
+        )
+        self.by_name = {d.name: d for d in self.distributions}
+        source = str(Path(resume_from) / "policy") if resume_from else cfg.model
+        self.model, self.tokenizer = load_policy(
+            source, self.device, dtype, cfg.tiny_layers, cfg.tiny_dim, cfg.tiny_heads, cfg.seed
+        )
+        # RL runs without dropout: the policy that sampled and the policy being scored must be
+        # the same function, or the importance ratio is noise. eval() only switches dropout.
+        self.model.eval()
+        self.prompt_rng = np.random.default_rng(cfg.seed)  # which train prompt fills a slot
+        self.sample_gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.step = 0
+        self.reference: PreTrainedModel | None = None
+        self.warmstart_loss: float | None = None
+        if resume_from is None:
+            if cfg.warmstart_steps:
+                losses = warm_start(
+                    self.model, self.tokenizer, self.distributions, cfg.warmstart_steps,
+                    cfg.warmstart_batch, cfg.warmstart_lr, self.prompt_rng,
+                )
+                self.warmstart_loss = losses[-1]
+            if cfg.kl_beta > 0:
+                self.reference = frozen_copy(self.model)
+        elif cfg.kl_beta > 0:
+            self.reference = load_policy(
+                str(Path(resume_from) / "reference"), self.device, dtype
+            )[0].eval().requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        if resume_from is not None:
+            self._restore(resume_from)
+        self.log = MetricsLog(cfg.output_dir, cfg.tensorboard)
+        self.log.write({
+            "step": self.step, "event": "config", "config": cfg.to_dict(),
+            "warmstart_loss": self.warmstart_loss, "resumed_from": str(resume_from or ""),
+        })
+
+    # --- one GRPO step -------------------------------------------------------------------
+
+    def draw(self, name: str) -> Example:
+        """A prompt drawn uniformly from distribution ``name``'s train split."""
+        train = self.by_name[name].train
+        return train[int(self.prompt_rng.integers(len(train)))]
+
+    def rewards(self, plan: list[str], examples: list[Example], texts: list[str]) -> torch.Tensor:
+        """Reward of each completion, ``(B * G,)``, each scored by its distribution's function."""
+        G = self.config.group_size
+        out = torch.zeros(len(texts))
+        for name in set(plan):
+            idx = [b * G + g for b, n in enumerate(plan) if n == name for g in range(G)]
+            scores = self.by_name[name].reward(
+                [texts[i] for i in idx], [examples[i // G].answer for i in idx]
+            )
+            out[idx] = torch.tensor(scores, dtype=out.dtype)
+        return out
+
+    def update(self, rollout: Rollout, advantages: torch.Tensor) -> dict[str, float]:
+        """``ppo_epochs`` gradient steps on the clipped surrogate; metrics of the last one."""
+        cfg = self.config
+        advantages = advantages.to(self.device)
+        with torch.no_grad():
+            ref_logp = completion_logprobs(self.reference, rollout) if self.reference else None
+            # With one pass the sampling policy is the current one, so logp.detach() below is
+            # the old log-prob exactly (ratio 1) and this extra forward can be skipped.
+            old_logp = completion_logprobs(self.model, rollout) if cfg.ppo_epochs > 1 else None
+        for _ in range(cfg.ppo_epochs):
+            logp = completion_logprobs(self.model, rollout)  # (N, T)
+            loss, metrics = grpo_loss(
+                logp, logp.detach() if old_logp is None else old_logp, ref_logp, advantages,
+                rollout.completion_mask, cfg.clip_eps, cfg.kl_beta,
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            metrics["grad_norm"] = float(
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            )
+            self.optimizer.step()
+        return metrics
+
+    def train_step(self) -> dict[str, Any]:
+        """One GRPO step; returns its metrics record (also written to the log)."""
+        cfg, G, timer = self.config, self.config.group_size, PhaseTimer()
+        with timer("plan"):
+            plan = self.scheduler.plan(self.step, cfg.prompts_per_step)  # B distribution names
+        examples = [self.draw(name) for name in plan]
+        prompts = [ex.prompt for ex in examples for _ in range(G)]  # B * G, prompt-major
+        with timer("generate"):
+            rollout = generate(
+                self.model, self.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature,
+                self.sample_gen,
+            )
+        with timer("reward"):
+            rewards = self.rewards(plan, examples, rollout.texts)  # (B * G,)
+            advantages = group_advantages(rewards, G, cfg.adv_eps)  # (B * G,)
+        with timer("report"):
+            reward_lists = split_by_distribution(plan, rewards, G)
+            adv_lists = split_by_distribution(plan, advantages, G)
+            self.scheduler.report(self.step, adv_lists, reward_lists)
+        with timer("update"):
+            metrics = self.update(rollout, advantages)
+        with timer("report"):
+            weights = self.scheduler.weights()
+        record: dict[str, Any] = {"step": self.step, **metrics}
+        record["reward"] = rewards.mean().item()
+        record["completion_tokens"] = rollout.completion_mask.sum(1).float().mean().item()
+        for name, values in reward_lists.items():
+            record[f"reward/{name}"] = float(np.mean(values))
+            record[f"adv_abs/{name}"] = float(np.mean(np.abs(adv_lists[name])))
+            record[f"count/{name}"] = len(values) // G
+        record.update({f"weight/{name}": w for name, w in weights.items()})
+        record.update({f"time/{phase}": s for phase, s in timer.seconds.items()})
+        record["time/step"] = sum(timer.seconds.values())
+        self.step += 1
+        self.log.write(record)
+        return record
+
+    # --- evaluation ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, chunk: int = 512) -> dict[str, float]:
+        """Mean greedy-decoding reward on each distribution's test split, as ``eval/<name>``."""
+        rows = [(d, ex) for d in self.distributions for ex in d.test]
+        texts: list[str] = []
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            texts += generate(
+                self.model, self.tokenizer, [ex.prompt for _, ex in part],
+                self.config.max_new_tokens, temperature=0.0,
+            ).texts
+        out = {}
+        for d in self.distributions:
+            idx = [i for i, (dist, _) in enumerate(rows) if dist is d]
+            scores = d.reward([texts[i] for i in idx], [rows[i][1].answer for i in idx])
+            out[f"eval/{d.name}"] = float(np.mean(scores))
+        out["eval/mean"] = float(np.mean(list(out.values())))
+        return out
+
+    def log_evaluation(self) -> dict[str, float]:
+        """Evaluate and write the result to the log at the current step."""
+        start = time.perf_counter()
+        result = self.evaluate()
+        self.log.write({"step": self.step, **result, "time/eval": time.perf_counter() - start})
+        return result
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def train(self) -> dict[str, float]:
+        """Run until ``config.steps``, evaluating and checkpointing on schedule; returns the
+        final evaluation (empty when ``eval_every`` is 0)."""
+        cfg = self.config
+        final: dict[str, float] = {}
+        if cfg.eval_every and self.step == 0:
+            self.log_evaluation()
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, unit="step")
+        while self.step < cfg.steps:
+            record = self.train_step()
+            bar.update(1)
+            bar.set_postfix(reward=f"{record['reward']:.2f}", loss=f"{record['loss']:.3f}")
+            last = self.step == cfg.steps
+            if cfg.eval_every and (self.step % cfg.eval_every == 0 or last):
+                final = self.log_evaluation()
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and not last:
+                self.save()
+        bar.close()
+        self.save()
+        return final
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Save a checkpoint (default ``<output_dir>/checkpoint-<step>``); returns its path."""
+        path = Path(path or Path(self.config.output_dir) / f"checkpoint-{self.step}")
+        state = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "prompt_rng": self.prompt_rng.bit_generator.state,
+            "sample_gen": self.sample_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        return save_checkpoint(
+            path, self.model, self.tokenizer, self.reference, state, self.scheduler.export(),
+            self.config.to_dict(),
+        )
+
+    def _restore(self, path: str | Path) -> None:
+        state, snapshot, _ = read_checkpoint(path)
+        self.step = int(state["step"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.prompt_rng.bit_generator.state = state["prompt_rng"]
+        self.sample_gen.set_state(state["sample_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        self.scheduler.import_(snapshot)
