@@ -315,15 +315,9 @@ class RunService:
         """The report's summary for a stateful strategy's journal (empty for the others)."""
         if not run.strategy.stateful:
             return b""
-        rewards = request.rewards or {}
-        names = [n for n in dict.fromkeys([*request.advantages, *rewards])]
-        adv = [np.abs(np.asarray(request.advantages.get(n, []), dtype=np.float64)) for n in names]
-        rew = [rewards.get(n, []) for n in names]
-        summary = BatchSummary(
-            index=np.array([run.index_of(n) for n in names], dtype=np.int64),
-            count=np.array([a.size for a in adv], dtype=np.float64),
-            mean_abs_advantage=np.array([a.mean() if a.size else 0.0 for a in adv]),
-            mean_reward=np.array([float(np.mean(r)) if r else np.nan for r in rew]),
+        summary = BatchSummary.of_report(
+            {run.index_of(n): v for n, v in request.advantages.items()},
+            {run.index_of(n): v for n, v in (request.rewards or {}).items()},
         )
         return encode_journal_body(summary)
 

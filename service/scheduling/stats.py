@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,6 +73,25 @@ class BatchSummary:
     count: np.ndarray
     mean_abs_advantage: np.ndarray
     mean_reward: np.ndarray
+
+    @classmethod
+    def of_report(
+        cls,
+        advantages: Mapping[int, Sequence[float]],
+        rewards: Mapping[int, Sequence[float]] | None = None,
+    ) -> BatchSummary:
+        """The summary of one report, given per distribution index its samples' advantages
+        (signed) and rewards; distributions appear in first-seen order."""
+        rewards = rewards or {}
+        index = list(dict.fromkeys([*advantages, *rewards]))
+        adv = [np.abs(np.asarray(advantages.get(i, ()), dtype=np.float64)) for i in index]
+        rew = [rewards.get(i, ()) for i in index]
+        return cls(
+            index=np.array(index, dtype=np.int64),
+            count=np.array([a.size for a in adv], dtype=np.float64),
+            mean_abs_advantage=np.array([a.mean() if a.size else 0.0 for a in adv]),
+            mean_reward=np.array([float(np.mean(r)) if len(r) else np.nan for r in rew]),
+        )
 
 
 @dataclass

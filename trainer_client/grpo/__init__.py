@@ -14,6 +14,12 @@ from trainer_client.grpo.scheduler import LocalScheduler, Scheduler, ServiceSche
 from trainer_client.grpo.trainer import GRPOTrainer
 
 __all__ = [
-    "GRPOTrainer", "LocalScheduler", "Scheduler", "ServiceScheduler", "TrainConfig",
-    "build_scheduler", "demo_main", "train_main",
+    "GRPOTrainer",
+    "LocalScheduler",
+    "Scheduler",
+    "ServiceScheduler",
+    "TrainConfig",
+    "build_scheduler",
+    "demo_main",
+    "train_main",
 ]

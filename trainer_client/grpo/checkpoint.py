@@ -20,8 +20,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def save_checkpoint(
-    path: str | Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-    reference: PreTrainedModel | None, state: dict[str, Any], scheduler_snapshot: dict,
+    path: str | Path,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    reference: PreTrainedModel | None,
+    state: dict[str, Any],
+    scheduler_snapshot: dict,
     config: dict[str, Any],
 ) -> Path:
     """Write a checkpoint to ``path`` (created if needed) and return it."""

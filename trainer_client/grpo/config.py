@@ -103,9 +103,19 @@ class TrainConfig:
     """Seeds the model init, task generation, prompt draws, sampling and batch plans."""
 
     def __post_init__(self) -> None:
-        positive = ("tiny_layers", "tiny_dim", "tiny_heads", "train_size", "test_size", "steps",
-                    "prompts_per_step", "group_size", "max_new_tokens", "ppo_epochs",
-                    "warmstart_batch")
+        positive = (
+            "tiny_layers",
+            "tiny_dim",
+            "tiny_heads",
+            "train_size",
+            "test_size",
+            "steps",
+            "prompts_per_step",
+            "group_size",
+            "max_new_tokens",
+            "ppo_epochs",
+            "warmstart_batch",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -42,8 +42,13 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 
 def grpo_loss(
-    logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor | None,
-    advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float = 0.2, kl_beta: float = 0.0,
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    ref_logp: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float = 0.2,
+    kl_beta: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The GRPO loss to minimise and its metrics.
 

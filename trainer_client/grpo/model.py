@@ -58,17 +58,29 @@ def char_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def build_tiny(
-    tokenizer: PreTrainedTokenizerBase, n_layer: int = 2, n_embd: int = 64, n_head: int = 4,
-    n_positions: int = 256, seed: int = 0,
+    tokenizer: PreTrainedTokenizerBase,
+    n_layer: int = 2,
+    n_embd: int = 64,
+    n_head: int = 4,
+    n_positions: int = 256,
+    seed: int = 0,
 ) -> PreTrainedModel:
     """A freshly initialised GPT-2 sized for ``tokenizer``, deterministic given ``seed``."""
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
-        n_head=n_head, bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         # RL fine-tuning runs without dropout (it would make the sampling policy and the
         # policy being scored differ); exact GELU is a fused kernel, gelu_new is not.
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, activation_function="gelu",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        activation_function="gelu",
     )
     # At this size, eager attention beats SDPA's masked CPU path (measured ~1.4x per step).
     config._attn_implementation = "eager"
@@ -77,8 +89,13 @@ def build_tiny(
 
 
 def load_policy(
-    name: str, device: torch.device, dtype: torch.dtype, tiny_layers: int = 2,
-    tiny_dim: int = 64, tiny_heads: int = 4, seed: int = 0,
+    name: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    tiny_layers: int = 2,
+    tiny_dim: int = 64,
+    tiny_heads: int = 4,
+    seed: int = 0,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The model and tokenizer to train: ``"tiny"`` builds one, anything else is a local path.
 

@@ -24,8 +24,9 @@ def series(records: list[dict], prefix: str) -> dict[str, tuple[list[int], list[
     return out
 
 
-def _plot(data: dict[str, tuple[list[int], list[float]]], title: str, ylabel: str,
-          path: Path) -> Path:
+def _plot(
+    data: dict[str, tuple[list[int], list[float]]], title: str, ylabel: str, path: Path
+) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, (steps, values) in data.items():
         ax.plot(steps, values, label=name)
@@ -43,8 +44,16 @@ def write_report(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
     records = read_metrics(metrics_path)
     out_dir = Path(out_dir)
     return [
-        _plot(series(records, "weight/"), "Sampling weight per distribution", "probability",
-              out_dir / "weights.png"),
-        _plot(series(records, "eval/"), "Greedy test reward per distribution", "mean reward",
-              out_dir / "test_reward.png"),
+        _plot(
+            series(records, "weight/"),
+            "Sampling weight per distribution",
+            "probability",
+            out_dir / "weights.png",
+        ),
+        _plot(
+            series(records, "eval/"),
+            "Greedy test reward per distribution",
+            "mean reward",
+            out_dir / "test_reward.png",
+        ),
     ]

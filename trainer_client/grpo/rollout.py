@@ -50,8 +50,12 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def generate(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
-    max_new_tokens: int, temperature: float = 1.0, generator: torch.Generator | None = None,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
 ) -> Rollout:
     """Sample one completion per prompt; ``temperature == 0`` decodes greedily.
 
@@ -83,7 +87,10 @@ def generate(
             break
         mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype, device=device)], dim=1)
         out = model(
-            input_ids=token[:, None], attention_mask=mask, position_ids=next_pos, cache=cache,
+            input_ids=token[:, None],
+            attention_mask=mask,
+            position_ids=next_pos,
+            cache=cache,
             use_cache=True,
         )
         cache, logits = out.cache, out.logits[:, -1]
@@ -97,7 +104,9 @@ def generate(
     return Rollout(
         input_ids=torch.cat([ids, completion], dim=1),
         attention_mask=torch.cat([prompt_mask, completion_mask], dim=1),
-        completion_mask=completion_mask, prompt_len=prompt_len, texts=texts,
+        completion_mask=completion_mask,
+        prompt_len=prompt_len,
+        texts=texts,
     )
 
 

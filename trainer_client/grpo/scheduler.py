@@ -11,8 +11,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from service.scheduling import (
+    BatchSummary,
     LocalStats,
+    advance,
     compose_batch,
+    initial_state,
     plan_rng,
     strategy_from_dict,
     strategy_to_dict,
@@ -28,7 +31,9 @@ class Scheduler(Protocol):
         ...
 
     def report(
-        self, step: int, advantages: dict[str, list[float]],
+        self,
+        step: int,
+        advantages: dict[str, list[float]],
         rewards: dict[str, list[float]] | None = None,
     ) -> None:
         """Per distribution, the step's per-sample advantages (signed) and rewards."""
@@ -50,8 +55,9 @@ class Scheduler(Protocol):
 class LocalScheduler:
     """The service's scheduling rule run in memory: same statistics, weights and plans.
 
-    ``strategy`` is ``"dump-ucb"`` or ``"uniform"``; ``params`` are its parameters (``window``,
-    ``c``, ``tau``). Plans are drawn with ``plan_rng(seed, step, batch_size)``, as the service
+    ``strategy`` is any strategy name of ``service.scheduling`` and ``params`` its parameters;
+    a stateful strategy's state is advanced by every report, as the service does. Plans are
+    drawn with ``plan_rng(seed, step, batch_size)``, as the service
     draws them, so a step's plan depends only on the seed, the step and the weights.
     """
 
@@ -65,11 +71,12 @@ class LocalScheduler:
         self.strategy = strategy_from_dict({"name": strategy, **params})
         self.seed = seed
         self.stats = LocalStats(len(self.names), window=self.strategy.window)
+        self.state = initial_state(self.strategy, len(self.names))
         self.reward_sum = np.zeros(len(self.names))
         self.reward_n = np.zeros(len(self.names))
 
     def _probabilities(self) -> np.ndarray:
-        return weights(self.strategy, self.stats.stats())
+        return weights(self.strategy, self.stats.stats(), self.state)
 
     def plan(self, step: int, batch_size: int) -> list[str]:
         """One distribution per slot, drawn from the current weights."""
@@ -78,18 +85,27 @@ class LocalScheduler:
         return [self.names[i] for i in picks]
 
     def report(
-        self, step: int, advantages: dict[str, list[float]],
+        self,
+        step: int,
+        advantages: dict[str, list[float]],
         rewards: dict[str, list[float]] | None = None,
     ) -> None:
         """Add the advantages to each distribution's window; rewards feed :meth:`reward_means`."""
         for name in [*advantages, *(rewards or {})]:
             if name not in self.index:
                 raise ValueError(f"unknown distribution {name!r}; this run has {self.names}")
-        for name, values in advantages.items():
-            self.stats.add(self.index[name], values)
-        for name, values in (rewards or {}).items():
+        rewards = rewards or {}
+        names = list(dict.fromkeys([*advantages, *rewards]))
+        for name in names:
+            self.stats.add(self.index[name], advantages.get(name, []), rewards.get(name))
+        for name, values in rewards.items():
             self.reward_sum[self.index[name]] += float(np.sum(values))
             self.reward_n[self.index[name]] += len(values)
+        batch = BatchSummary.of_report(
+            {self.index[n]: v for n, v in advantages.items()},
+            {self.index[n]: v for n, v in rewards.items()},
+        )
+        self.state = advance(self.strategy, self.state, batch)
 
     def weights(self) -> dict[str, float]:
         """Sampling probability per distribution, summing to 1."""
@@ -111,6 +127,7 @@ class LocalScheduler:
             "windows": [self.stats.window_values(i) for i in range(len(self.names))],
             "reward_sum": self.reward_sum.tolist(),
             "reward_n": self.reward_n.tolist(),
+            "strategy_state": self.state.tolist(),
         }
 
     def import_(self, snapshot: dict) -> None:
@@ -127,6 +144,7 @@ class LocalScheduler:
         self.stats.n = np.asarray(snapshot["n"], dtype=np.float64)
         self.reward_sum = np.asarray(snapshot["reward_sum"], dtype=np.float64)
         self.reward_n = np.asarray(snapshot["reward_n"], dtype=np.float64)
+        self.state = np.asarray(snapshot["strategy_state"], dtype=np.float64)
 
 
 class ServiceScheduler:
@@ -141,7 +159,9 @@ class ServiceScheduler:
         return list(self.client.plan(step, batch_size).assignment)
 
     def report(
-        self, step: int, advantages: dict[str, list[float]],
+        self,
+        step: int,
+        advantages: dict[str, list[float]],
         rewards: dict[str, list[float]] | None = None,
     ) -> None:
         """Forward the step's advantages and rewards to the service."""

@@ -54,14 +54,23 @@ class GRPOTrainer:
     """
 
     def __init__(
-        self, config: TrainConfig, scheduler: Scheduler, resume_from: str | Path | None = None,
-        distributions: list[Distribution] | None = None, progress: bool = True,
+        self,
+        config: TrainConfig,
+        scheduler: Scheduler,
+        resume_from: str | Path | None = None,
+        distributions: list[Distribution] | None = None,
+        progress: bool = True,
     ) -> None:
         self.config, self.scheduler, self.progress = config, scheduler, progress
         cfg = config
         self.device, dtype = pick_device(cfg.device)
         self.distributions = distributions or build_distributions(
-            cfg.task, cfg.levels, cfg.seed, cfg.train_size, cfg.test_size, cfg.data_file,
+            cfg.task,
+            cfg.levels,
+            cfg.seed,
+            cfg.train_size,
+            cfg.test_size,
+            cfg.data_file,
             cfg.file_reward,
         )
         self.by_name = {d.name: d for d in self.distributions}
@@ -80,26 +89,38 @@ class GRPOTrainer:
         if resume_from is None:
             if cfg.warmstart_steps:
                 losses = warm_start(
-                    self.model, self.tokenizer, self.distributions, cfg.warmstart_steps,
-                    cfg.warmstart_batch, cfg.warmstart_lr, self.prompt_rng,
+                    self.model,
+                    self.tokenizer,
+                    self.distributions,
+                    cfg.warmstart_steps,
+                    cfg.warmstart_batch,
+                    cfg.warmstart_lr,
+                    self.prompt_rng,
                 )
                 self.warmstart_loss = losses[-1]
             if cfg.kl_beta > 0:
                 self.reference = frozen_copy(self.model)
         elif cfg.kl_beta > 0:
-            self.reference = load_policy(
-                str(Path(resume_from) / "reference"), self.device, dtype
-            )[0].eval().requires_grad_(False)
+            self.reference = (
+                load_policy(str(Path(resume_from) / "reference"), self.device, dtype)[0]
+                .eval()
+                .requires_grad_(False)
+            )
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         if resume_from is not None:
             self._restore(resume_from)
         self.log = MetricsLog(cfg.output_dir, cfg.tensorboard)
-        self.log.write({
-            "step": self.step, "event": "config", "config": cfg.to_dict(),
-            "warmstart_loss": self.warmstart_loss, "resumed_from": str(resume_from or ""),
-        })
+        self.log.write(
+            {
+                "step": self.step,
+                "event": "config",
+                "config": cfg.to_dict(),
+                "warmstart_loss": self.warmstart_loss,
+                "resumed_from": str(resume_from or ""),
+            }
+        )
 
     # --- one GRPO step -------------------------------------------------------------------
 
@@ -132,8 +153,13 @@ class GRPOTrainer:
         for _ in range(cfg.ppo_epochs):
             logp = completion_logprobs(self.model, rollout)  # (N, T)
             loss, metrics = grpo_loss(
-                logp, logp.detach() if old_logp is None else old_logp, ref_logp, advantages,
-                rollout.completion_mask, cfg.clip_eps, cfg.kl_beta,
+                logp,
+                logp.detach() if old_logp is None else old_logp,
+                ref_logp,
+                advantages,
+                rollout.completion_mask,
+                cfg.clip_eps,
+                cfg.kl_beta,
             )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -152,7 +178,11 @@ class GRPOTrainer:
         prompts = [ex.prompt for ex in examples for _ in range(G)]  # B * G, prompt-major
         with timer("generate"):
             rollout = generate(
-                self.model, self.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature,
+                self.model,
+                self.tokenizer,
+                prompts,
+                cfg.max_new_tokens,
+                cfg.temperature,
                 self.sample_gen,
             )
         with timer("reward"):
@@ -190,8 +220,11 @@ class GRPOTrainer:
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             texts += generate(
-                self.model, self.tokenizer, [ex.prompt for _, ex in part],
-                self.config.max_new_tokens, temperature=0.0,
+                self.model,
+                self.tokenizer,
+                [ex.prompt for _, ex in part],
+                self.config.max_new_tokens,
+                temperature=0.0,
             ).texts
         out = {}
         for d in self.distributions:
@@ -244,7 +277,12 @@ class GRPOTrainer:
             "torch_rng": torch.get_rng_state(),
         }
         return save_checkpoint(
-            path, self.model, self.tokenizer, self.reference, state, self.scheduler.export(),
+            path,
+            self.model,
+            self.tokenizer,
+            self.reference,
+            state,
+            self.scheduler.export(),
             self.config.to_dict(),
         )
 

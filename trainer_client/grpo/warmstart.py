@@ -40,8 +40,13 @@ def sft_batch(
 
 
 def warm_start(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, distributions: list[Distribution],
-    steps: int, batch_size: int, lr: float, rng: np.random.Generator,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    distributions: list[Distribution],
+    steps: int,
+    batch_size: int,
+    lr: float,
+    rng: np.random.Generator,
 ) -> list[float]:
     """Train ``model`` in place for ``steps`` steps; returns the loss of each step.
 

@@ -16,8 +16,13 @@ REWARDS: dict[str, RewardFn] = {"exact": reverse_reward, "kk": kk_reward}
 
 
 def build_distributions(
-    task: str, levels: list[int], seed: int, n_train: int, n_test: int,
-    data_file: str | None = None, file_reward: str = "exact",
+    task: str,
+    levels: list[int],
+    seed: int,
+    n_train: int,
+    n_test: int,
+    data_file: str | None = None,
+    file_reward: str = "exact",
 ) -> list[Distribution]:
     """The run's distributions: ``reverse`` (digit reversal by length), ``kk``
     (Knights-and-Knaves by number of people) or ``file`` (read from ``data_file``)."""
@@ -33,7 +38,16 @@ def build_distributions(
 
 
 __all__ = [
-    "REWARDS", "TASKS", "Distribution", "Example", "RewardFn", "build_distributions",
-    "file_distributions", "kk_distributions", "kk_reward", "make_splits",
-    "reverse_distributions", "reverse_reward",
+    "REWARDS",
+    "TASKS",
+    "Distribution",
+    "Example",
+    "RewardFn",
+    "build_distributions",
+    "file_distributions",
+    "kk_distributions",
+    "kk_reward",
+    "make_splits",
+    "reverse_distributions",
+    "reverse_reward",
 ]

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from trainer_client.grpo.tasks.base import Distribution, Example, make_splits
 
 NAMES = (
-    "Zoey", "Oliver", "Ethan", "Mia", "Liam", "Ava", "Noah", "Emma", "Lucas", "Aria", "Jack",
+    "Zoey",
+    "Oliver",
+    "Ethan",
+    "Mia",
+    "Liam",
+    "Ava",
+    "Noah",
+    "Emma",
+    "Lucas",
+    "Aria",
+    "Jack",
     "Lily",
 )
 
