@@ -1,0 +1,1 @@
+"""The simulated learners of ``benchmarks/simulated.py``: model, regimes, statistics."""
