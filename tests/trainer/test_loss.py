@@ -27,6 +27,13 @@ def test_group_advantages_population_std() -> None:
     assert a.tolist() == pytest.approx([-0.25 / (std + 1e-4)] * 3 + [0.75 / (std + 1e-4)])
 
 
+def test_centred_advantages_keep_the_spread() -> None:
+    """normalize=False: [0.9, 0.7 | 0.1, 0.1] -> r - mean = [0.1, -0.1, 0, 0], where the
+    normalised values would be +-1 whatever the spread."""
+    a = group_advantages(torch.tensor([0.9, 0.7, 0.1, 0.1]), group_size=2, normalize=False)
+    assert a.tolist() == pytest.approx([0.1, -0.1, 0.0, 0.0])
+
+
 def test_group_advantages_rejects_ragged_groups() -> None:
     with pytest.raises(ValueError, match="groups of 4"):
         group_advantages(torch.zeros(6), group_size=4)

@@ -27,8 +27,9 @@ def test_from_pretrained_round_trip(tmp_path: Path) -> None:
     ids = torch.tensor([tok("4071=", add_special_tokens=False)["input_ids"]])
     with torch.no_grad():
         # Close, not equal: the reload may pick another attention kernel (SDPA vs eager).
-        assert torch.allclose(model(input_ids=ids).logits, loaded.eval()(input_ids=ids).logits,
-                              atol=1e-5)
+        assert torch.allclose(
+            model(input_ids=ids).logits, loaded.eval()(input_ids=ids).logits, atol=1e-5
+        )
     assert loaded_tok("4071=")["input_ids"] == tok("4071=")["input_ids"]
     assert (loaded_tok.eos_token_id, loaded_tok.pad_token_id) == (tok.eos_token_id, 0)
 

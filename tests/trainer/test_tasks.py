@@ -101,9 +101,15 @@ def test_tiny_distribution_falls_back_to_memorisation() -> None:
 
 def test_jsonl_distributions(tmp_path: Path) -> None:
     rows = [{"data_source": "a", "prompt": f"p{i}", "answer": str(i)} for i in range(6)]
-    rows += [{"data_source": "b", "prompt": "q", "reward_model": {"ground_truth": "x"},
-              "split": "train"},
-             {"data_source": "b", "prompt": "r", "answer": "y", "split": "test"}]
+    rows += [
+        {
+            "data_source": "b",
+            "prompt": "q",
+            "reward_model": {"ground_truth": "x"},
+            "split": "train",
+        },
+        {"data_source": "b", "prompt": "r", "answer": "y", "split": "test"},
+    ]
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     a, b = file_distributions(path, reverse_reward, seed=0, n_test=2)

@@ -33,23 +33,36 @@ class RecordingScheduler(LocalScheduler):
 
 
 def small_config(tmp_path: Path, **overrides) -> TrainConfig:
-    fields = dict(levels=[1, 2, 3], train_size=40, test_size=8, steps=4, prompts_per_step=6,
-                  group_size=4, max_new_tokens=4, eval_every=2, output_dir=str(tmp_path),
-                  warmstart_steps=20, warmstart_batch=16)
+    fields = dict(
+        levels=[1, 2, 3],
+        train_size=40,
+        test_size=8,
+        steps=4,
+        prompts_per_step=6,
+        group_size=4,
+        max_new_tokens=4,
+        eval_every=2,
+        output_dir=str(tmp_path),
+        warmstart_steps=20,
+        warmstart_batch=16,
+    )
     return TrainConfig(**(fields | overrides))
 
 
 def make_trainer(config: TrainConfig, resume: Path | None = None):
-    dists = build_distributions("reverse", config.levels, config.seed, config.train_size,
-                                config.test_size)
+    dists = build_distributions(
+        "reverse", config.levels, config.seed, config.train_size, config.test_size
+    )
     scheduler = RecordingScheduler([d.name for d in dists], config.strategy, config.seed)
     return GRPOTrainer(config, scheduler, resume, dists, progress=False), scheduler
 
 
 def test_split_by_distribution() -> None:
     values = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    assert split_by_distribution(["a", "b", "a"], values, 2) == {"a": [1.0, 2.0, 5.0, 6.0],
-                                                               "b": [3.0, 4.0]}
+    assert split_by_distribution(["a", "b", "a"], values, 2) == {
+        "a": [1.0, 2.0, 5.0, 6.0],
+        "b": [3.0, 4.0],
+    }
 
 
 def test_short_run_reports_every_sample_and_moves_weights(tmp_path: Path) -> None:
@@ -94,19 +107,26 @@ def test_resume_restores_step_scheduler_and_rng(tmp_path: Path) -> None:
 
 
 def test_several_epochs_and_no_reference(tmp_path: Path) -> None:
-    config = small_config(tmp_path, ppo_epochs=2, kl_beta=0.0, eval_every=0, steps=2,
-                          warmstart_steps=0)
+    config = small_config(
+        tmp_path, ppo_epochs=2, kl_beta=0.0, eval_every=0, steps=2, warmstart_steps=0
+    )
     trainer, _ = make_trainer(config)
     assert trainer.reference is None
     record = trainer.train_step()
     assert math.isfinite(record["loss"]) and record["kl"] == 0.0
 
 
-@pytest.mark.parametrize("bad,match", [
-    ({"group_size": 1}, "group_size"), ({"task": "chess"}, "task"),
-    ({"kl_beta": -1.0}, "kl_beta"), ({"lr": float("nan")}, "lr"),
-    ({"task": "file"}, "data_file"), ({"tiny_heads": 3}, "divide"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ({"group_size": 1}, "group_size"),
+        ({"task": "chess"}, "task"),
+        ({"kl_beta": -1.0}, "kl_beta"),
+        ({"lr": float("nan")}, "lr"),
+        ({"task": "file"}, "data_file"),
+        ({"tiny_heads": 3}, "divide"),
+    ],
+)
 def test_config_validation(bad: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         TrainConfig(**bad)
@@ -114,7 +134,7 @@ def test_config_validation(bad: dict, match: str) -> None:
 
 def test_config_from_toml_and_unknown_key(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('steps = 7\nlevels = [3, 4]\nstrategy_params = {tau = 0.2}\n')
+    path.write_text("steps = 7\nlevels = [3, 4]\nstrategy_params = {tau = 0.2}\n")
     config = TrainConfig.from_file(path)
     assert (config.steps, config.levels, config.strategy_params) == (7, [3, 4], {"tau": 0.2})
     with pytest.raises(ValueError, match="unknown config key"):
@@ -124,10 +144,19 @@ def test_config_from_toml_and_unknown_key(tmp_path: Path) -> None:
 def test_train_main_runs_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
     config = tmp_path / "c.json"
-    config.write_text(json.dumps({"levels": [2, 3, 4], "train_size": 30, "test_size": 4,
-                                  "prompts_per_step": 4, "group_size": 2, "max_new_tokens": 4}))
-    base = ["--config", str(config), "--output-dir", str(out), "--no-progress",
-            "--eval-every", "0"]
+    config.write_text(
+        json.dumps(
+            {
+                "levels": [2, 3, 4],
+                "train_size": 30,
+                "test_size": 4,
+                "prompts_per_step": 4,
+                "group_size": 2,
+                "max_new_tokens": 4,
+            }
+        )
+    )
+    base = ["--config", str(config), "--output-dir", str(out), "--no-progress", "--eval-every", "0"]
     # 4 prompts over 3 distributions: the counts differ, so DUMP's weights must move.
     # the default scheduler: a real service, started on its embedded Redis in OUTPUT_DIR
     assert train_main([*base, "--steps", "2", "--strategy", "dump-ucb"]) == 0

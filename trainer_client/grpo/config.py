@@ -68,6 +68,10 @@ class TrainConfig:
     """Optimisation passes over each batch (ratios leave 1 from the second pass on)."""
     adv_eps: float = 1e-4
     """``eps`` in ``(r - mean) / (std + eps)``."""
+    report_signal: str = "normalized"
+    """What is reported to the scheduler as each sample's advantage: ``"normalized"`` (the
+    advantage the loss uses, DUMP's signal) or ``"centered"`` (``r - mean(group)``, no std
+    division; better with continuous rewards, where normalised advantages all look alike)."""
     max_grad_norm: float = 1.0
     """Gradient clipping threshold (L2 norm)."""
 
@@ -147,6 +151,10 @@ class TrainConfig:
         if self.file_reward not in REWARDS:
             raise ValueError(
                 f"file_reward must be one of {sorted(REWARDS)}, got {self.file_reward!r}"
+            )
+        if self.report_signal not in ("normalized", "centered"):
+            raise ValueError(
+                f"report_signal must be 'normalized' or 'centered', got {self.report_signal!r}"
             )
         if self.scheduler not in ("local", "service"):
             raise ValueError(f"scheduler must be 'local' or 'service', got {self.scheduler!r}")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, eps: float = 1e-4, *, normalize: bool = True
+) -> torch.Tensor:
     """Advantage of each completion, ``(N,)`` for ``N = prompts * group_size`` rewards.
 
     Rewards are laid out prompt-major: completions ``[g*G, (g+1)*G)`` share prompt ``g``.
@@ -22,11 +24,18 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) 
     its deviations are exactly 0 and ``0 / (0 + eps)`` is 0, never NaN. That is the point of
     ``eps``: a group that is all right or all wrong carries no signal about which completion
     was better, and must contribute no gradient (nor a NaN) rather than an arbitrary one.
+
+    ``normalize=False`` returns the centred rewards ``r - mean(group)``: with a continuous
+    reward, dividing by the std makes every group with any spread look alike (mean
+    ``|A|`` near 0.8), which is useless as a curriculum signal; the centred value keeps the
+    spread's size.
     """
     if rewards.numel() % group_size:
         raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
     grouped = rewards.float().view(-1, group_size)  # (B, G)
     mean = grouped.mean(dim=1, keepdim=True)  # (B, 1)
+    if not normalize:
+        return (grouped - mean).view(-1)  # (N,)
     std = grouped.std(dim=1, keepdim=True, correction=0)  # (B, 1)
     return ((grouped - mean) / (std + eps)).view(-1)  # (N,)
 

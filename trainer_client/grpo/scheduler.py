@@ -153,6 +153,7 @@ class ServiceScheduler:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self._weights: dict[str, float] | None = None
 
     def plan(self, step: int, batch_size: int) -> list[str]:
         """The service's plan for the step, slot by slot."""
@@ -165,10 +166,14 @@ class ServiceScheduler:
         rewards: dict[str, list[float]] | None = None,
     ) -> None:
         """Forward the step's advantages and rewards to the service."""
-        self.client.report(step, advantages, rewards)
+        result = self.client.report(step, advantages, rewards)
+        self._weights = dict(result.weights) if getattr(result, "weights", None) else None
 
     def weights(self) -> dict[str, float]:
-        """The service's current weights."""
+        """The weights the last report's answer carried (no extra request), else the
+        service's current ones."""
+        if self._weights is not None:
+            return dict(self._weights)
         return dict(self.client.weights())
 
     def export(self) -> dict:

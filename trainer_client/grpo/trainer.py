@@ -188,9 +188,12 @@ class GRPOTrainer:
         with timer("reward"):
             rewards = self.rewards(plan, examples, rollout.texts)  # (B * G,)
             advantages = group_advantages(rewards, G, cfg.adv_eps)  # (B * G,)
+            signal = advantages
+            if cfg.report_signal == "centered":
+                signal = group_advantages(rewards, G, normalize=False)  # (B * G,)
         with timer("report"):
             reward_lists = split_by_distribution(plan, rewards, G)
-            adv_lists = split_by_distribution(plan, advantages, G)
+            adv_lists = split_by_distribution(plan, signal, G)
             self.scheduler.report(self.step, adv_lists, reward_lists)
         with timer("update"):
             metrics = self.update(rollout, advantages)
