@@ -27,12 +27,12 @@ from service.store.keys import RUN_ID_PATTERN
 from service.store.redis_store import RedisStore
 
 
-def _runs(request: Request) -> RunService:
+async def _runs(request: Request) -> RunService:
     runs: RunService = request.app.state.runs
     return runs
 
 
-def _bearer_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
+async def _bearer_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
     if authorization is None:
         return None
     scheme, _, token = authorization.partition(" ")

@@ -385,7 +385,7 @@ class RunService:
                 step=step,
                 batch_size=batch_size,
                 version=int(plan["version"]),
-                counts={run.distributions[i]: int(c) for i, c in enumerate(counts) if c},
+                counts={run.distributions[i]: int(counts[i]) for i in np.flatnonzero(counts)},
                 assignment=[run.distributions[i] for i in indices],
             )
 
