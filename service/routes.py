@@ -85,9 +85,10 @@ async def delete_run(run_id: RunIdPath, runs: RunsDep, token: TokenDep) -> Delet
 
 
 @router.post("/v1/runs/{run_id}/plan", response_model=PlanOut, tags=["scheduling"])
-async def plan(run_id: RunIdPath, body: PlanRequest, runs: RunsDep, token: TokenDep) -> PlanOut:
+async def plan(run_id: RunIdPath, body: PlanRequest, runs: RunsDep, token: TokenDep) -> Response:
     """The composition of a step's batch; the first request for a step fixes it."""
-    return await runs.plan(run_id, token, body.step, body.batch_size)
+    answer = await runs.plan(run_id, token, body.step, body.batch_size)
+    return Response(answer, media_type="application/json")
 
 
 @router.post("/v1/runs/{run_id}/reports", response_model=ReportOut, tags=["scheduling"])

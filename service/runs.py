@@ -68,6 +68,7 @@ from service.store.codec import (
     encode_window,
     pack_abs_f32,
 )
+from service.store.keys import HISTORY_HEADER_BYTES
 from service.store.redis_store import RedisStore, RunMeta, StrategyInputs
 
 T = TypeVar("T")
@@ -251,6 +252,13 @@ class RunService:
 
         await self._with_run(run_id, token, action)
 
+    def _history_limit(self, k: int) -> int:
+        """History entries kept for a run of ``k`` distributions: the configured count,
+        fewer where the entries would pass the byte budget (never under 10)."""
+        entry_bytes = HISTORY_HEADER_BYTES + 8 * k
+        by_bytes = self._settings.history_max_bytes // entry_bytes
+        return max(10, min(self._settings.history_limit, by_bytes))
+
     # -- weights -------------------------------------------------------------------------
 
     async def _store_weights(
@@ -271,7 +279,7 @@ class RunService:
             w,
             step=step,
             history_entry=entry,
-            history_limit=self._settings.history_limit,
+            history_limit=self._history_limit(run.k),
             state=state if run.strategy.stateful else np.zeros(0),
         )
         return w
@@ -353,40 +361,41 @@ class RunService:
 
     # -- plans ---------------------------------------------------------------------------
 
-    async def plan(self, run_id: str, token: str | None, step: int, batch_size: int) -> PlanOut:
-        """The composition of step ``step``'s batch, fixed by the first request for it."""
+    async def plan(self, run_id: str, token: str | None, step: int, batch_size: int) -> bytes:
+        """The composition of step ``step``'s batch, fixed by the first request for it, as
+        the JSON of a :class:`PlanOut`.
+
+        The answer is stored whole when the plan is drawn, so every later request for the
+        step (the other ranks) is one Redis call and no re-encoding.
+        """
         if batch_size > self._settings.max_batch_size:
             raise InvalidInput(
                 f"batch_size must be at most {self._settings.max_batch_size}, got {batch_size}"
             )
         retention = self._settings.plan_retention
 
-        async def action(run: Run) -> PlanOut:
+        async def action(run: Run) -> bytes:
             found = await self._store.get_plan(run_id, run.incarnation, step, batch_size, retention)
-            plan_json = found.plan_json
-            if plan_json is None:
-                assert found.weights is not None
-                version, w = found.weights_version, found.weights
-                if found.weights_version < found.version:
-                    version, w = await self._fresh_weights(run)
-                assignment = compose_batch(w, batch_size, plan_rng(run.seed, step, batch_size))
-                drawn = json.dumps({"version": version, "assignment": assignment.tolist()})
-                plan_json = await self._store.put_plan(
-                    run_id, run.incarnation, step, batch_size, drawn, retention
-                )
-                self._metrics.plans.labels(source="drawn").inc()
-            else:
+            if found.plan_json is not None:
                 self._metrics.plans.labels(source="kept").inc()
-            plan = json.loads(plan_json)
-            indices = np.asarray(plan["assignment"], dtype=np.int64)
+                return found.plan_json
+            assert found.weights is not None
+            version, w = found.weights_version, found.weights
+            if found.weights_version < found.version:
+                version, w = await self._fresh_weights(run)
+            indices = compose_batch(w, batch_size, plan_rng(run.seed, step, batch_size))
             counts = counts_of(indices, run.k)
-            return PlanOut(
+            drawn = PlanOut(
                 run_id=run_id,
                 step=step,
                 batch_size=batch_size,
-                version=int(plan["version"]),
+                version=version,
                 counts={run.distributions[i]: int(counts[i]) for i in np.flatnonzero(counts)},
                 assignment=[run.distributions[i] for i in indices],
+            )
+            self._metrics.plans.labels(source="drawn").inc()
+            return await self._store.put_plan(
+                run_id, run.incarnation, step, batch_size, drawn.model_dump_json(), retention
             )
 
         return await self._with_run(run_id, token, action)
@@ -525,7 +534,7 @@ class RunService:
                         )
                     )
                 )
-            history = history[-self._settings.history_limit :]
+            history = history[-self._history_limit(run.k) :]
             state = self._imported_state(run, snapshot)
             stats = RunStats(
                 n=n, window_mean=means, reward_mean=rewards[:, 1], reward_best=rewards[:, 3]

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         10_000, ge=1, description="How many recent report ids a run remembers for dedup."
     )
     history_limit: int = Field(1000, ge=1, description="History entries (steps) kept per run.")
+    history_max_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Byte budget of a run's history; runs with many distributions keep fewer "
+        "entries (at least 10).",
+    )
     reward_ema_alpha: float = Field(
         0.1, gt=0, le=1, description="Weight of each report in the reward moving average."
     )

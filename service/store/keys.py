@@ -29,8 +29,8 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     Applied report ids, scored by the version they produced; trimmed to the newest
     ``report_id_retention``.
 ``rc:{run}:plans`` (hash)
-    Field ``"{step}:{batch_size}"``: the plan fixed for it, JSON
-    ``{"version": v, "assignment": [index, ...]}``.
+    Field ``"{step}:{batch_size}"``: the plan fixed for it, stored as the JSON answer that
+    ``POST /plan`` returns (kept plans are served without re-encoding).
 ``rc:{run}:plan_steps`` (sorted set)
     The fields of ``plans``, scored by step, to drop plans older than the retention.
 ``rc:{run}:history`` (list)

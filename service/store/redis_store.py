@@ -84,9 +84,9 @@ class ReportOutcome:
 
 @dataclass(frozen=True)
 class PlanLookup:
-    """A fixed plan (``plan_json``), or the weights to draw one from."""
+    """A fixed plan (``plan_json``, the answer's JSON), or the weights to draw one from."""
 
-    plan_json: str | None
+    plan_json: bytes | None
     version: int = 0
     weights_version: int = 0
     weights: np.ndarray | None = None
@@ -290,7 +290,7 @@ class RedisStore:
         reply = await self._script("get_plan", run_id, [incarnation, field, step, retention])
         status = int(reply[0])
         if status == 1:
-            return PlanLookup(plan_json=_decode(reply[1]))
+            return PlanLookup(plan_json=bytes(reply[1]))
         if status == 2:
             raise _expired(step, int(reply[1]), retention)
         return PlanLookup(
@@ -308,14 +308,14 @@ class RedisStore:
         batch_size: int,
         plan_json: str,
         retention: int,
-    ) -> str:
+    ) -> bytes:
         """Fix a plan unless one was fixed first; returns the plan that holds."""
         field = f"{step}:{batch_size}"
         args = [incarnation, field, step, plan_json, retention]
         reply = await self._script("put_plan", run_id, args)
         if int(reply[0]) == 2:
             raise _expired(step, int(reply[1]), retention)
-        return _decode(reply[1])
+        return bytes(reply[1])
 
     async def delete(self, run_id: str, incarnation: str) -> None:
         """Remove the run and all its keys."""

@@ -139,3 +139,15 @@ def test_report_ids_are_remembered_up_to_the_retention(http: httpx.Client, start
         ]
         == "applied"
     )
+
+
+def test_history_of_a_wide_run_fits_its_byte_budget(http: httpx.Client, start_service) -> None:  # type: ignore[no-untyped-def]
+    """200 distributions: an entry is 16 + 8 * 200 = 1,616 bytes, so a 20,000-byte budget
+    keeps 12 steps although the count limit allows 1,000."""
+    url = start_service(history_max_bytes=20_000)
+    names = [f"d{i}" for i in range(200)]
+    run, headers = create_run(http, url, names)
+    for step in range(15):
+        _report(http, url, run, headers, report_id=f"r{step}", step=step, advantages={"d0": [1.0]})
+    history = http.get(f"{url}/v1/runs/{run}/history", headers=headers).json()
+    assert [e["step"] for e in history["entries"]] == list(range(3, 15))

@@ -3,7 +3,7 @@
 -- ARGV[1] incarnation           ARGV[2] plan field "{step}:{batch_size}"
 -- ARGV[3] step                  ARGV[4] plan retention in steps
 --
--- Returns {1, plan JSON} when fixed already; {2, highest planned step} when the step is
+-- Returns {1, the plan's answer JSON} when fixed already; {2, highest planned step} when the step is
 -- older than the kept plans; {0, version, weights_version, weights} when it is to be drawn;
 -- or {-1} / {-2}.
 

@@ -2,7 +2,7 @@
 -- of steps older than the retention.
 --
 -- ARGV[1] incarnation           ARGV[2] plan field "{step}:{batch_size}"
--- ARGV[3] step                  ARGV[4] plan JSON
+-- ARGV[3] step                  ARGV[4] the plan's answer, JSON
 -- ARGV[5] plan retention in steps
 --
 -- Returns {0, plan JSON} when this plan was stored, {1, plan JSON} with the plan fixed
