@@ -382,14 +382,6 @@ class RedisStore:
         reply = await self._script("history", run_id, [incarnation, limit])
         return list(reply[1])
 
-    async def memory_usage(self, run_id: str) -> int:
-        """Bytes Redis uses for the run's keys (``MEMORY USAGE`` summed)."""
-        total = 0
-        for key in run_keys(run_id):
-            used = await self._run(lambda key=key: self._client.memory_usage(key, samples=0))
-            total += int(used or 0)
-        return total
-
 
 def _expired(step: int, max_step: int, retention: int) -> PlanExpired:
     return PlanExpired(
