@@ -350,8 +350,8 @@ _CLIENT_DOC_ARGS = """
 """
 
 
-class CurriculumClient:
-    __doc__ = "Blocking client of one run of the curriculum service.\n" + _CLIENT_DOC_ARGS
+class _ClientBase:
+    """What the blocking and the asynchronous client share: construction and properties."""
 
     def __init__(
         self,
@@ -365,7 +365,7 @@ class CurriculumClient:
         backoff: float = 0.2,
         buffer_path: str | os.PathLike[str] | None = None,
         max_buffer: int = 10_000,
-        transport: httpx.BaseTransport | None = None,
+        transport: Any = None,
         distributions: Sequence[str] | None = None,
         strategy: str | Mapping[str, Any] | None = None,
         seed: int = 0,
@@ -389,9 +389,32 @@ class CurriculumClient:
             probe_initial_s=probe_initial_s,
             probe_max_s=probe_max_s,
         )
-        self._http = httpx.Client(
-            base_url=self._core.base_url, timeout=timeout, transport=transport
-        )
+        self._http = self._open_http(timeout, transport)
+
+    def _open_http(self, timeout: float, transport: Any) -> Any:
+        raise NotImplementedError
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self._core.run_id
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token in use (the run's own after creating it)."""
+        return self._core.token
+
+    @property
+    def buffered(self) -> int:
+        """Reports waiting to be replayed."""
+        return len(self._core.buffer)
+
+
+class CurriculumClient(_ClientBase):
+    __doc__ = "Blocking client of one run of the curriculum service.\n" + _CLIENT_DOC_ARGS
+
+    def _open_http(self, timeout: float, transport: httpx.BaseTransport | None) -> httpx.Client:
+        return httpx.Client(base_url=self._core.base_url, timeout=timeout, transport=transport)
 
     @classmethod
     def create_or_attach(
@@ -432,21 +455,6 @@ class CurriculumClient:
             client.close()
             raise
         return client
-
-    @property
-    def run_id(self) -> str:
-        """The run's id."""
-        return self._core.run_id
-
-    @property
-    def token(self) -> str | None:
-        """The bearer token in use (the run's own after creating it)."""
-        return self._core.token
-
-    @property
-    def buffered(self) -> int:
-        """Reports waiting to be replayed."""
-        return len(self._core.buffer)
 
     def _send(
         self,
@@ -607,51 +615,16 @@ class CurriculumClient:
         self.close()
 
 
-class AsyncCurriculumClient:
+class AsyncCurriculumClient(_ClientBase):
     __doc__ = (
         "Asynchronous client of one run of the curriculum service: the methods of "
         ":class:`CurriculumClient`, awaited.\n" + _CLIENT_DOC_ARGS
     )
 
-    def __init__(
-        self,
-        base_url: str,
-        run_id: str,
-        token: str | None = None,
-        *,
-        rank: int = 0,
-        timeout: float = 5.0,
-        retries: int = 3,
-        backoff: float = 0.2,
-        buffer_path: str | os.PathLike[str] | None = None,
-        max_buffer: int = 10_000,
-        transport: httpx.AsyncBaseTransport | None = None,
-        distributions: Sequence[str] | None = None,
-        strategy: str | Mapping[str, Any] | None = None,
-        seed: int = 0,
-        refresh_every: int = 20,
-        probe_initial_s: float = 1.0,
-        probe_max_s: float = 30.0,
-    ) -> None:
-        self._core = _ClientCore(
-            base_url.rstrip("/"),
-            run_id,
-            token,
-            rank=rank,
-            retries=retries,
-            backoff=backoff,
-            buffer_path=buffer_path,
-            max_buffer=max_buffer,
-            distributions=distributions,
-            strategy=strategy,
-            seed=seed,
-            refresh_every=refresh_every,
-            probe_initial_s=probe_initial_s,
-            probe_max_s=probe_max_s,
-        )
-        self._http = httpx.AsyncClient(
-            base_url=self._core.base_url, timeout=timeout, transport=transport
-        )
+    def _open_http(
+        self, timeout: float, transport: httpx.AsyncBaseTransport | None
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self._core.base_url, timeout=timeout, transport=transport)
 
     @classmethod
     async def create_or_attach(
@@ -684,21 +657,6 @@ class AsyncCurriculumClient:
             await client.close()
             raise
         return client
-
-    @property
-    def run_id(self) -> str:
-        """The run's id."""
-        return self._core.run_id
-
-    @property
-    def token(self) -> str | None:
-        """The bearer token in use (the run's own after creating it)."""
-        return self._core.token
-
-    @property
-    def buffered(self) -> int:
-        """Reports waiting to be replayed."""
-        return len(self._core.buffer)
 
     async def _send(
         self,
