@@ -82,7 +82,7 @@ class FakeClient:
 
 def test_service_scheduler_adapts_the_client() -> None:
     client = FakeClient()
-    s = ServiceScheduler(client)
+    s = ServiceScheduler(client, background=False)
     assert s.plan(3, 2) == ["a", "b"]
     s.report(3, {"a": [0.1]}, {"a": [1.0]})
     s.import_({"snap": 1})
@@ -124,3 +124,34 @@ def test_build_scheduler_local_and_service(service_url: str) -> None:
         assert service.weights() == pytest.approx(info["weights"])
     finally:
         service.client.close()
+
+
+def test_background_calls_give_the_plans_a_blocking_loop_gets(service_url: str) -> None:
+    """Two runs of one config on a real service, the same reports: with the report and the
+    next plan in the background, every step's plan equals the blocking loop's."""
+    from trainer_client.client import CurriculumClient
+
+    rng = np.random.default_rng(0)
+    reports = [
+        {name: rng.normal(0, 1 + i, size=4).round(2).tolist() for i, name in enumerate(NAMES)}
+        for _ in range(12)
+    ]
+    plans = []
+    for background in (False, True):
+        client = CurriculumClient.create_or_attach(service_url, NAMES, seed=3)
+        scheduler = ServiceScheduler(client, background=background)
+        try:
+            steps = []
+            for step, advantages in enumerate(reports):
+                plan = scheduler.plan(step, 8)
+                steps.append(plan)
+                scheduler.report(step, {n: advantages[n] for n in set(plan)})
+                assert scheduler.weights().keys() == set(NAMES)
+            plans.append(steps)
+            assert sum(d["n"] for d in scheduler.export()["distributions"].values()) == sum(
+                4 * len(set(p)) for p in steps
+            )
+        finally:
+            scheduler.close()
+    assert plans[0] == plans[1]
+    assert len({tuple(p) for p in plans[0]}) > 1  # the weights moved, so did the plans

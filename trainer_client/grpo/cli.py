@@ -179,7 +179,7 @@ def scheduler_session(
         )
         scheduler = build_scheduler(sched_args, distributions)
         if isinstance(scheduler, ServiceScheduler):
-            stack.callback(scheduler.client.close)
+            stack.callback(scheduler.close)
         yield scheduler
 
 

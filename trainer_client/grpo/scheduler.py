@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
@@ -149,14 +150,48 @@ class LocalScheduler:
 
 class ServiceScheduler:
     """Adapts a ``trainer_client.client.CurriculumClient`` (or anything shaped like it) to
-    :class:`Scheduler`: its ``plan`` returns an object whose ``.assignment`` is the list."""
+    :class:`Scheduler`: its ``plan`` returns an object whose ``.assignment`` is the list.
 
-    def __init__(self, client: Any) -> None:
+    With ``background=True`` (the default) the service calls leave the training loop's
+    critical path: ``report`` hands the report to a worker thread and returns, and the
+    worker then asks for the next step's plan, so the trainer's next ``plan`` usually finds
+    it waiting. The worker runs one call at a time and every other call first waits for it,
+    so the client is never used by two threads at once and the next plan is asked for only
+    after the report it follows has been applied: the plans are those a blocking loop gets.
+    An error of a background call is raised by the next call.
+    """
+
+    def __init__(self, client: Any, *, background: bool = True) -> None:
         self.client = client
         self._weights: dict[str, float] | None = None
+        self._pool = ThreadPoolExecutor(1, "scheduler") if background else None
+        self._report: Future[Any] | None = None
+        self._next_plan: tuple[int, int, Future[Any]] | None = None
+        self._batch_size: int | None = None
+
+    def _settle(self) -> None:
+        """Wait for the background calls; keep the report's weights, drop a prefetch."""
+        if self._report is not None:
+            report, self._report = self._report, None
+            self._keep_weights(report.result())
+        if self._next_plan is not None:
+            prefetch, self._next_plan = self._next_plan[2], None
+            prefetch.result()
+
+    def _keep_weights(self, result: Any) -> None:
+        self._weights = dict(result.weights) if getattr(result, "weights", None) else None
 
     def plan(self, step: int, batch_size: int) -> list[str]:
         """The service's plan for the step, slot by slot."""
+        self._batch_size = batch_size
+        if self._next_plan is not None and self._next_plan[:2] == (step, batch_size):
+            prefetch = self._next_plan[2]
+            self._next_plan = None
+            if self._report is not None:
+                self._keep_weights(self._report.result())
+                self._report = None
+            return list(prefetch.result().assignment)
+        self._settle()
         return list(self.client.plan(step, batch_size).assignment)
 
     def report(
@@ -166,20 +201,41 @@ class ServiceScheduler:
         rewards: dict[str, list[float]] | None = None,
     ) -> None:
         """Forward the step's advantages and rewards to the service."""
-        result = self.client.report(step, advantages, rewards)
-        self._weights = dict(result.weights) if getattr(result, "weights", None) else None
+        self._settle()
+        if self._pool is None:
+            self._keep_weights(self.client.report(step, advantages, rewards))
+            return
+        self._report = self._pool.submit(self.client.report, step, advantages, rewards)
+        if self._batch_size is not None:
+            upcoming = self._pool.submit(self.client.plan, step + 1, self._batch_size)
+            self._next_plan = (step + 1, self._batch_size, upcoming)
 
     def weights(self) -> dict[str, float]:
         """The weights the last report's answer carried (no extra request), else the
         service's current ones."""
+        if self._report is not None:
+            report, self._report = self._report, None
+            self._keep_weights(report.result())
         if self._weights is not None:
             return dict(self._weights)
+        self._settle()
         return dict(self.client.weights())
 
     def export(self) -> dict:
         """The service's snapshot of the run."""
+        self._settle()
         return self.client.export()
 
     def import_(self, snapshot: dict) -> None:
         """Restore the run on the service from ``snapshot``."""
+        self._settle()
         self.client.import_(snapshot)
+
+    def close(self) -> None:
+        """Finish the background calls, then close the client."""
+        try:
+            self._settle()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            self.client.close()
