@@ -77,3 +77,44 @@ def test_completion_logprobs_shape_and_sum() -> None:
     logp = completion_logprobs(model, rollout)
     assert logp.shape == rollout.completion_mask.shape
     assert bool((logp <= 0).all())
+
+
+def test_a_context_too_short_for_the_prompts_is_a_clear_error() -> None:
+    """20 positions, a 15-character prompt and 9 new tokens: refused up front, by name."""
+    import pytest
+
+    from trainer_client.grpo.model import check_context, context_length
+
+    tok = char_tokenizer()
+    model = build_tiny(tok, n_positions=20)
+    assert context_length(model) == 20
+    check_context(model, tok, ["12345"], max_new_tokens=9)
+    with pytest.raises(ValueError, match="more than the model's 20 positions"):
+        check_context(model, tok, ["123456789012345"], max_new_tokens=9)
+
+
+def test_the_tiny_model_is_sized_for_long_prompts(tmp_path: Path) -> None:
+    """Knights-and-Knaves prompts run to hundreds of characters: the tiny model built for
+    them has positions for the longest prompt plus the new tokens."""
+    from trainer_client.grpo.config import TrainConfig
+    from trainer_client.grpo.scheduler import LocalScheduler
+    from trainer_client.grpo.tasks import build_distributions
+    from trainer_client.grpo.trainer import GRPOTrainer
+
+    config = TrainConfig(
+        task="kk",
+        levels=[6],
+        train_size=4,
+        test_size=2,
+        max_new_tokens=40,
+        warmstart_steps=0,
+        output_dir=str(tmp_path),
+        scheduler="local",
+    )
+    dists = build_distributions("kk", [6], 0, 4, 2)
+    trainer = GRPOTrainer(
+        config, LocalScheduler([d.name for d in dists]), distributions=dists, progress=False
+    )
+    longest = max(len(ex.prompt) for d in dists for ex in (*d.train, *d.test))
+    assert longest + 40 > 256
+    assert trainer.model.config.n_positions >= longest + 40

@@ -96,15 +96,17 @@ def load_policy(
     tiny_dim: int = 64,
     tiny_heads: int = 4,
     seed: int = 0,
+    tiny_positions: int = 256,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The model and tokenizer to train: ``"tiny"`` builds one, anything else is a local path.
+    """The model and tokenizer to train: ``"tiny"`` builds one (with ``tiny_positions``
+    positions), anything else is a local path.
 
     A tokenizer without a pad token gets its EOS token as pad (generation masks padding, so
     the choice only has to be a valid id).
     """
     if name == "tiny":
         tokenizer = char_tokenizer()
-        model = build_tiny(tokenizer, tiny_layers, tiny_dim, tiny_heads, seed=seed)
+        model = build_tiny(tokenizer, tiny_layers, tiny_dim, tiny_heads, tiny_positions, seed)
     else:
         path = Path(name)
         if not path.is_dir():
@@ -119,3 +121,35 @@ def load_policy(
     if tokenizer.eos_token_id is None:
         raise ValueError(f"tokenizer of {name!r} has no EOS token; completions could never end")
     return model.to(device=device, dtype=dtype), tokenizer
+
+
+def context_length(model: PreTrainedModel) -> int | None:
+    """How many positions the model can attend over (``None`` when its config does not say)."""
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(model.config, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def check_context(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    max_new_tokens: int,
+) -> None:
+    """Raise ``ValueError`` if the longest prompt plus ``max_new_tokens`` overflows the model.
+
+    Without this a too-short context fails mid-generation with an index error from the
+    position embedding, which says nothing about the cause.
+    """
+    limit = context_length(model)
+    if limit is None or not prompts:
+        return
+    longest = max(len(tokenizer(p).input_ids) for p in prompts)
+    if longest + max_new_tokens > limit:
+        raise ValueError(
+            f"the longest prompt has {longest} tokens; with max_new_tokens={max_new_tokens} "
+            f"that is more than the model's {limit} positions. Use shorter tasks (fewer "
+            "levels), fewer new tokens, or a model with a longer context"
+        )

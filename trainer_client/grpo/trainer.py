@@ -20,7 +20,7 @@ from trainer_client.grpo.checkpoint import read_checkpoint, save_checkpoint
 from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.loss import group_advantages, grpo_loss
 from trainer_client.grpo.metrics import MetricsLog, PhaseTimer
-from trainer_client.grpo.model import load_policy, pick_device
+from trainer_client.grpo.model import check_context, load_policy, pick_device
 from trainer_client.grpo.rollout import Rollout, completion_logprobs, generate
 from trainer_client.grpo.scheduler import Scheduler
 from trainer_client.grpo.tasks import Distribution, Example, build_distributions
@@ -75,9 +75,20 @@ class GRPOTrainer:
         )
         self.by_name = {d.name: d for d in self.distributions}
         source = str(Path(resume_from) / "policy") if resume_from else cfg.model
+        prompts = [ex.prompt for d in self.distributions for ex in (*d.train, *d.test)]
+        # a tiny model built here gets room for the longest prompt (one token a character)
+        positions = max(256, max((len(p) for p in prompts), default=0) + cfg.max_new_tokens + 8)
         self.model, self.tokenizer = load_policy(
-            source, self.device, dtype, cfg.tiny_layers, cfg.tiny_dim, cfg.tiny_heads, cfg.seed
+            source,
+            self.device,
+            dtype,
+            cfg.tiny_layers,
+            cfg.tiny_dim,
+            cfg.tiny_heads,
+            cfg.seed,
+            positions,
         )
+        check_context(self.model, self.tokenizer, prompts, cfg.max_new_tokens)
         # RL runs without dropout: the policy that sampled and the policy being scored must be
         # the same function, or the importance ratio is noise. eval() only switches dropout.
         self.model.eval()

@@ -1,0 +1,513 @@
+"""Curriculum quality with the real GRPO trainer: strategies x seeds, one shared service.
+
+Every run is the bundled GRPO trainer (:class:`trainer_client.grpo.trainer.GRPOTrainer`) on
+the demo's task mixture (digit reversal, lengths 1-8 and 11, ``trainer_client.grpo.demo``),
+its batches planned by one real scheduling service (a :class:`LocalService` on its embedded
+Redis, or ``--service-url``) that all runs share. For each seed the supervised warm start is
+done once, saved with ``save_pretrained`` and loaded by every strategy's run (``model`` set to
+that folder, ``warmstart_steps=0``): the strategies of one seed start from the same weights,
+the same data splits and the same prompt/sampling seeds, so the comparison is paired.
+
+Per run: the greedy test reward per distribution and its mean every ``--eval-every`` steps,
+and the sampling weights every step. Per strategy: the mean test reward curve with its
+min-max band over seeds, the final mean test reward (mean, 95 % t-interval, min-max), and the
+steps to a target mean test reward: per seed, halfway from the seed's starting reward to the
+best final reward any strategy reached on that seed (a run that never reaches it is reported
+as not reaching it).
+
+    python benchmarks/grpo_curriculum.py --seeds 3 --steps 1000 \
+        --strategies dump-ucb,uniform,sec --out runs/grpo-bench --img-dir docs/img
+    python benchmarks/grpo_curriculum.py --smoke --out /tmp/grpo-smoke
+
+With a local checkpoint on a GPU (no warm start: the checkpoint is the starting policy):
+
+    python benchmarks/grpo_curriculum.py --model /path/to/checkpoint --task kk \
+        --levels 3,4,5,6,7,8 --device cuda --seeds 3 --steps 300 --out runs/kk-bench
+
+Runs already finished in ``--out`` (their ``run.json`` exists) are reused, so a cut-off grid
+continues where it stopped, and more seeds can be added later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+# The repository root, so trainer_client/ imports from the checkout however this is started
+# (sys.path[0] is benchmarks/, which makes sim/ importable).
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+from sim.stats import interval
+
+from trainer_client.grpo.cli import scheduler_session
+from trainer_client.grpo.config import TrainConfig
+from trainer_client.grpo.demo import DEMO
+from trainer_client.grpo.metrics import read_metrics
+from trainer_client.grpo.model import load_policy, pick_device
+from trainer_client.grpo.report import series
+from trainer_client.grpo.tasks import build_distributions
+from trainer_client.grpo.trainer import GRPOTrainer
+from trainer_client.grpo.warmstart import warm_start
+from trainer_client.local_service import LocalService
+
+STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "dump-ucb": ("dump-ucb", {}),
+    "uniform": ("uniform", {}),
+    "sec": ("sec", {}),
+    "learning-progress": ("learning-progress", {}),
+    "exp3s": ("exp3s", {}),
+    "dump-ucb+floor": ("dump-ucb", {"floor": 0.1}),
+}
+"""Label -> (strategy name, strategy params) the run is created with on the service."""
+
+SMOKE: dict[str, Any] = dict(
+    levels=[1, 2, 3],
+    max_new_tokens=5,
+    train_size=64,
+    test_size=8,
+    prompts_per_step=4,
+    group_size=4,
+    warmstart_steps=5,
+    warmstart_batch=8,
+)
+"""Tiny sizes of a ``--smoke`` run (seconds, not minutes)."""
+
+SMOKE_STEPS = 5
+WEIGHTS_LABEL = "dump-ucb"  # whose first seed's weights are plotted
+
+
+def base_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields every run shares (strategy, seed, model, output dir aside)."""
+    if args.task == "reverse":
+        base: dict[str, Any] = {k: v for k, v in DEMO.items() if k != "steps"}
+    else:
+        base = {"task": args.task}
+    if args.levels:
+        base["levels"] = args.levels
+    if args.smoke:
+        base.update(SMOKE)
+    base.update(steps=args.steps, eval_every=args.eval_every, device=args.device)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set needs KEY=VALUE, got {item!r}")
+        try:
+            base[key] = json.loads(value)
+        except json.JSONDecodeError:
+            base[key] = value
+    return base
+
+
+def warm_model(base: dict[str, Any], seed: int, out: Path) -> tuple[Path, bool]:
+    """The tiny model after the supervised warm start for ``seed``, saved once under ``out``.
+
+    Mirrors what ``GRPOTrainer`` does when it warm-starts itself (same init seed, same data,
+    same warm-start RNG), so every strategy of this seed starts from these weights. Returns
+    the folder and whether it was already there.
+    """
+    path = out / "warm" / f"seed-{seed}"
+    if (path / "config.json").exists():
+        return path, True
+    cfg = TrainConfig(**base, seed=seed)
+    device, dtype = pick_device(cfg.device)
+    torch.manual_seed(seed)
+    dists = build_distributions(cfg.task, cfg.levels, seed, cfg.train_size, cfg.test_size)
+    model, tokenizer = load_policy(
+        "tiny", device, dtype, cfg.tiny_layers, cfg.tiny_dim, cfg.tiny_heads, seed
+    )
+    model.eval()
+    warm_start(
+        model,
+        tokenizer,
+        dists,
+        cfg.warmstart_steps,
+        cfg.warmstart_batch,
+        cfg.warmstart_lr,
+        np.random.default_rng(seed),
+    )
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path, False
+
+
+def dry_run(url: str, base: dict[str, Any], labels: list[str], model: str | None) -> int:
+    """Check that the grid would start, without training: the data builds, the model loads,
+    the longest prompt plus ``max_new_tokens`` fits the model's context, and the service
+    plans a first batch for every strategy. Returns the exit code (2: prompts too long)."""
+    config = TrainConfig(**{**base, "warmstart_steps": 0}, model=model or "tiny")
+    device, dtype = pick_device(config.device)
+    dists = build_distributions(
+        config.task, config.levels, config.seed, config.train_size, config.test_size
+    )
+    policy, tokenizer = load_policy(
+        config.model, device, dtype, config.tiny_layers, config.tiny_dim, config.tiny_heads
+    )
+    longest = max(
+        len(tokenizer(ex.prompt, add_special_tokens=False)["input_ids"])
+        for d in dists
+        for ex in d.train + d.test
+    )
+    limit = getattr(policy.config, "max_position_embeddings", None)
+    print(f"model {config.model} on {device} ({dtype}), context {limit} tokens")
+    sizes = ", ".join(f"{d.name} ({len(d.train)}/{len(d.test)})" for d in dists)
+    print(f"distributions (train/test): {sizes}")
+    for label in labels:
+        name, params = STRATEGIES[label]
+        cfg = dataclasses.replace(config, strategy=name, strategy_params=dict(params))
+        with scheduler_session(cfg, [d.name for d in dists], url, None, None) as scheduler:
+            plan = scheduler.plan(0, cfg.prompts_per_step)
+        print(f"{label}: first plan {dict(sorted(Counter(plan).items()))}")
+    need = longest + config.max_new_tokens
+    if limit is not None and need > limit:
+        print(
+            f"the longest prompt ({longest} tokens) + max_new_tokens ({config.max_new_tokens})"
+            f" = {need} > the model's context of {limit} tokens",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"longest prompt {longest} tokens + max_new_tokens {config.max_new_tokens} fits")
+    return 0
+
+
+def run_one(
+    url: str, base: dict[str, Any], label: str, seed: int, model: str, out: Path
+) -> dict[str, Any]:
+    """Train one (strategy, seed) run against the service at ``url``; its summary record."""
+    run_dir = out / "runs" / f"{label}-seed{seed}"
+    done = run_dir / "run.json"
+    if done.exists():
+        return json.loads(done.read_text(encoding="utf-8"))
+    if (run_dir / "metrics.jsonl").exists():
+        (run_dir / "metrics.jsonl").unlink()  # an interrupted run starts over
+    name, params = STRATEGIES[label]
+    config = TrainConfig(
+        **{**base, "warmstart_steps": 0},
+        model=model,
+        strategy=name,
+        strategy_params=dict(params),
+        seed=seed,
+        output_dir=str(run_dir),
+    )
+    torch.manual_seed(seed)
+    dists = build_distributions(
+        config.task, config.levels, seed, config.train_size, config.test_size
+    )
+    start = time.perf_counter()
+    with scheduler_session(config, [d.name for d in dists], url, None, None) as scheduler:
+        trainer = GRPOTrainer(config, scheduler, distributions=dists, progress=False)
+        if config.model != "tiny" and trainer.model.config.model_type == "gpt2":
+            # from_pretrained picks SDPA; the tiny model runs faster eagerly on a CPU
+            # (model.build_tiny), so keep the attention a freshly built tiny model has.
+            for policy in (trainer.model, trainer.reference):
+                if policy is not None:
+                    policy.set_attn_implementation("eager")
+        trainer.train()
+        trainer.log.close()
+    wall = time.perf_counter() - start
+    records = read_metrics(trainer.log.path)
+    evals = series(records, "eval/")
+    weights = series(records, "weight/")
+    result = {
+        "label": label,
+        "seed": seed,
+        "wall_s": wall,
+        "load_avg": os.getloadavg()[0],
+        "step_s_median": float(np.median([r["time/step"] for r in records if "time/step" in r])),
+        "eval_steps": [r["step"] for r in records if "eval/mean" in r],
+        "eval_mean": [r["eval/mean"] for r in records if "eval/mean" in r],
+        "eval": {name: values for name, (_, values) in evals.items()},
+        "weights": {name: values for name, (_, values) in weights.items()},
+    }
+    done.write_text(json.dumps(result), encoding="utf-8")
+    return result
+
+
+def summarise(runs: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
+    """Per strategy: curves over seeds, final reward, steps to the target; and the targets.
+
+    The target is per seed (seeds start from different warm starts): halfway from the seed's
+    starting mean test reward (the same for every strategy: paired) to the best final mean
+    test reward any strategy reached on that seed.
+    """
+    steps = runs[0]["eval_steps"]
+    seeds = sorted({r["seed"] for r in runs})
+    starts = {s: [r["eval_mean"][0] for r in runs if r["seed"] == s] for s in seeds}
+    best = {s: max(r["eval_mean"][-1] for r in runs if r["seed"] == s) for s in seeds}
+    targets = {s: starts[s][0] + 0.5 * (best[s] - starts[s][0]) for s in seeds}
+    finals = {lab: [r["eval_mean"][-1] for r in runs if r["label"] == lab] for lab in labels}
+    out: dict[str, Any] = {
+        "eval_steps": steps,
+        "start": {str(s): starts[s][0] for s in seeds},
+        "paired_starts_equal": all(len(set(v)) == 1 for v in starts.values()),
+        "target": {str(s): targets[s] for s in seeds},
+        "cells": {},
+    }
+    for lab in labels:
+        mine = sorted((r for r in runs if r["label"] == lab), key=lambda r: r["seed"])
+        curves = np.array([r["eval_mean"] for r in mine])
+        hit = [
+            next(
+                (s for s, v in zip(steps, r["eval_mean"], strict=True) if v >= targets[r["seed"]]),
+                None,
+            )
+            for r in mine
+        ]
+        reached = [h for h in hit if h is not None]
+        per_dist = {name: np.array([r["eval"][name] for r in mine]) for name in mine[0]["eval"]}
+        aucs = [float(np.mean(c)) for c in curves]
+        out["cells"][lab] = {
+            "seeds": [r["seed"] for r in mine],
+            "final": finals[lab],
+            "final_mean": float(np.mean(finals[lab])),
+            "final_min": float(np.min(finals[lab])),
+            "final_max": float(np.max(finals[lab])),
+            "final_t_half": interval(finals[lab])["half"],
+            "auc": aucs,
+            "steps_to_target": hit,
+            "reached": len(reached),
+            "steps_to_target_mean": float(np.mean(reached)) if reached else None,
+            "curve_mean": curves.mean(0).tolist(),
+            "curve_min": curves.min(0).tolist(),
+            "curve_max": curves.max(0).tolist(),
+            "per_dist_mean": {k: v.mean(0).tolist() for k, v in per_dist.items()},
+            "per_dist_min": {k: v.min(0).tolist() for k, v in per_dist.items()},
+            "per_dist_max": {k: v.max(0).tolist() for k, v in per_dist.items()},
+            "wall_s": [r["wall_s"] for r in mine],
+        }
+    if "uniform" in out["cells"]:
+        ref = out["cells"]["uniform"]
+        for cell in out["cells"].values():
+            cell["vs_uniform"] = {
+                key: interval([a - b for a, b in zip(cell[key], ref[key], strict=True)])
+                for key in ("final", "auc")
+            }
+    return out
+
+
+def plot(summary: dict[str, Any], runs: list[dict[str, Any]], img_dir: Path) -> list[Path]:
+    """``grpo_mean_reward.png``, ``grpo_per_distribution.png`` and ``grpo_weights.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img_dir.mkdir(parents=True, exist_ok=True)
+    steps, cells = summary["eval_steps"], summary["cells"]
+    paths = [img_dir / f"grpo_{n}.png" for n in ("mean_reward", "per_distribution", "weights")]
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for lab, cell in cells.items():
+        (line,) = ax.plot(steps, cell["curve_mean"], label=f"{lab} ({len(cell['seeds'])} seeds)")
+        ax.fill_between(
+            steps, cell["curve_min"], cell["curve_max"], alpha=0.2, color=line.get_color()
+        )
+    target = float(np.mean(list(summary["target"].values())))
+    ax.axhline(target, color="grey", ls="--", lw=1, label="target (mean over seeds)")
+    ax.set(
+        xlabel="GRPO step",
+        ylabel="mean greedy test reward",
+        title="Mean test reward over distributions (mean over seeds, band: min-max)",
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+
+    names = list(next(iter(cells.values()))["per_dist_mean"])
+    cols = 3
+    fig, axes = plt.subplots(
+        math.ceil(len(names) / cols), cols, figsize=(12, 8), sharex=True, sharey=True, squeeze=False
+    )
+    for ax, name in zip(axes.flat, names, strict=False):
+        for lab, cell in cells.items():
+            (line,) = ax.plot(steps, cell["per_dist_mean"][name], label=lab)
+            ax.fill_between(
+                steps,
+                cell["per_dist_min"][name],
+                cell["per_dist_max"][name],
+                alpha=0.15,
+                color=line.get_color(),
+            )
+        ax.set_title(name)
+        ax.set_ylim(-0.03, 1.03)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Greedy test reward per distribution (mean over seeds, band: min-max)")
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+
+    traced = [r for r in runs if r["label"] == WEIGHTS_LABEL] or runs
+    trace = min(traced, key=lambda r: r["seed"])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, values in trace["weights"].items():
+        ax.plot(range(len(values)), values, label=name)
+    ax.set(
+        xlabel="GRPO step",
+        ylabel="sampling probability",
+        title=f"Weights of {trace['label']}, seed {trace['seed']}",
+    )
+    ax.legend(ncol=3, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths[2], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def table(summary: dict[str, Any]) -> str:
+    """The results as a Markdown table."""
+    lines = [
+        "| strategy | final mean test reward: mean ± 95% t (min-max) | per seed | "
+        "steps to target: mean (reached) | per seed | area under curve (mean) | "
+        "paired minus uniform, per seed mean ± 95% t: final; area |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for lab, c in summary["cells"].items():
+        per_seed = ", ".join(f"{v:.3f}" for v in c["final"])
+        hits = ", ".join("—" if h is None else str(h) for h in c["steps_to_target"])
+        mean_hit = "—" if c["steps_to_target_mean"] is None else f"{c['steps_to_target_mean']:.0f}"
+        lines.append(
+            f"| {lab} | {c['final_mean']:.3f} ± {c['final_t_half']:.3f} "
+            f"({c['final_min']:.3f}-{c['final_max']:.3f}) | {per_seed} | "
+            f"{mean_hit} ({c['reached']}/{len(c['seeds'])}) | {hits} | {np.mean(c['auc']):.3f} | "
+            + _diff(c)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def _diff(cell: dict[str, Any]) -> str:
+    """``final; area`` paired differences to uniform, or a dash without a uniform arm."""
+    diff = cell.get("vs_uniform")
+    if diff is None:
+        return "—"
+    return "; ".join(f"{diff[k]['mean']:+.3f} ± {diff[k]['half']:.3f}" for k in ("final", "auc"))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line arguments; ``--smoke`` fixes seeds, strategies and steps."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per strategy")
+    p.add_argument("--steps", type=int, default=1000, help="GRPO steps per run")
+    p.add_argument(
+        "--strategies",
+        default="dump-ucb,uniform,sec",
+        help=f"comma-separated labels from {sorted(STRATEGIES)}",
+    )
+    p.add_argument("--eval-every", type=int, default=50, help="test evaluation interval")
+    p.add_argument("--out", required=True, help="folder for runs, results.json, results.md")
+    p.add_argument("--img-dir", help="where the PNGs go (default: --out)")
+    p.add_argument("--task", default="reverse", help="reverse (the demo mixture) | kk")
+    p.add_argument(
+        "--levels",
+        type=lambda s: [int(x) for x in s.split(",")],
+        help="difficulty levels (default: the demo's 1-8,11 for reverse)",
+    )
+    p.add_argument("--model", help="a local checkpoint to start every run from (no warm start)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other TrainConfig field for every run",
+    )
+    p.add_argument("--service-url", help="use this scheduling service instead of a local one")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check data, model, context length and the service's first plans; train nothing",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"1 seed, dump-ucb and uniform, {SMOKE_STEPS} steps, tiny sizes",
+    )
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.strategies = 1, "dump-ucb,uniform"
+        args.steps, args.eval_every = SMOKE_STEPS, 2
+    unknown = [s for s in args.strategies.split(",") if s not in STRATEGIES]
+    if unknown:
+        p.error(f"unknown strategies {unknown}; known: {sorted(STRATEGIES)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the grid (seed-major, so a cut-off grid stays paired), then write the report."""
+    args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the local service (a child process) is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = args.strategies.split(",")
+    base = base_config(args)
+    grid_start = time.perf_counter()
+    runs: list[dict[str, Any]] = []
+    with LocalService(out / "service") if not args.service_url else _Url(args.service_url) as svc:
+        if args.dry_run:
+            return dry_run(svc.url, base, labels, args.model)
+        for seed in range(args.seeds):
+            t0 = time.perf_counter()
+            model = args.model
+            if not model:
+                path, cached = warm_model(base, seed, out)
+                model = str(path)
+                took = "reused" if cached else f"{time.perf_counter() - t0:.0f} s"
+                print(f"seed {seed}: warm start {took}", flush=True)
+            for label in labels:
+                run = run_one(svc.url, base, label, seed, model, out)
+                runs.append(run)
+                print(
+                    f"{label:>16} seed {seed}: mean test reward {run['eval_mean'][0]:.3f} -> "
+                    f"{run['eval_mean'][-1]:.3f}, wall {run['wall_s']:.0f} s, median step "
+                    f"{run['step_s_median'] * 1000:.0f} ms, load {run['load_avg']:.1f}",
+                    flush=True,
+                )
+    summary = summarise(runs, labels)
+    img_dir = Path(args.img_dir) if args.img_dir else out
+    images = plot(summary, runs, img_dir)
+    wall = time.perf_counter() - grid_start
+    summary.update(
+        argv=sys.argv[1:] if argv is None else argv,
+        config=base,
+        wall_s=wall,
+        images=[str(p) for p in images],
+        runs=runs,
+    )
+    (out / "results.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    md = table(summary)
+    (out / "results.md").write_text(md + "\n", encoding="utf-8")
+    print(md)
+    for seed, target in summary["target"].items():
+        print(f"seed {seed}: start {summary['start'][seed]:.3f}, target {target:.3f}")
+    print(f"wall {wall:.0f} s")
+    return 0
+
+
+class _Url:
+    """A stand-in for :class:`LocalService` when ``--service-url`` names a running service."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __enter__(self) -> _Url:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

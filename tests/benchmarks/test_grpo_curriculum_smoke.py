@@ -1,0 +1,55 @@
+"""The real-GRPO curriculum benchmark runs end to end against a real service (``--smoke``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _finite_unit(values: list[float]) -> bool:
+    return bool(values) and all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values)
+
+
+def test_smoke_run_writes_finite_rewards(tmp_path: Path) -> None:
+    out = tmp_path / "smoke"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "grpo_curriculum.py"),
+            "--smoke",
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "results.json").read_text())
+    assert set(report["cells"]) == {"dump-ucb", "uniform"}
+    assert {run["label"] for run in report["runs"]} == {"dump-ucb", "uniform"}
+    assert report["paired_starts_equal"]
+    assert _finite_unit(list(report["target"].values()))
+    steps = report["eval_steps"]
+    assert steps[0] == 0 and steps[-1] == 5
+    for run in report["runs"]:
+        assert run["eval_steps"] == steps
+        assert _finite_unit(run["eval_mean"])
+        assert run["eval"] and all(_finite_unit(v) for v in run["eval"].values())
+        # one weight vector per step, a probability distribution each
+        assert all(len(v) == 5 for v in run["weights"].values())
+        for step in range(5):
+            assert math.isclose(sum(v[step] for v in run["weights"].values()), 1.0, abs_tol=1e-6)
+        assert math.isfinite(run["wall_s"]) and run["wall_s"] > 0
+    for cell in report["cells"].values():
+        assert _finite_unit(cell["final"]) and _finite_unit(cell["curve_mean"])
+        assert math.isfinite(cell["final_mean"]) and cell["reached"] in (0, 1)
+    for image in report["images"]:
+        assert Path(image).stat().st_size > 0
+    assert "mean test reward" in proc.stdout  # one progress line per run
