@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 
 from benchmarks.load import LoadResult, RequestMaker, client, closed_loop, open_loop, percentile
 from benchmarks.procs import HttpApp, RedisServer, cpu_seconds
+from service.runs import history_capacity
 from service.scheduling import DumpUcb, RunStats, compose_batch, plan_rng, weights
 from service.settings import Settings
 from service.store.keys import RUN_KEY_NAMES, run_keys
@@ -412,7 +413,7 @@ def measure_memory(
     per_report_id = used["reports"] / max(1, used["n_report_ids"])
     limits = Settings.model_fields
     at_caps = (
-        per_history * limits["history_limit"].default
+        per_history * history_capacity(Settings(_env_file=None), k)
         + per_plan * (limits["plan_retention"].default + 1)
         + per_report_id * limits["report_id_retention"].default
     )

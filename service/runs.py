@@ -253,11 +253,7 @@ class RunService:
         await self._with_run(run_id, token, action)
 
     def _history_limit(self, k: int) -> int:
-        """History entries kept for a run of ``k`` distributions: the configured count,
-        fewer where the entries would pass the byte budget (never under 10)."""
-        entry_bytes = HISTORY_HEADER_BYTES + 8 * k
-        by_bytes = self._settings.history_max_bytes // entry_bytes
-        return max(10, min(self._settings.history_limit, by_bytes))
+        return history_capacity(self._settings, k)
 
     # -- weights -------------------------------------------------------------------------
 
@@ -555,6 +551,13 @@ class RunService:
             return ImportOut(run_id=run_id, version=version, weights=run.named(w))
 
         return await self._with_run(run_id, token, action)
+
+
+def history_capacity(settings: Settings, k: int) -> int:
+    """History entries kept for a run of ``k`` distributions: ``history_limit``, fewer where
+    the entries would pass ``history_max_bytes`` (never under 10)."""
+    entry_bytes = HISTORY_HEADER_BYTES + 8 * k
+    return max(10, min(settings.history_limit, settings.history_max_bytes // entry_bytes))
 
 
 def _strategy_view(strategy: Strategy, inputs: StrategyInputs) -> tuple[RunStats, np.ndarray]:
