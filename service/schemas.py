@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -25,8 +26,7 @@ class _Body(BaseModel):
 
 
 def _unique(names: list[str]) -> list[str]:
-    seen: set[str] = set()
-    repeated = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise ValueError(f"distribution names must be unique; repeated: {repeated[:10]}")
     return names
