@@ -110,14 +110,15 @@ class LocalStats:
     reward_mean: np.ndarray = field(init=False)
     reward_best: np.ndarray = field(init=False)
     _windows: list[list[float]] = field(init=False)
-    _rewarded: np.ndarray = field(init=False)
+    rewarded: np.ndarray = field(init=False)
+    """Whether each distribution has had a reward yet (its first one sets the average)."""
 
     def __post_init__(self) -> None:
         check_window(self.window)
         self.n = np.zeros(self.k)
         self.reward_mean = np.zeros(self.k)
         self.reward_best = np.zeros(self.k)
-        self._rewarded = np.zeros(self.k, dtype=bool)
+        self.rewarded = np.zeros(self.k, dtype=bool)
         self._windows = [[] for _ in range(self.k)]
 
     def add(
@@ -135,13 +136,13 @@ class LocalStats:
         del win[: max(0, len(win) - self.window)]
         if rewards is not None and len(rewards) > 0:
             batch_mean = float(np.mean(rewards))
-            if self._rewarded[index]:
+            if self.rewarded[index]:
                 a = self.reward_alpha
                 self.reward_mean[index] = (1 - a) * self.reward_mean[index] + a * batch_mean
                 self.reward_best[index] = max(self.reward_best[index], self.reward_mean[index])
             else:
                 self.reward_mean[index] = self.reward_best[index] = batch_mean
-                self._rewarded[index] = True
+                self.rewarded[index] = True
 
     def stats(self) -> RunStats:
         """The current statistics as a :class:`RunStats`."""

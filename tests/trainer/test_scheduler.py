@@ -48,6 +48,23 @@ def test_export_import_round_trip() -> None:
     assert t.strategy == DumpUcb(window=4, c=0.5)
 
 
+def test_export_import_keeps_rewards_and_strategy_state() -> None:
+    """A stateful strategy and the reward averages that regress_bonus reads survive a
+    checkpoint: after the round trip both schedulers weigh the same."""
+    s = LocalScheduler(NAMES, strategy="dump-ucb", regress_bonus=2.0)
+    for step, r in enumerate([1.0, 0.0, 0.0]):
+        s.report(step, {"a": [0.1, -0.1]}, {"a": [r, r]})
+    t = LocalScheduler(NAMES, strategy="dump-ucb", regress_bonus=2.0)
+    t.import_(s.export())
+    assert t.stats.reward_best[0] == 1.0 and t.stats.reward_mean[0] == pytest.approx(0.81)
+    assert t.weights() == s.weights()
+    sec = LocalScheduler(NAMES, strategy="sec")
+    sec.report(0, {"b": [1.0, -1.0]})
+    copy = LocalScheduler(NAMES, strategy="sec")
+    copy.import_(sec.export())
+    assert copy.state.tolist() == [0.0, 0.5, 0.0] and copy.weights() == sec.weights()
+
+
 def test_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="unknown distribution 'z'"):
         LocalScheduler(NAMES).report(0, {"z": [1.0]})

@@ -129,6 +129,9 @@ class LocalScheduler:
             "reward_sum": self.reward_sum.tolist(),
             "reward_n": self.reward_n.tolist(),
             "strategy_state": self.state.tolist(),
+            "reward_mean": self.stats.reward_mean.tolist(),
+            "reward_best": self.stats.reward_best.tolist(),
+            "rewarded": self.stats.rewarded.tolist(),
         }
 
     def import_(self, snapshot: dict) -> None:
@@ -146,6 +149,9 @@ class LocalScheduler:
         self.reward_sum = np.asarray(snapshot["reward_sum"], dtype=np.float64)
         self.reward_n = np.asarray(snapshot["reward_n"], dtype=np.float64)
         self.state = np.asarray(snapshot["strategy_state"], dtype=np.float64)
+        self.stats.reward_mean = np.asarray(snapshot["reward_mean"], dtype=np.float64)
+        self.stats.reward_best = np.asarray(snapshot["reward_best"], dtype=np.float64)
+        self.stats.rewarded = np.asarray(snapshot["rewarded"], dtype=bool)
 
 
 class ServiceScheduler:
