@@ -21,8 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_smoke_run_times_both_trainers(tmp_path: Path) -> None:
     out = tmp_path / "speed.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "trainer_speed.py"), "--smoke", "--threads",
-         "1", "--json", str(out)],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "trainer_speed.py"),
+            "--smoke",
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
