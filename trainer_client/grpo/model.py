@@ -97,9 +97,11 @@ def load_policy(
     tiny_heads: int = 4,
     seed: int = 0,
     tiny_positions: int = 256,
+    attn_implementation: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The model and tokenizer to train: ``"tiny"`` builds one (with ``tiny_positions``
-    positions), anything else is a local path.
+    positions), anything else is a local path, loaded with ``attn_implementation`` when
+    given (``save_pretrained`` does not record it, so a reloaded tiny model needs it again).
 
     A tokenizer without a pad token gets its EOS token as pad (generation masks padding, so
     the choice only has to be a valid id).
@@ -115,7 +117,8 @@ def load_policy(
                 "download weights, so point --model at a folder saved with save_pretrained"
             )
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        options = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **options)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.eos_token_id is None:

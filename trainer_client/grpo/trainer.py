@@ -78,6 +78,9 @@ class GRPOTrainer:
         prompts = [ex.prompt for d in self.distributions for ex in (*d.train, *d.test)]
         # a tiny model built here gets room for the longest prompt (one token a character)
         positions = max(256, max((len(p) for p in prompts), default=0) + cfg.max_new_tokens + 8)
+        # the tiny model runs eager attention (faster than SDPA at its size); a checkpoint of
+        # it must be reloaded the same way, or a resumed run is slower and numerically apart
+        attn = "eager" if cfg.model == "tiny" else None
         self.model, self.tokenizer = load_policy(
             source,
             self.device,
@@ -87,6 +90,7 @@ class GRPOTrainer:
             cfg.tiny_heads,
             cfg.seed,
             positions,
+            attn,
         )
         check_context(self.model, self.tokenizer, prompts, cfg.max_new_tokens)
         # RL runs without dropout: the policy that sampled and the policy being scored must be
@@ -113,7 +117,12 @@ class GRPOTrainer:
                 self.reference = frozen_copy(self.model)
         elif cfg.kl_beta > 0:
             self.reference = (
-                load_policy(str(Path(resume_from) / "reference"), self.device, dtype)[0]
+                load_policy(
+                    str(Path(resume_from) / "reference"),
+                    self.device,
+                    dtype,
+                    attn_implementation=attn,
+                )[0]
                 .eval()
                 .requires_grad_(False)
             )
