@@ -7,6 +7,10 @@ composes plans with the service's own math (``service.scheduling``: the strategy
 then ``compose_batch`` seeded with ``plan_rng(seed, step, batch_size)``), so a plan made
 locally is the plan the service would have made from the same statistics.
 
+Limitation: a stateful strategy (``sec``, ``learning-progress``, ``exp3s``) is scheduled from
+its initial state, which for all three is uniform: their state is not fetched, so the local
+plans follow the counts alone until the service answers again.
+
 Limitation: the ranks of one data-parallel run each schedule on their own copy while the
 service is down. Each copy holds the state fetched last plus that rank's own reports, so
 ranks agree on a step's plan only while their copies agree (e.g. one rank, or an outage
