@@ -340,6 +340,7 @@ class RunService:
                 report_id_retention=self._settings.report_id_retention,
                 reward_alpha=self._settings.reward_ema_alpha,
                 journal_entry=self._journal_entry(run, request),
+                with_rewards=run.strategy.reads_rewards,
             )
             inputs = outcome.inputs
             if not outcome.duplicate:

@@ -33,6 +33,7 @@ class Sec:
     tau: float = 0.4
 
     stateful: ClassVar[bool] = True
+    reads_rewards: ClassVar[bool] = False  # rewards reach it through the journal
 
     def __post_init__(self) -> None:
         check_window(self.window)
@@ -93,6 +94,7 @@ class LearningProgress:
     epsilon: float = 0.1
 
     stateful: ClassVar[bool] = True
+    reads_rewards: ClassVar[bool] = False  # rewards reach it through the journal
 
     def __post_init__(self) -> None:
         check_window(self.window)
@@ -141,6 +143,7 @@ class Exp3S:
     history: int = 1000
 
     stateful: ClassVar[bool] = True
+    reads_rewards: ClassVar[bool] = False  # rewards reach it through the journal
 
     def __post_init__(self) -> None:
         check_window(self.window)

@@ -51,6 +51,11 @@ class _Stateless:
     def initial_state(self, k: int) -> np.ndarray:
         return _EMPTY
 
+    @property
+    def reads_rewards(self) -> bool:
+        """Whether :meth:`weights` reads the reward statistics of :class:`RunStats`."""
+        return False
+
     def advance(self, state: np.ndarray, batch: BatchSummary) -> np.ndarray:
         return state
 
@@ -95,6 +100,10 @@ class DumpUcb(_Stateless):
         check_finite("tau", self.tau, low=0, strict=True)
         check_fraction("floor", self.floor)
         check_finite("regress_bonus", self.regress_bonus, low=0)
+
+    @property
+    def reads_rewards(self) -> bool:
+        return self.regress_bonus > 0
 
     def scores(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
         score = ucb_scores(stats, self.c)

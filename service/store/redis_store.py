@@ -20,7 +20,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from service.errors import PlanExpired, RunNotFound, StaleRun, StoreUnavailable
 from service.store.codec import unpack_f64, unpack_rewards
-from service.store.keys import run_keys
+from service.store.keys import REWARD_FIELDS, run_keys
 from service.store.scripts import register_scripts
 
 T = TypeVar("T")
@@ -113,7 +113,7 @@ def _inputs(version: int, n: bytes, mean: bytes, rewards: bytes, rest: list[Any]
         version=version,
         n=unpack_f64(n),
         window_mean=unpack_f64(mean),
-        rewards=unpack_rewards(rewards),
+        rewards=unpack_rewards(rewards) if rewards else np.zeros((len(n) // 8, REWARD_FIELDS)),
         state=unpack_f64(state or b""),
         state_version=int(state_version),
         journal=list(journal),
@@ -221,6 +221,7 @@ class RedisStore:
         report_id_retention: int,
         reward_alpha: float,
         journal_entry: bytes,
+        with_rewards: bool,
     ) -> ReportOutcome:
         """Apply one report atomically (see ``lua/report.lua``)."""
         args: list[Any] = [
@@ -232,6 +233,7 @@ class RedisStore:
             len(advantages),
             len(rewards),
             journal_entry,
+            "1" if with_rewards else "0",
         ]
         for index, count, packed in advantages:
             args += [index, count, packed]

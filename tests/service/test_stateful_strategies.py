@@ -115,7 +115,7 @@ def test_a_writer_that_dies_after_the_report_is_healed(
                 await store.report(
                     run, meta.incarnation, body["report_id"], window=300, advantages=adv,
                     rewards=rew, report_id_retention=100, reward_alpha=0.1,
-                    journal_entry=encode_journal_body(summary),
+                    journal_entry=encode_journal_body(summary), with_rewards=False,
                 )  # fmt: skip
 
     asyncio.run(apply_raw())

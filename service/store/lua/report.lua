@@ -6,6 +6,7 @@
 -- ARGV[5] reward moving-average weight (0 < alpha <= 1)
 -- ARGV[6] A, advantage entries  ARGV[7] R, reward entries
 -- ARGV[8] journal entry body for a stateful strategy ('' for a stateless one)
+-- ARGV[9] '1' to return the rewards array (a strategy that reads it), '0' for '' instead
 -- then A triples: distribution index, sample count, the last min(count, W) absolute
 --   advantages packed float32 (oldest first)
 -- then R triples: distribution index, reward count, mean reward of this report
@@ -21,8 +22,10 @@ if status ~= 0 then return {status} end
 
 local function reply(status, version)
   local state, state_version, journal = strategy_inputs()
+  local rewards = ''
+  if ARGV[9] == '1' then rewards = redis.call('GET', KEYS[4]) end
   local out = {status, version, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]),
-               redis.call('GET', KEYS[4]), state, state_version, journal}
+               rewards, state, state_version, journal}
   if status == 1 then
     local meta = redis.call('HMGET', KEYS[1], 'weights_version', 'weights')
     out[9] = tonumber(meta[1])
@@ -39,7 +42,7 @@ local W = tonumber(ARGV[3])
 local alpha = tonumber(ARGV[5])
 local n_adv = tonumber(ARGV[6])
 local n_rew = tonumber(ARGV[7])
-local pos = 9
+local pos = 10
 
 for _ = 1, n_adv do
   local idx = tonumber(ARGV[pos])
