@@ -16,7 +16,7 @@ from service.scheduling import DumpUcb, LocalStats, compose_batch, plan_rng, wei
 from trainer_client import CurriculumClient, LocalService
 
 if TYPE_CHECKING:
-    from conftest import RedisServer
+    from tests.conftest import RedisProcess
 
 NAMES = ["easy", "medium", "hard"]
 
@@ -131,7 +131,7 @@ def test_a_full_buffer_drops_the_oldest_report(dead_url: str, tmp_path: Path) ->
 
 
 def test_503_is_retried_after_retry_after_then_plans_fall_back(
-    own_redis: RedisServer, tmp_path: Path
+    own_redis: RedisProcess, tmp_path: Path
 ) -> None:
     """With Redis down the service answers 503 + Retry-After: the client waits, retries,
     then schedules locally; once Redis is back the service plans again."""
