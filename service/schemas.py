@@ -176,7 +176,10 @@ class ReportOut(BaseModel):
 
     status: Literal["applied", "duplicate"]
     version: int
-    weights: dict[str, float]
+    weights: dict[str, float] | None = Field(
+        description="Probability per distribution after the report; null when the call asked "
+        "for none (?weights=false: at K = 10,000 the weights are most of the answer's cost)."
+    )
 
 
 class SnapshotDistribution(_Body):

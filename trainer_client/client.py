@@ -83,7 +83,8 @@ class ReportResult:
 
     ``status`` is ``"applied"`` (counted now), ``"duplicate"`` (its ``report_id`` was counted
     before) or ``"buffered"`` (the service is unreachable; it will be replayed). ``weights``
-    are the service's new weights, or the local ones for a buffered report.
+    are the service's new weights, or the local ones for a buffered report; empty when the
+    report was made with ``with_weights=False``.
     """
 
     status: Literal["applied", "duplicate", "buffered"]
@@ -310,18 +311,21 @@ class _ClientCore:
             status=data["status"],
             report_id=item.report_id,
             version=int(data["version"]),
-            weights=dict(data["weights"]),
+            weights=dict(data.get("weights") or {}),
         )
 
-    def buffered(self, item: PendingReport) -> ReportResult:
+    def buffered(self, item: PendingReport, with_weights: bool = True) -> ReportResult:
         self.buffer.add(item)
         self.local.add(item.advantages)
         return ReportResult(
             status="buffered",
             report_id=item.report_id,
             version=self.local.version,
-            weights=self.local.probabilities() if self.local.names else {},
+            weights=self.local.probabilities() if with_weights and self.local.names else {},
         )
+
+    def report_path(self, with_weights: bool) -> str:
+        return self.run_path("/reports" if with_weights else "/reports?weights=false")
 
     def create_body(
         self, distributions: Sequence[str], strategy: str | Mapping[str, Any] | None, seed: int
@@ -544,6 +548,7 @@ class CurriculumClient(_ClientBase):
         rewards: Mapping[str, Sequence[float]] | None = None,
         *,
         report_id: str | None = None,
+        with_weights: bool = True,
     ) -> ReportResult:
         """Report a step's per-sample advantages (and rewards) by distribution.
 
@@ -551,11 +556,14 @@ class CurriculumClient(_ClientBase):
         client's k-th further report of that step) unless given. Bad values (NaN, an
         unknown distribution) raise :class:`~trainer_client.errors.InvalidRequest` and are
         not buffered; while the service is down the report is buffered.
+        ``with_weights=False`` leaves the new weights out of the answer (``weights`` is
+        empty): with thousands of distributions they are most of a report's cost.
         """
         item = self._core.new_report(step, advantages, rewards, report_id)
-        data = self._online("POST", self._core.run_path("/reports"), item.body(), required=False)
+        path = self._core.report_path(with_weights)
+        data = self._online("POST", path, item.body(), required=False)
         if data is None:
-            return self._core.buffered(item)
+            return self._core.buffered(item, with_weights)
         return self._core.applied(item, data)
 
     def weights(self) -> dict[str, float]:
@@ -746,14 +754,14 @@ class AsyncCurriculumClient(_ClientBase):
         rewards: Mapping[str, Sequence[float]] | None = None,
         *,
         report_id: str | None = None,
+        with_weights: bool = True,
     ) -> ReportResult:
         """See :meth:`CurriculumClient.report`."""
         item = self._core.new_report(step, advantages, rewards, report_id)
-        data = await self._online(
-            "POST", self._core.run_path("/reports"), item.body(), required=False
-        )
+        path = self._core.report_path(with_weights)
+        data = await self._online("POST", path, item.body(), required=False)
         if data is None:
-            return self._core.buffered(item)
+            return self._core.buffered(item, with_weights)
         return self._core.applied(item, data)
 
     async def weights(self) -> dict[str, float]:

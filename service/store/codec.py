@@ -5,6 +5,7 @@ Pure functions over bytes and numpy arrays; the Lua scripts read and write the s
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass
 
@@ -32,10 +33,55 @@ def unpack_f64(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=_F64).astype(np.float64)
 
 
-def pack_abs_f32(values: list[float], window: int) -> bytes:
-    """The absolute values of the last ``window`` of ``values``, packed float32, oldest first."""
-    tail = np.abs(np.asarray(values[-window:], dtype=np.float64))
-    return tail.astype(_F32).tobytes()
+@dataclass(frozen=True)
+class PackedReport:
+    """A report's numbers in the layout ``lua/report.lua`` reads: three arguments in all,
+    however many distributions the report touches.
+
+    ``heads``: per advantage entry ``<u4 index, u4 count, u4 m>`` (``count`` samples were
+    reported, the last ``m = min(count, window)`` are sent). ``values``: those entries' ``m``
+    absolute advantages as float32, oldest first, one entry after the other. ``rewards``: per
+    reward entry ``<u4 index, u4 count, f8 batch mean>``.
+    """
+
+    heads: bytes
+    values: bytes
+    rewards: bytes
+
+    @property
+    def advantage_entries(self) -> int:
+        return len(self.heads) // 12
+
+    @property
+    def reward_entries(self) -> int:
+        return len(self.rewards) // 16
+
+
+_REWARD_ENTRY = np.dtype([("index", "<u4"), ("count", "<u4"), ("mean", "<f8")])
+
+
+def pack_report(
+    advantages: list[tuple[int, list[float]]],
+    rewards: list[tuple[int, list[float]]],
+    window: int,
+) -> PackedReport:
+    """Pack ``(distribution index, values)`` entries (non-empty lists) for the report script."""
+    tails = [values[-window:] for _, values in advantages]
+    heads = np.array(
+        [(index, len(values), min(len(values), window)) for index, values in advantages],
+        dtype="<u4",
+    ).reshape(-1, 3)
+    total = int(heads[:, 2].sum())
+    flat = np.fromiter(itertools.chain.from_iterable(tails), dtype=np.float64, count=total)
+    packed_rewards = np.array(
+        [(index, len(values), float(np.mean(values))) for index, values in rewards],
+        dtype=_REWARD_ENTRY,
+    )
+    return PackedReport(
+        heads=heads.tobytes(),
+        values=np.abs(flat).astype(_F32).tobytes(),
+        rewards=packed_rewards.tobytes(),
+    )
 
 
 def unpack_rewards(blob: bytes) -> np.ndarray:
@@ -62,6 +108,61 @@ def decode_window(blob: bytes) -> np.ndarray:
     if length < data.size:
         return data[:length].copy()
     return np.concatenate([data[head:], data[:head]])
+
+
+STATS_DTYPE = np.dtype(
+    [("n", "<f8"), ("mean", "<f8"), ("head", "<u4"), ("length", "<u4"), ("sum", "<f8")]
+)
+"""A record of the ``stats`` string (keys.py)."""
+
+
+def unpack_stats(blob: bytes) -> np.ndarray:
+    """The ``stats`` string as a structured array of :data:`STATS_DTYPE`, shape ``(K,)``."""
+    return np.frombuffer(blob, dtype=STATS_DTYPE)
+
+
+def pack_stats(n: np.ndarray, mean: np.ndarray, windows: dict[int, bytes]) -> bytes:
+    """The ``stats`` string of counts ``n``, window means ``mean`` and the ring headers of
+    ``windows`` (ring buffer blobs of :func:`encode_window`, by distribution index)."""
+    stats = np.zeros(len(n), dtype=STATS_DTYPE)
+    stats["n"] = n
+    stats["mean"] = mean
+    for index, blob in windows.items():
+        head, length, total = struct.unpack_from("<IId", blob)
+        stats["head"][index], stats["length"][index], stats["sum"][index] = head, length, total
+    return stats.tobytes()
+
+
+def split_windows(stats: bytes, rings: bytes, window: int) -> dict[int, bytes]:
+    """The non-empty windows of a run, as ring buffer blobs (:func:`encode_window`'s layout)
+    by distribution index, from its ``stats`` and ``windows`` strings.
+
+    The rings' string ends after the last position written, so the last ring may be short;
+    the positions missing were never written and read as zeros.
+    """
+    records = unpack_stats(stats)
+    size = 4 * window
+    out: dict[int, bytes] = {}
+    for index in np.flatnonzero(records["length"]):
+        record = records[index]
+        ring = rings[index * size : (index + 1) * size].ljust(size, b"\0")
+        header = struct.pack("<IId", record["head"], record["length"], record["sum"])
+        out[int(index)] = header + ring
+    return out
+
+
+def join_rings(windows: dict[int, bytes], window: int) -> bytes:
+    """The ``windows`` string holding the rings of ``windows`` (ring buffer blobs by
+    distribution index); their headers go to ``stats`` (:func:`pack_stats`)."""
+    if not windows:
+        return b""
+    size = 4 * window
+    flat = bytearray(size * (max(windows) + 1))
+    for index, blob in windows.items():
+        if len(blob) != WINDOW_HEADER_BYTES + size:
+            raise ValueError(f"window {index} has {len(blob)} bytes, expected {16 + size}")
+        flat[index * size : (index + 1) * size] = blob[WINDOW_HEADER_BYTES:]
+    return bytes(flat)
 
 
 @dataclass(frozen=True)

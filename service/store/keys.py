@@ -14,23 +14,31 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     ``weights_version``: the ``version`` the stored ``weights`` were computed from.
     ``plan_max_step``: highest step planned so far (``-1`` before any).
     ``state_version``: the ``version`` the stored strategy ``state`` is the fold of.
-``rc:{run}:n`` (string)
-    Cumulative sample count per distribution, packed float64 ``(K,)``.
-``rc:{run}:mean`` (string)
-    Mean absolute advantage over each distribution's window, packed float64 ``(K,)``.
+    ``history_step``: the step of the newest ``history`` entry (absent while there is none).
+    ``layout``: the storage layout the run was written in (:data:`STORE_LAYOUT`); the
+    scripts touch no run of another layout.
+``rc:{run}:stats`` (string)
+    One 32-byte record per distribution, ``<f8 n, f8 mean, I4 head, I4 length, f8 sum>``:
+    the cumulative sample count, the mean absolute advantage over the window (0 while it is
+    empty), and the window ring's next position, fill and sum. The service reads ``n`` and
+    ``mean`` of every distribution in one ``GET``; a report reads and writes one record per
+    distribution it touches.
 ``rc:{run}:rewards`` (string)
     Per distribution four float64: rewards reported, their batch means' moving average,
     the last batch mean, and the highest the moving average has been; ``(K, 4)`` packed
     row-major.
-``rc:{run}:windows`` (hash)
-    Field: distribution index as decimal. Value: a ring buffer, a 16-byte header
-    ``<I4 head, I4 length, f8 sum>`` then ``window`` float32 absolute advantages.
+``rc:{run}:windows`` (string)
+    The windows' rings, ``window`` float32 absolute advantages per distribution, ring ``i``
+    at byte ``4 * window * i`` (its head and length are in ``stats``). A report writes only
+    the ring positions it fills and reads only those it evicts, never a whole window. The
+    string ends after the last byte written; what lies past its end was never written.
 ``rc:{run}:reports`` (sorted set)
     Applied report ids, scored by the version they produced; trimmed to the newest
     ``report_id_retention``.
 ``rc:{run}:plans`` (hash)
-    Field ``"{step}:{batch_size}"``: the plan fixed for it, stored as the JSON answer that
-    ``POST /plan`` returns (kept plans are served without re-encoding).
+    Field ``"{incarnation}:{step}:{batch_size}"``: the plan fixed for it, stored as the JSON
+    answer that ``POST /plan`` returns. A kept plan is one ``HGET`` of this field, served
+    without re-encoding; the incarnation in the field makes that read run-safe unscripted.
 ``rc:{run}:plan_steps`` (sorted set)
     The fields of ``plans``, scored by step, to drop plans older than the retention.
 ``rc:{run}:history`` (list)
@@ -49,6 +57,7 @@ and a single Lua script can read and write them all atomically. Scripts receive 
 
 from __future__ import annotations
 
+import functools
 import re
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -58,8 +67,7 @@ _RUN_ID_RE = re.compile(RUN_ID_PATTERN)
 
 RUN_KEY_NAMES: tuple[str, ...] = (
     "meta",
-    "n",
-    "mean",
+    "stats",
     "rewards",
     "windows",
     "reports",
@@ -70,7 +78,13 @@ RUN_KEY_NAMES: tuple[str, ...] = (
     "journal",
 )
 
+STORE_LAYOUT = 2
+"""The layout of this module's keys. Layout 1 kept ``n`` and ``mean`` as two strings and each
+window as a field of a hash; a run stored in another layout is refused (409) rather than
+misread."""
+
 WINDOW_HEADER_BYTES = 16
+STATS_RECORD_BYTES = 32
 HISTORY_HEADER_BYTES = 16
 REWARD_FIELDS = 4
 JOURNAL_HEADER_BYTES = 12
@@ -81,8 +95,21 @@ def is_valid_run_id(run_id: str) -> bool:
     return bool(_RUN_ID_RE.match(run_id))
 
 
-def run_keys(run_id: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def run_keys(run_id: str) -> tuple[str, ...]:
     """Every key of run ``run_id``, in the order of :data:`RUN_KEY_NAMES`."""
     if not is_valid_run_id(run_id):
         raise ValueError(f"invalid run id {run_id!r}")
-    return [f"rc:{{{run_id}}}:{name}" for name in RUN_KEY_NAMES]
+    return tuple(f"rc:{{{run_id}}}:{name}" for name in RUN_KEY_NAMES)
+
+
+PLANS_KEY = RUN_KEY_NAMES.index("plans")
+
+
+def plan_field(incarnation: str, step: int, batch_size: int) -> str:
+    """The field of ``plans`` that holds the plan of ``(step, batch_size)``.
+
+    It starts with the run's incarnation, so a plain ``HGET`` finds a plan only for the run
+    it was drawn for: the one round trip of a kept plan needs no script to check that.
+    """
+    return f"{incarnation}:{step}:{batch_size}"

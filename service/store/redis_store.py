@@ -18,9 +18,17 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
 
-from service.errors import PlanExpired, RunNotFound, StaleRun, StoreUnavailable
-from service.store.codec import unpack_f64, unpack_rewards
-from service.store.keys import REWARD_FIELDS, run_keys
+from service.errors import PlanExpired, RunConflict, RunNotFound, StaleRun, StoreUnavailable
+from service.store.codec import (
+    PackedReport,
+    join_rings,
+    pack_stats,
+    split_windows,
+    unpack_f64,
+    unpack_rewards,
+    unpack_stats,
+)
+from service.store.keys import PLANS_KEY, REWARD_FIELDS, STORE_LAYOUT, plan_field, run_keys
 from service.store.scripts import register_scripts
 
 T = TypeVar("T")
@@ -106,14 +114,15 @@ class RawSnapshot:
     inputs: StrategyInputs
 
 
-def _inputs(version: int, n: bytes, mean: bytes, rewards: bytes, rest: list[Any]) -> StrategyInputs:
+def _inputs(version: int, stats: bytes, rewards: bytes, rest: list[Any]) -> StrategyInputs:
     """Decode the strategy inputs of a reply: ``rest`` is ``[state, state_version, journal]``."""
     state, state_version, journal = rest[0], rest[1], rest[2]
+    records = unpack_stats(stats)
     return StrategyInputs(
         version=version,
-        n=unpack_f64(n),
-        window_mean=unpack_f64(mean),
-        rewards=unpack_rewards(rewards) if rewards else np.zeros((len(n) // 8, REWARD_FIELDS)),
+        n=records["n"].copy(),
+        window_mean=records["mean"].copy(),
+        rewards=unpack_rewards(rewards) if rewards else np.zeros((records.size, REWARD_FIELDS)),
         state=unpack_f64(state or b""),
         state_version=int(state_version),
         journal=list(journal),
@@ -126,6 +135,12 @@ def _check_status(reply: list[Any]) -> None:
         raise RunNotFound("no such run")
     if status == -2:
         raise StaleRun()
+    if status == -3:
+        raise RunConflict(
+            "this run was stored by another version of the service, in a storage layout this "
+            f"version does not read (it reads layout {STORE_LAYOUT}); export the run with the "
+            "version that created it and import the snapshot into a new run here"
+        )
 
 
 def _decode(value: bytes | str) -> str:
@@ -216,8 +231,7 @@ class RedisStore:
         report_id: str,
         *,
         window: int,
-        advantages: list[tuple[int, int, bytes]],
-        rewards: list[tuple[int, int, float]],
+        packed: PackedReport,
         report_id_retention: int,
         reward_alpha: float,
         journal_entry: bytes,
@@ -230,31 +244,28 @@ class RedisStore:
             window,
             report_id_retention,
             repr(reward_alpha),
-            len(advantages),
-            len(rewards),
+            packed.heads,
+            packed.values,
+            packed.rewards,
             journal_entry,
             "1" if with_rewards else "0",
         ]
-        for index, count, packed in advantages:
-            args += [index, count, packed]
-        for index, count, mean in rewards:
-            args += [index, count, repr(mean)]
         reply = await self._script("report", run_id, args)
-        inputs = _inputs(int(reply[1]), reply[2], reply[3], reply[4], reply[5:8])
+        inputs = _inputs(int(reply[1]), reply[2], reply[3], reply[4:7])
         if int(reply[0]) == 0:
             return ReportOutcome(duplicate=False, inputs=inputs)
         return ReportOutcome(
             duplicate=True,
             inputs=inputs,
-            weights_version=int(reply[8]),
-            weights=unpack_f64(reply[9]),
+            weights_version=int(reply[7]),
+            weights=unpack_f64(reply[8]),
         )
 
     async def read_state(self, run_id: str, incarnation: str) -> RunState:
         """The run's counts, weights and reward statistics in one view."""
         reply = await self._script("read_state", run_id, [incarnation])
         return RunState(
-            inputs=_inputs(int(reply[1]), reply[4], reply[5], reply[6], reply[7:10]),
+            inputs=_inputs(int(reply[1]), reply[4], reply[5], reply[6:9]),
             weights_version=int(reply[2]),
             weights=unpack_f64(reply[3]),
         )
@@ -284,11 +295,21 @@ class RedisStore:
         reply = await self._script("set_weights", run_id, args)
         return int(reply[0]) == 1
 
+    async def kept_plan(
+        self, run_id: str, incarnation: str, step: int, batch_size: int
+    ) -> bytes | None:
+        """The plan fixed for ``(step, batch_size)`` of this incarnation of the run, in one
+        plain ``HGET`` (no script); ``None`` when there is none to serve as it is."""
+        key = run_keys(run_id)[PLANS_KEY]
+        field = plan_field(incarnation, step, batch_size)
+        plan: bytes | None = await self._run(lambda: self._client.hget(key, field))
+        return plan
+
     async def get_plan(
         self, run_id: str, incarnation: str, step: int, batch_size: int, retention: int
     ) -> PlanLookup:
         """The plan fixed for ``(step, batch_size)``, or the current weights to draw it."""
-        field = f"{step}:{batch_size}"
+        field = plan_field(incarnation, step, batch_size)
         reply = await self._script("get_plan", run_id, [incarnation, field, step, retention])
         status = int(reply[0])
         if status == 1:
@@ -312,7 +333,7 @@ class RedisStore:
         retention: int,
     ) -> bytes:
         """Fix a plan unless one was fixed first; returns the plan that holds."""
-        field = f"{step}:{batch_size}"
+        field = plan_field(incarnation, step, batch_size)
         args = [incarnation, field, step, plan_json, retention]
         reply = await self._script("put_plan", run_id, args)
         if int(reply[0]) == 2:
@@ -323,26 +344,25 @@ class RedisStore:
         """Remove the run and all its keys."""
         await self._script("delete", run_id, [incarnation])
 
-    async def export(self, run_id: str, incarnation: str, *, history: bool) -> RawSnapshot:
+    async def export(
+        self, run_id: str, incarnation: str, *, window: int, history: bool
+    ) -> RawSnapshot:
         """Everything a snapshot holds, read in one view (the history only if asked)."""
         reply = await self._script("export", run_id, [incarnation, "1" if history else "0"])
-        flat_windows = reply[5]
-        windows = {
-            int(flat_windows[i]): flat_windows[i + 1] for i in range(0, len(flat_windows), 2)
-        }
-        flat_ids = reply[6]
+        inputs = _inputs(int(reply[1]), reply[2], reply[3], reply[7:10])
+        flat_ids = reply[5]
         report_ids = [
             (_decode(flat_ids[i]), int(float(flat_ids[i + 1]))) for i in range(0, len(flat_ids), 2)
         ]
         return RawSnapshot(
             version=int(reply[1]),
-            n=unpack_f64(reply[2]),
-            window_mean=unpack_f64(reply[3]),
-            rewards=unpack_rewards(reply[4]),
-            windows=windows,
+            n=inputs.n,
+            window_mean=inputs.window_mean,
+            rewards=unpack_rewards(reply[3]),
+            windows=split_windows(reply[2], reply[4], window),
             report_ids=report_ids,
-            history=list(reply[7]),
-            inputs=_inputs(int(reply[1]), reply[2], reply[3], reply[4], reply[8:11]),
+            history=list(reply[6]),
+            inputs=inputs,
         )
 
     async def import_(
@@ -354,6 +374,7 @@ class RedisStore:
         window_mean: np.ndarray,
         rewards: np.ndarray,
         weights: np.ndarray,
+        window: int,
         windows: dict[int, bytes],
         report_ids: list[tuple[str, int]],
         history: list[bytes],
@@ -362,17 +383,14 @@ class RedisStore:
         """Replace the run's learnt state; returns the new version."""
         args: list[Any] = [
             incarnation,
-            n.tobytes(),
-            window_mean.tobytes(),
+            pack_stats(n, window_mean, windows),
             rewards.tobytes(),
             weights.tobytes(),
-            len(windows),
+            join_rings(windows, window),
             len(report_ids),
             len(history),
             state.tobytes(),
         ]
-        for index, blob in windows.items():
-            args += [index, blob]
         for report_id, score in report_ids:
             args += [score, report_id]
         args += history

@@ -101,12 +101,15 @@ def test_round_trip_create_attach_plan_report_export_import(service_url: str) ->
         np.testing.assert_allclose(
             [second.weights[n] for n in NAMES], _expected_weights(reports), rtol=1e-6
         )
+        lean = client.report(0, {"kk-6": [0.0]}, report_id="lean", with_weights=False)
+        assert lean.status == "applied" and lean.version == 3 and lean.weights == {}
+        reports.append({"kk-6": [0.0]})
         np.testing.assert_allclose(
             [client.weights()[n] for n in NAMES], _expected_weights(reports), rtol=1e-6
         )
         info = client.run_info()
         assert {n: s["n"] for n, s in info["stats"].items()} == {
-            "kk-3": 3, "kk-4": 2, "kk-5": 5, "kk-6": 1
+            "kk-3": 3, "kk-4": 2, "kk-5": 5, "kk-6": 2
         }  # fmt: skip
         assert info["stats"]["kk-5"]["window_mean"] == pytest.approx(2.0)
         assert [e["step"] for e in client.history()["entries"]] == [0]
@@ -227,8 +230,8 @@ def test_async_client_round_trip_and_fallback(service_url: str, dead_url: str) -
                 NAMES[i] for i in compose_batch(uniform, 16, plan_rng(3, 0, 16))
             ]
             report = {"kk-3": [0.5, -0.5, 1.5], "kk-4": [0.0, 0.0]}
-            result = await client.report(0, report)
-            assert result.status == "applied"
+            result = await client.report(0, report, with_weights=False)
+            assert result.status == "applied" and result.weights == {}
             got = await client.weights()
             np.testing.assert_allclose(
                 [got[n] for n in NAMES], _expected_weights([report]), rtol=1e-6

@@ -43,6 +43,24 @@ def test_first_request_fixes_the_plan_across_replicas(
     assert _plan(http, url_b, run, headers, 6, 32).json()["version"] == 1
 
 
+def test_a_kept_plan_is_never_served_to_an_earlier_run_of_the_same_id(
+    http: httpx.Client, start_service: Callable[..., str]
+) -> None:
+    """Replica A caches run "twin"; through replica B it is deleted and created again, and
+    step 0 is planned for the new run. A kept plan is one plain HGET on A, under A's stale
+    cache: the old token must still not read the new run's plan."""
+    url_a, url_b = start_service(), start_service()
+    run, old_headers = create_run(http, url_a, DISTS, run_id="twin")
+    assert _plan(http, url_a, run, old_headers, 0, 8).status_code == 200  # cached on A
+    http.delete(f"{url_b}/v1/runs/{run}", headers=old_headers)
+    _, new_headers = create_run(http, url_b, DISTS, run_id="twin", seed=7)
+    new_plan = _plan(http, url_b, run, new_headers, 0, 8)
+    assert new_plan.status_code == 200
+    stale = _plan(http, url_a, run, old_headers, 0, 8)
+    assert stale.status_code == 403, stale.text
+    assert _plan(http, url_a, run, new_headers, 0, 8).json() == new_plan.json()
+
+
 def test_plans_are_per_batch_size(http: httpx.Client, service_url: str) -> None:
     run, headers = create_run(http, service_url, DISTS)
     small = _plan(http, service_url, run, headers, 0, 4).json()

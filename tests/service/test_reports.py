@@ -82,6 +82,26 @@ def test_same_report_id_counts_once(http: httpx.Client, service_url: str) -> Non
     assert info["version"] == 1
 
 
+def test_a_report_may_leave_the_weights_out_of_its_answer(
+    http: httpx.Client, service_url: str
+) -> None:
+    """?weights=false: the answer's weights are null, and the report counts and moves the
+    stored weights exactly as with them."""
+    run, headers = create_run(http, service_url, DISTS)
+    url = f"{service_url}/v1/runs/{run}/reports"
+    body = {"report_id": "a", "step": 0, "advantages": {"d0": [2.0, -2.0], "d1": [0.1]}}
+    lean = http.post(url, params={"weights": "false"}, json=body, headers=headers).json()
+    assert lean == {"status": "applied", "version": 1, "weights": None}
+    info = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()
+    assert info["stats"]["d0"]["n"] == 2
+    again = http.post(url, json=body, headers=headers).json()
+    assert again["status"] == "duplicate"
+    assert again["weights"] == info["weights"]
+    assert again["weights"]["d0"] > again["weights"]["d2"]  # d0 moved, from the lean report
+    lean_dup = http.post(url, params={"weights": "false"}, json=body, headers=headers).json()
+    assert lean_dup == {"status": "duplicate", "version": 1, "weights": None}
+
+
 def test_rewards_are_summarised(http: httpx.Client, service_url: str) -> None:
     """Batch means 0.5 then 1.0 with alpha 0.1: moving average 0.5 -> 0.9*0.5 + 0.1*1.0 = 0.55."""
     run, headers = create_run(http, service_url, DISTS)

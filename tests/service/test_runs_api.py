@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -172,3 +173,58 @@ def test_openapi_has_examples(http: httpx.Client, service_url: str) -> None:
     assert "/v1/runs/{run_id}/plan" in spec["paths"]
     schema = spec["components"]["schemas"]["CreateRunRequest"]
     assert schema["examples"][0]["distributions"][0] == "kk-3"
+    # the bearer token is documented as a security scheme on every call on a run
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    run_calls = [
+        ("/v1/runs/{run_id}/plan", "post"),
+        ("/v1/runs/{run_id}", "get"),
+        ("/v1/runs/{run_id}/reports", "post"),
+        ("/v1/runs/{run_id}/import", "put"),
+    ]
+    for path, method in run_calls:
+        assert spec["paths"][path][method]["security"] == [{"bearer": []}], path
+    assert spec["paths"]["/v1/runs"]["post"]["security"] == [{"bearer": []}, {}]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+
+
+def test_a_run_of_another_storage_layout_is_refused_untouched(
+    http: httpx.Client, service_url: str, redis_url: str
+) -> None:
+    """A run written by a version with another key layout (here: layout 1, windows as a
+    hash) gets a 409 that says what to do, and its keys stay as they were."""
+    import redis
+
+    run, headers = create_run(http, service_url, DISTS, run_id="old-layout")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.hset("rc:{old-layout}:meta", "layout", "1")
+        client.delete("rc:{old-layout}:windows")
+        client.hset("rc:{old-layout}:windows", "0", b"\0" * 16)
+        before = _contents(client, "rc:{old-layout}:*")
+        report = {"report_id": "a", "step": 0, "advantages": {"easy": [1.0]}}
+        calls = [
+            http.post(f"{service_url}/v1/runs/{run}/reports", json=report, headers=headers),
+            http.post(
+                f"{service_url}/v1/runs/{run}/plan", json={"step": 0, "batch_size": 4},
+                headers=headers,
+            ),
+            http.get(f"{service_url}/v1/runs/{run}", headers=headers),
+            http.get(f"{service_url}/v1/runs/{run}/export", headers=headers),
+        ]  # fmt: skip
+        for reply in calls:
+            assert reply.status_code == 409, reply.text
+            assert "storage layout" in reply.json()["error"]["message"]
+            assert "export the run with the version that created it" in reply.text
+        after = _contents(client, "rc:{old-layout}:*")
+        assert after == before
+    finally:
+        client.close()
+
+
+def _contents(client: Any, pattern: str) -> dict[bytes, Any]:
+    """What each matching key holds (a hash as a dict: DUMP may order its fields anew)."""
+    out: dict[bytes, Any] = {}
+    for key in client.scan_iter(match=pattern):
+        kind = client.type(key)
+        out[key] = client.hgetall(key) if kind == b"hash" else client.dump(key)
+    return out

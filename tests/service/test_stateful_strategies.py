@@ -90,7 +90,7 @@ def test_a_writer_that_dies_after_the_report_is_healed(
 ) -> None:
     """Apply reports with the store alone (as if the process died before storing weights):
     the next read folds the journal and stores the weights the reports imply."""
-    from service.store.codec import encode_journal_body, pack_abs_f32
+    from service.store.codec import encode_journal_body, pack_report
     from service.store.redis_store import open_store
 
     strategy = {"name": "sec"}
@@ -102,8 +102,11 @@ def test_a_writer_that_dies_after_the_report_is_healed(
             meta = await store.load_meta(run)
             for body in reports:
                 names = list(body["advantages"])
-                adv = [(DISTS.index(n), 4, pack_abs_f32(body["advantages"][n], 300)) for n in names]
-                rew = [(DISTS.index(n), 4, float(np.mean(body["rewards"][n]))) for n in names]
+                packed = pack_report(
+                    [(DISTS.index(n), body["advantages"][n]) for n in names],
+                    [(DISTS.index(n), body["rewards"][n]) for n in names],
+                    300,
+                )
                 summary = BatchSummary(
                     index=np.array([DISTS.index(n) for n in names]),
                     count=np.full(len(names), 4.0),
@@ -113,8 +116,8 @@ def test_a_writer_that_dies_after_the_report_is_healed(
                     mean_reward=np.array([np.mean(body["rewards"][n]) for n in names]),
                 )
                 await store.report(
-                    run, meta.incarnation, body["report_id"], window=300, advantages=adv,
-                    rewards=rew, report_id_retention=100, reward_alpha=0.1,
+                    run, meta.incarnation, body["report_id"], window=300, packed=packed,
+                    report_id_retention=100, reward_alpha=0.1,
                     journal_entry=encode_journal_body(summary), with_rewards=False,
                 )  # fmt: skip
 

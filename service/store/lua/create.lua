@@ -16,9 +16,9 @@ local k = tonumber(ARGV[5])
 delete_state()
 redis.call('HSET', KEYS[1],
   'config', ARGV[1], 'incarnation', ARGV[2], 'token_hash', ARGV[3], 'version', 0,
-  'weights', ARGV[4], 'weights_version', 0, 'plan_max_step', -1, 'state_version', 0)
-redis.call('SET', KEYS[10], ARGV[6])
-redis.call('SET', KEYS[2], string.rep('\0', 8 * k))
-redis.call('SET', KEYS[3], string.rep('\0', 8 * k))
-redis.call('SET', KEYS[4], string.rep('\0', 32 * k))
+  'weights', ARGV[4], 'weights_version', 0, 'plan_max_step', -1, 'state_version', 0,
+  'layout', STORE_LAYOUT)
+redis.call('SET', KEYS[9], ARGV[6])
+redis.call('SET', KEYS[2], string.rep('\0', 32 * k))
+redis.call('SET', KEYS[3], string.rep('\0', 32 * k))
 return {0}

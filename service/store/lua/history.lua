@@ -6,4 +6,4 @@
 
 local status = check_run(ARGV[1])
 if status ~= 0 then return {status} end
-return {0, redis.call('LRANGE', KEYS[9], -tonumber(ARGV[2]), -1)}
+return {0, redis.call('LRANGE', KEYS[8], -tonumber(ARGV[2]), -1)}

@@ -1,7 +1,7 @@
 -- Fix the plan of a (step, batch size) unless another caller fixed it first, and drop plans
 -- of steps older than the retention.
 --
--- ARGV[1] incarnation           ARGV[2] plan field "{step}:{batch_size}"
+-- ARGV[1] incarnation    ARGV[2] plan field "{incarnation}:{step}:{batch_size}" (keys.py)
 -- ARGV[3] step                  ARGV[4] the plan's answer, JSON
 -- ARGV[5] plan retention in steps
 --
@@ -10,7 +10,7 @@
 
 local status = check_run(ARGV[1])
 if status ~= 0 then return {status} end
-local existing = redis.call('HGET', KEYS[7], ARGV[2])
+local existing = redis.call('HGET', KEYS[6], ARGV[2])
 if existing then return {1, existing} end
 
 local step = tonumber(ARGV[3])
@@ -18,16 +18,16 @@ local retention = tonumber(ARGV[5])
 local max_step = tonumber(redis.call('HGET', KEYS[1], 'plan_max_step'))
 if step < max_step - retention then return {2, max_step} end
 
-redis.call('HSET', KEYS[7], ARGV[2], ARGV[4])
-redis.call('ZADD', KEYS[8], step, ARGV[2])
+redis.call('HSET', KEYS[6], ARGV[2], ARGV[4])
+redis.call('ZADD', KEYS[7], step, ARGV[2])
 if step > max_step then
   max_step = step
   redis.call('HSET', KEYS[1], 'plan_max_step', max_step)
 end
 local cutoff = '(' .. tostring(max_step - retention)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', cutoff)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', cutoff)
 if #expired > 0 then
-  call_chunked('HDEL', KEYS[7], expired)
-  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', cutoff)
+  call_chunked('HDEL', KEYS[6], expired)
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', cutoff)
 end
 return {0, ARGV[4]}

@@ -2,7 +2,7 @@
 --
 -- ARGV[1] incarnation ('' to accept any)
 --
--- Returns {0, version, weights_version, weights, n, mean, rewards, state, state_version,
+-- Returns {0, version, weights_version, weights, stats, rewards, state, state_version,
 -- journal}, or {-1} / {-2}.
 
 local status = check_run(ARGV[1])
@@ -10,5 +10,5 @@ if status ~= 0 then return {status} end
 local meta = redis.call('HMGET', KEYS[1], 'version', 'weights_version', 'weights')
 local state, state_version, journal = strategy_inputs()
 return {0, tonumber(meta[1]), tonumber(meta[2]), meta[3],
-        redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]), redis.call('GET', KEYS[4]),
+        redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]),
         state, state_version, journal}

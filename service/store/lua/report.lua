@@ -4,18 +4,20 @@
 -- ARGV[1] incarnation           ARGV[2] report id
 -- ARGV[3] window W              ARGV[4] how many report ids to remember
 -- ARGV[5] reward moving-average weight (0 < alpha <= 1)
--- ARGV[6] A, advantage entries  ARGV[7] R, reward entries
--- ARGV[8] journal entry body for a stateful strategy ('' for a stateless one)
--- ARGV[9] '1' to return the rewards array (a strategy that reads it), '0' for '' instead
--- then A triples: distribution index, sample count, the last min(count, W) absolute
---   advantages packed float32 (oldest first)
--- then R triples: distribution index, reward count, mean reward of this report
+-- ARGV[6] advantage heads: per entry <I4 distribution index, I4 sample count, I4 m>
+-- ARGV[7] advantage values: per entry, the last m = min(count, W) absolute advantages packed
+--         float32 (oldest first), the entries one after the other
+-- ARGV[8] reward entries: per entry <I4 distribution index, I4 reward count, f8 batch mean>
+-- ARGV[9] journal entry body for a stateful strategy ('' for a stateless one)
+-- ARGV[10] '1' to return the rewards array (a strategy that reads it), '0' for '' instead
+-- (service/store/codec.py, PackedReport, writes ARGV[6..8]: three arguments however many
+-- distributions a report touches.)
 --
 -- Returns, read after the write, for the caller to compute the new weights:
---   {0, version, n, mean, rewards, state, state_version, journal} when applied,
---   {1, version, n, mean, rewards, state, state_version, journal, weights_version, weights}
+--   {0, version, stats, rewards, state, state_version, journal} when applied,
+--   {1, version, stats, rewards, state, state_version, journal, weights_version, weights}
 --   for a report id seen before (nothing changed); or {-1} / {-2}.
--- n and mean are packed float64 (K,), rewards (K, 4); journal is a list of entries.
+-- stats and rewards are the strings of keys.py; journal is a list of entries.
 
 local status = check_run(ARGV[1])
 if status ~= 0 then return {status} end
@@ -23,83 +25,69 @@ if status ~= 0 then return {status} end
 local function reply(status, version)
   local state, state_version, journal = strategy_inputs()
   local rewards = ''
-  if ARGV[9] == '1' then rewards = redis.call('GET', KEYS[4]) end
-  local out = {status, version, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]),
-               rewards, state, state_version, journal}
+  if ARGV[10] == '1' then rewards = redis.call('GET', KEYS[3]) end
+  local out = {status, version, redis.call('GET', KEYS[2]), rewards, state, state_version,
+               journal}
   if status == 1 then
     local meta = redis.call('HMGET', KEYS[1], 'weights_version', 'weights')
-    out[9] = tonumber(meta[1])
-    out[10] = meta[2]
+    out[8] = tonumber(meta[1])
+    out[9] = meta[2]
   end
   return out
 end
 
-if redis.call('ZSCORE', KEYS[6], ARGV[2]) then
+if redis.call('ZSCORE', KEYS[5], ARGV[2]) then
   return reply(1, tonumber(redis.call('HGET', KEYS[1], 'version')))
 end
 
 local W = tonumber(ARGV[3])
 local alpha = tonumber(ARGV[5])
-local n_adv = tonumber(ARGV[6])
-local n_rew = tonumber(ARGV[7])
-local pos = 10
+local heads, all_values, reward_entries = ARGV[6], ARGV[7], ARGV[8]
+local value_pos = 1
 
-for _ = 1, n_adv do
-  local idx = tonumber(ARGV[pos])
-  local count = tonumber(ARGV[pos + 1])
-  local values = ARGV[pos + 2]
-  pos = pos + 3
+for i = 1, #heads / 12 do
+  local idx, count, m = struct.unpack('<I4I4I4', heads, 12 * (i - 1) + 1)
+  local values = string.sub(all_values, value_pos, value_pos + 4 * m - 1)
+  value_pos = value_pos + 4 * m
 
-  local field = tostring(idx)
-  local blob = redis.call('HGET', KEYS[5], field)
-  local head, len, sum, data = 0, 0, 0.0, nil
-  if blob then
-    head, len, sum = struct.unpack('<I4I4d', blob)
-    data = string.sub(blob, 17)
-  else
-    data = string.rep('\0', 4 * W)
-  end
+  -- The distribution's record in stats: <f8 n, f8 mean, I4 head, I4 length, f8 sum>; its
+  -- window is ring idx of the windows string, W float32 (keys.py). Only the record and the
+  -- ring positions written are touched (GETRANGE past the end of windows reads '').
+  local stats_at = 32 * idx
+  local n, _, head, len, sum =
+    struct.unpack('<ddI4I4d', redis.call('GETRANGE', KEYS[2], stats_at, stats_at + 31))
+  local ring = 4 * W * idx
 
   -- The m new values go to ring positions head .. head+m-1 (mod W). While the ring is not
   -- full, head == len and positions [0, len) hold values, so a position is evicted exactly
   -- when it held one before.
-  local m = #values / 4
   local first = math.min(m, W - head)
-  local rest = m - first
-  local new_data
-  if rest == 0 then
-    new_data = string.sub(data, 1, 4 * head) .. values .. string.sub(data, 4 * (head + m) + 1)
-  else
-    new_data = string.sub(values, 4 * first + 1) .. string.sub(data, 4 * rest + 1, 4 * head)
-      .. string.sub(values, 1, 4 * first)
-  end
   local new_len = math.min(W, len + m)
   if head + m >= W then
+    redis.call('SETRANGE', KEYS[4], ring + 4 * head, string.sub(values, 1, 4 * first))
+    if m > first then
+      redis.call('SETRANGE', KEYS[4], ring, string.sub(values, 4 * first + 1))
+    end
     -- The write reached the end of the ring: resum exactly, so rounding never accumulates.
-    sum = sum_f32(string.sub(new_data, 1, 4 * new_len))
+    sum = sum_f32(redis.call('GETRANGE', KEYS[4], ring, ring + 4 * new_len - 1))
   else
     local evicted = 0.0
-    if len == W then evicted = sum_f32(string.sub(data, 4 * head + 1, 4 * (head + m))) end
+    if len == W then
+      evicted = sum_f32(redis.call('GETRANGE', KEYS[4], ring + 4 * head,
+                                   ring + 4 * (head + m) - 1))
+    end
+    redis.call('SETRANGE', KEYS[4], ring + 4 * head, values)
     sum = sum - evicted + sum_f32(values)
   end
   head = (head + m) % W
-  redis.call('HSET', KEYS[5], field, struct.pack('<I4I4d', head, new_len, sum) .. new_data)
-
-  local offset = 8 * idx
-  local old_n = struct.unpack('<d', redis.call('GETRANGE', KEYS[2], offset, offset + 7))
-  redis.call('SETRANGE', KEYS[2], offset, struct.pack('<d', old_n + count))
-  local mean = 0.0
-  if new_len > 0 then mean = sum / new_len end
-  redis.call('SETRANGE', KEYS[3], offset, struct.pack('<d', mean))
+  redis.call('SETRANGE', KEYS[2], stats_at,
+             struct.pack('<ddI4I4d', n + count, sum / new_len, head, new_len, sum))
 end
 
-for _ = 1, n_rew do
-  local idx = tonumber(ARGV[pos])
-  local count = tonumber(ARGV[pos + 1])
-  local batch_mean = tonumber(ARGV[pos + 2])
-  pos = pos + 3
+for i = 1, #reward_entries / 16 do
+  local idx, count, batch_mean = struct.unpack('<I4I4d', reward_entries, 16 * (i - 1) + 1)
   local offset = 32 * idx
-  local record = redis.call('GETRANGE', KEYS[4], offset, offset + 31)
+  local record = redis.call('GETRANGE', KEYS[3], offset, offset + 31)
   local seen, average, _, best = struct.unpack('<dddd', record)
   if seen == 0 then
     average = batch_mean
@@ -108,14 +96,14 @@ for _ = 1, n_rew do
     average = (1 - alpha) * average + alpha * batch_mean
     best = math.max(best, average)
   end
-  redis.call('SETRANGE', KEYS[4], offset,
+  redis.call('SETRANGE', KEYS[3], offset,
              struct.pack('<dddd', seen + count, average, batch_mean, best))
 end
 
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('ZADD', KEYS[6], version, ARGV[2])
-redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -(tonumber(ARGV[4]) + 1))
-if ARGV[8] ~= '' then
-  redis.call('RPUSH', KEYS[11], struct.pack('<d', version) .. ARGV[8])
+redis.call('ZADD', KEYS[5], version, ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(tonumber(ARGV[4]) + 1))
+if ARGV[9] ~= '' then
+  redis.call('RPUSH', KEYS[10], struct.pack('<d', version) .. ARGV[9])
 end
 return reply(0, version)

@@ -19,23 +19,26 @@ local stored = tonumber(redis.call('HGET', KEYS[1], 'weights_version'))
 if version <= stored then return {0} end
 redis.call('HSET', KEYS[1], 'weights', ARGV[3], 'weights_version', version)
 if ARGV[7] ~= '' and version > tonumber(redis.call('HGET', KEYS[1], 'state_version')) then
-  redis.call('SET', KEYS[10], ARGV[7])
+  redis.call('SET', KEYS[9], ARGV[7])
   redis.call('HSET', KEYS[1], 'state_version', version)
   -- entries are in version order: drop the prefix this state covers
   local covered = 0
-  for _, entry in ipairs(redis.call('LRANGE', KEYS[11], 0, -1)) do
+  for _, entry in ipairs(redis.call('LRANGE', KEYS[10], 0, -1)) do
     if struct.unpack('<d', entry) > version then break end
     covered = covered + 1
   end
-  if covered > 0 then redis.call('LTRIM', KEYS[11], covered, -1) end
+  if covered > 0 then redis.call('LTRIM', KEYS[10], covered, -1) end
 end
 if ARGV[4] ~= '' then
-  local last = redis.call('LINDEX', KEYS[9], -1)
-  if last and struct.unpack('<d', last) == tonumber(ARGV[4]) then
-    redis.call('LSET', KEYS[9], -1, ARGV[5])
+  -- meta.history_step: the step of the newest entry (read there, not from the entry, which
+  -- holds K numbers)
+  local last = redis.call('HGET', KEYS[1], 'history_step')
+  if last and tonumber(last) == tonumber(ARGV[4]) and redis.call('LLEN', KEYS[8]) > 0 then
+    redis.call('LSET', KEYS[8], -1, ARGV[5])
   else
-    redis.call('RPUSH', KEYS[9], ARGV[5])
-    redis.call('LTRIM', KEYS[9], -tonumber(ARGV[6]), -1)
+    redis.call('RPUSH', KEYS[8], ARGV[5])
+    redis.call('LTRIM', KEYS[8], -tonumber(ARGV[6]), -1)
+    redis.call('HSET', KEYS[1], 'history_step', ARGV[4])
   end
 end
 return {1}
