@@ -118,3 +118,19 @@ def test_the_tiny_model_is_sized_for_long_prompts(tmp_path: Path) -> None:
     longest = max(len(ex.prompt) for d in dists for ex in (*d.train, *d.test))
     assert longest + 40 > 256
     assert trainer.model.config.n_positions >= longest + 40
+
+
+def test_pick_device_dtype() -> None:
+    import pytest
+
+    from trainer_client.grpo.config import TrainConfig
+    from trainer_client.grpo.model import pick_device
+
+    assert pick_device("cpu") == (torch.device("cpu"), torch.float32)
+    assert pick_device("cpu", "bfloat16") == (torch.device("cpu"), torch.bfloat16)
+    assert pick_device("cpu", "float32") == (torch.device("cpu"), torch.float32)
+    if torch.cuda.is_available():
+        assert pick_device("cuda")[1] == torch.bfloat16
+        assert pick_device("cuda", "float32")[1] == torch.float32
+    with pytest.raises(ValueError, match="dtype must be"):
+        TrainConfig(dtype="float16")

@@ -38,6 +38,7 @@ FLAGS = {
     "--eval-every": ("eval_every", int, "evaluate every N steps (0: never)"),
     "--checkpoint-every": ("checkpoint_every", int, "checkpoint every N steps (0: at end)"),
     "--device": ("device", str, "auto | cpu | cuda"),
+    "--dtype": ("dtype", str, "auto (bfloat16 on CUDA, float32 on a CPU) | float32 | bfloat16"),
 }
 
 

@@ -28,7 +28,12 @@ class TrainConfig:
     tiny_heads: int = 4
     """Attention heads of the tiny model (must divide ``tiny_dim``)."""
     device: str = "auto"
-    """``"auto"`` (CUDA + bfloat16 if present, else CPU + float32), ``"cpu"`` or ``"cuda"``."""
+    """``"auto"`` (CUDA if present, else the CPU), ``"cpu"`` or ``"cuda"``."""
+    dtype: str = "auto"
+    """Parameter dtype: ``"auto"`` (bfloat16 on CUDA, float32 on the CPU), ``"float32"`` or
+    ``"bfloat16"``. The optimizer updates the parameters in this dtype: bfloat16 halves the
+    memory of a large model but rounds away updates smaller than about 1/256 of a weight,
+    so small models (the tiny one) train better in float32 on a GPU too."""
 
     # --- data ---
     task: str = "reverse"
@@ -160,6 +165,8 @@ class TrainConfig:
             raise ValueError(f"scheduler must be 'local' or 'service', got {self.scheduler!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-serialisable."""

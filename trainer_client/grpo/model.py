@@ -28,17 +28,19 @@ CHARSET = string.printable.replace("\x0b", "").replace("\x0c", "").replace("\r",
 tab, newline)."""
 
 
-def pick_device(requested: str = "auto") -> tuple[torch.device, torch.dtype]:
+def pick_device(requested: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
     """The device and parameter dtype to train on.
 
-    ``"auto"`` picks CUDA with bfloat16 when a GPU is present (halves memory, and modern GPUs
-    run it at full speed), else the CPU with float32 (CPU bfloat16 matmuls are slow and lossy).
+    ``"auto"`` picks CUDA when a GPU is present, else the CPU; dtype ``"auto"`` is bfloat16 on
+    CUDA (halves memory, and modern GPUs run it at full speed) and float32 on the CPU (CPU
+    bfloat16 matmuls are slow and lossy).
     """
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(requested)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    return device, dtype
+    if dtype == "auto":
+        return device, torch.bfloat16 if device.type == "cuda" else torch.float32
+    return device, {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
 
 
 def char_tokenizer() -> PreTrainedTokenizerFast:

@@ -7,7 +7,9 @@ the attention mask, so padding never shifts a row's positions.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +50,12 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
+def _cache_name(model: PreTrainedModel) -> str:
+    """The KV cache's name in ``forward`` and its output: ``cache`` (newer transformers 5.x)
+    or ``past_key_values`` (transformers up to at least 5.17)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def generate(
     model: PreTrainedModel,
@@ -68,8 +76,10 @@ def generate(
     n, prompt_len = ids.shape
     mask = prompt_mask
     pos = positions(mask)  # (N, P)
+    cache_name = _cache_name(model)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-    cache, logits = out.cache, out.logits[:, -1]  # logits: (N, V)
+    cache: Any = out[cache_name]
+    logits = out.logits[:, -1]  # (N, V)
     next_pos = pos[:, -1:] + 1  # (N, 1)
     done = torch.zeros(n, dtype=torch.bool, device=device)
     new_tokens, alive = [], []
@@ -90,10 +100,10 @@ def generate(
             input_ids=token[:, None],
             attention_mask=mask,
             position_ids=next_pos,
-            cache=cache,
             use_cache=True,
+            **{cache_name: cache},
         )
-        cache, logits = out.cache, out.logits[:, -1]
+        cache, logits = out[cache_name], out.logits[:, -1]
         next_pos = next_pos + 1
     completion = torch.stack(new_tokens, dim=1)  # (N, T)
     completion_mask = torch.stack(alive, dim=1).long()  # (N, T)

@@ -63,7 +63,7 @@ class GRPOTrainer:
     ) -> None:
         self.config, self.scheduler, self.progress = config, scheduler, progress
         cfg = config
-        self.device, dtype = pick_device(cfg.device)
+        self.device, dtype = pick_device(cfg.device, cfg.dtype)
         self.distributions = distributions or build_distributions(
             cfg.task,
             cfg.levels,
