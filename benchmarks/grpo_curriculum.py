@@ -26,6 +26,16 @@ With a local checkpoint on a GPU (no warm start: the checkpoint is the starting 
 
 Runs already finished in ``--out`` (their ``run.json`` exists) are reused, so a cut-off grid
 continues where it stopped, and more seeds can be added later.
+
+Seeds can run in parallel, one process each, into one ``--out`` (``benchmarks/gpu_grid.sh``):
+``--only-seed S`` trains seed S's runs only (its own local service, no report; with
+``--strategies`` a process per seed and strategy works too); a plain run
+with ``--seeds N`` afterwards finds every run done and only writes the report, and
+``--report-only`` writes it from the seeds whose runs are all done, training nothing.
+
+    for s in 0 1 2; do python benchmarks/grpo_curriculum.py --seeds 3 --only-seed $s \
+        --out runs/grpo-bench & done; wait
+    python benchmarks/grpo_curriculum.py --seeds 3 --out runs/grpo-bench
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -85,6 +96,9 @@ SMOKE: dict[str, Any] = dict(
 """Tiny sizes of a ``--smoke`` run (seconds, not minutes)."""
 
 SMOKE_STEPS = 5
+DEFAULTS = dict(seeds=3, strategies="dump-ucb,uniform,sec", steps=1000, eval_every=50)
+SMOKE_DEFAULTS = dict(seeds=1, strategies="dump-ucb,uniform", steps=SMOKE_STEPS, eval_every=2)
+"""What unset ``--seeds``, ``--strategies``, ``--steps``, ``--eval-every`` become."""
 WEIGHTS_LABEL = "dump-ucb"  # whose first seed's weights are plotted
 
 
@@ -115,13 +129,17 @@ def warm_model(base: dict[str, Any], seed: int, out: Path) -> tuple[Path, bool]:
 
     Mirrors what ``GRPOTrainer`` does when it warm-starts itself (same init seed, same data,
     same warm-start RNG), so every strategy of this seed starts from these weights. Returns
-    the folder and whether it was already there.
+    the folder and whether it was already there. Processes running strategies of one seed in
+    parallel may each compute it; the first one saved is the one they all use.
     """
     path = out / "warm" / f"seed-{seed}"
     if (path / "config.json").exists():
         return path, True
+    # saved under a temporary name and renamed, so a cut-off save is never taken for done
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
     cfg = TrainConfig(**base, seed=seed)
-    device, dtype = pick_device(cfg.device)
+    device, dtype = pick_device(cfg.device, cfg.dtype)
     torch.manual_seed(seed)
     dists = build_distributions(cfg.task, cfg.levels, seed, cfg.train_size, cfg.test_size)
     model, tokenizer = load_policy(
@@ -137,8 +155,15 @@ def warm_model(base: dict[str, Any], seed: int, out: Path) -> tuple[Path, bool]:
         cfg.warmstart_lr,
         np.random.default_rng(seed),
     )
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(path)  # fails if another process saved it first: theirs is used
+    except OSError:
+        shutil.rmtree(tmp)
+        if not (path / "config.json").exists():
+            raise
+        return path, True
     return path, False
 
 
@@ -147,7 +172,7 @@ def dry_run(url: str, base: dict[str, Any], labels: list[str], model: str | None
     the longest prompt plus ``max_new_tokens`` fits the model's context, and the service
     plans a first batch for every strategy. Returns the exit code (2: prompts too long)."""
     config = TrainConfig(**{**base, "warmstart_steps": 0}, model=model or "tiny")
-    device, dtype = pick_device(config.device)
+    device, dtype = pick_device(config.device, config.dtype)
     dists = build_distributions(
         config.task, config.levels, config.seed, config.train_size, config.test_size
     )
@@ -181,16 +206,21 @@ def dry_run(url: str, base: dict[str, Any], labels: list[str], model: str | None
     return 0
 
 
+def run_dir(out: Path, label: str, seed: int) -> Path:
+    """The folder of one (strategy, seed) run; its ``run.json`` exists once it is done."""
+    return out / "runs" / f"{label}-seed{seed}"
+
+
 def run_one(
     url: str, base: dict[str, Any], label: str, seed: int, model: str, out: Path
 ) -> dict[str, Any]:
     """Train one (strategy, seed) run against the service at ``url``; its summary record."""
-    run_dir = out / "runs" / f"{label}-seed{seed}"
-    done = run_dir / "run.json"
+    folder = run_dir(out, label, seed)
+    done = folder / "run.json"
     if done.exists():
         return json.loads(done.read_text(encoding="utf-8"))
-    if (run_dir / "metrics.jsonl").exists():
-        (run_dir / "metrics.jsonl").unlink()  # an interrupted run starts over
+    if (folder / "metrics.jsonl").exists():
+        (folder / "metrics.jsonl").unlink()  # an interrupted run starts over
     name, params = STRATEGIES[label]
     config = TrainConfig(
         **{**base, "warmstart_steps": 0},
@@ -198,7 +228,7 @@ def run_one(
         strategy=name,
         strategy_params=dict(params),
         seed=seed,
-        output_dir=str(run_dir),
+        output_dir=str(folder),
     )
     torch.manual_seed(seed)
     dists = build_distributions(
@@ -230,7 +260,9 @@ def run_one(
         "eval": {name: values for name, (_, values) in evals.items()},
         "weights": {name: values for name, (_, values) in weights.items()},
     }
-    done.write_text(json.dumps(result), encoding="utf-8")
+    partial = done.with_name(f"run.json.tmp-{os.getpid()}")
+    partial.write_text(json.dumps(result), encoding="utf-8")
+    partial.replace(done)  # atomic: a run.json is always whole
     return result
 
 
@@ -396,16 +428,33 @@ def _diff(cell: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line arguments; ``--smoke`` fixes seeds, strategies and steps."""
+    """Command-line arguments; ``--smoke`` changes the defaults of seeds, strategies, steps."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per strategy")
-    p.add_argument("--steps", type=int, default=1000, help="GRPO steps per run")
+    p.add_argument(
+        "--seeds", type=int, help=f"seeds 0..N-1 per strategy (default {DEFAULTS['seeds']})"
+    )
+    p.add_argument(
+        "--only-seed",
+        type=int,
+        metavar="S",
+        help="train seed S's runs only (0 <= S < --seeds), with a local service of its own, "
+        "and write no report: one process per seed can share --out",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: report the seeds whose runs are all done in --out",
+    )
+    p.add_argument("--steps", type=int, help=f"GRPO steps per run (default {DEFAULTS['steps']})")
     p.add_argument(
         "--strategies",
-        default="dump-ucb,uniform,sec",
-        help=f"comma-separated labels from {sorted(STRATEGIES)}",
+        help=f"comma-separated labels from {sorted(STRATEGIES)} (default {DEFAULTS['strategies']})",
     )
-    p.add_argument("--eval-every", type=int, default=50, help="test evaluation interval")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        help=f"test evaluation interval (default {DEFAULTS['eval_every']})",
+    )
     p.add_argument("--out", required=True, help="folder for runs, results.json, results.md")
     p.add_argument("--img-dir", help="where the PNGs go (default: --out)")
     p.add_argument("--task", default="reverse", help="reverse (the demo mixture) | kk")
@@ -432,12 +481,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--smoke",
         action="store_true",
-        help=f"1 seed, dump-ucb and uniform, {SMOKE_STEPS} steps, tiny sizes",
+        help=f"tiny sizes; unless given, 1 seed, dump-ucb and uniform, {SMOKE_STEPS} steps",
     )
     args = p.parse_args(argv)
-    if args.smoke:
-        args.seeds, args.strategies = 1, "dump-ucb,uniform"
-        args.steps, args.eval_every = SMOKE_STEPS, 2
+    for key, value in (SMOKE_DEFAULTS if args.smoke else DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.only_seed is not None and not 0 <= args.only_seed < args.seeds:
+        p.error(f"--only-seed {args.only_seed} is not one of the seeds 0..{args.seeds - 1}")
+    if args.only_seed is not None and (args.report_only or args.dry_run):
+        p.error("--only-seed trains; it does not go with --report-only or --dry-run")
     unknown = [s for s in args.strategies.split(",") if s not in STRATEGIES]
     if unknown:
         p.error(f"unknown strategies {unknown}; known: {sorted(STRATEGIES)}")
@@ -454,14 +507,32 @@ def main(argv: list[str] | None = None) -> int:
     labels = args.strategies.split(",")
     base = base_config(args)
     grid_start = time.perf_counter()
+    seeds = list(range(args.seeds)) if args.only_seed is None else [args.only_seed]
+    if args.report_only:
+        seeds = [s for s in seeds if all(_done(out, lab, s) for lab in labels)]
+        if not seeds:
+            print(f"no seed has all of {labels} done in {out}", file=sys.stderr)
+            return 1
+    todo = [s for s in seeds if not all(_done(out, lab, s) for lab in labels)]
     runs: list[dict[str, Any]] = []
-    with LocalService(out / "service") if not args.service_url else _Url(args.service_url) as svc:
+    if args.service_url:
+        service: LocalService | _Url = _Url(args.service_url)
+    elif todo or args.dry_run:
+        # a process per seed (or per seed and strategy) keeps its own service, so its own
+        # Redis data folder
+        name = "service"
+        if args.only_seed is not None:
+            name += f"-seed{args.only_seed}-{'+'.join(labels)}"
+        service = LocalService(out / name)
+    else:
+        service = _Url("")  # every run is done: nothing to schedule, no service to start
+    with service as svc:
         if args.dry_run:
             return dry_run(svc.url, base, labels, args.model)
-        for seed in range(args.seeds):
+        for seed in seeds:
             t0 = time.perf_counter()
-            model = args.model
-            if not model:
+            model = args.model or ""
+            if not model and seed in todo:
                 path, cached = warm_model(base, seed, out)
                 model = str(path)
                 took = "reused" if cached else f"{time.perf_counter() - t0:.0f} s"
@@ -475,6 +546,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{run['step_s_median'] * 1000:.0f} ms, load {run['load_avg']:.1f}",
                     flush=True,
                 )
+    if args.only_seed is not None:
+        wall = time.perf_counter() - grid_start
+        print(f"seed {args.only_seed} done in {wall:.0f} s; run without --only-seed to report")
+        return 0
     summary = summarise(runs, labels)
     img_dir = Path(args.img_dir) if args.img_dir else out
     images = plot(summary, runs, img_dir)
@@ -494,6 +569,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: start {summary['start'][seed]:.3f}, target {target:.3f}")
     print(f"wall {wall:.0f} s")
     return 0
+
+
+def _done(out: Path, label: str, seed: int) -> bool:
+    return (run_dir(out, label, seed) / "run.json").exists()
 
 
 class _Url:

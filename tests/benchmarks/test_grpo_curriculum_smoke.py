@@ -53,3 +53,41 @@ def test_smoke_run_writes_finite_rewards(tmp_path: Path) -> None:
     for image in report["images"]:
         assert Path(image).stat().st_size > 0
     assert "mean test reward" in proc.stdout  # one progress line per run
+
+
+def test_seeds_run_in_parallel_then_one_report(tmp_path: Path) -> None:
+    """``--only-seed`` processes share ``--out`` (a service each); the plain run then only
+    reports, starting no service."""
+    out = tmp_path / "grid"
+    common = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "grpo_curriculum.py"),
+        *("--smoke", "--seeds", "2", "--strategies", "uniform", "--out", str(out)),
+    ]
+    procs = [
+        subprocess.Popen(
+            [*common, "--only-seed", str(seed)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (0, 1)
+    ]
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=180)
+            assert proc.returncode == 0, err[-3000:]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert not (out / "results.json").exists()  # a seed's process writes no report
+    services = {p.name for p in out.iterdir() if p.name.startswith("service")}
+    assert services == {"service-seed0-uniform", "service-seed1-uniform"}
+    proc = subprocess.run(common, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (out / "service").exists()  # every run was done: no service was started
+    report = json.loads((out / "results.json").read_text())
+    assert report["cells"]["uniform"]["seeds"] == [0, 1]
+    assert sorted(run["seed"] for run in report["runs"]) == [0, 1]
