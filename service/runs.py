@@ -30,6 +30,7 @@ from service.errors import (
 from service.metrics import Metrics
 from service.scheduling import (
     BatchSummary,
+    MissingRewards,
     RunStats,
     Strategy,
     advance,
@@ -38,9 +39,11 @@ from service.scheduling import (
     initial_state,
     plan_rng,
     scores,
+    signal_of,
     strategy_from_dict,
     strategy_to_dict,
     weights,
+    window_values,
 )
 from service.schemas import (
     CreateRunRequest,
@@ -232,7 +235,9 @@ class RunService:
         )
         state = initial_state(strategy, len(names))
         initial = weights(strategy, RunStats.empty(len(names)), state)
-        existing = await self._store.create(run_id, meta, initial, len(names), state)
+        existing = await self._store.create(
+            run_id, meta, initial, len(names), state, strategy.window
+        )
         if existing is None:
             run = Run.from_meta(run_id, meta)
             return CreateRunResponse(
@@ -314,9 +319,13 @@ class RunService:
             )
         if not any(request.advantages.values()):
             raise InvalidInput("a report needs at least one advantage value")
+        try:
+            values = window_values(signal_of(run.strategy), request.advantages, rewards)
+        except MissingRewards as exc:
+            raise InvalidInput(str(exc)) from None
         return pack_report(
-            [(run.index_of(name), values) for name, values in request.advantages.items() if values],
-            [(run.index_of(name), values) for name, values in rewards.items() if values],
+            [(run.index_of(name), v) for name, v in values.items() if v],
+            [(run.index_of(name), v) for name, v in rewards.items() if v],
             run.strategy.window,
         )
 

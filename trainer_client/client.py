@@ -233,7 +233,7 @@ class _ClientCore:
         if version is not None:
             self.local.version = version
         for item in self.buffer:  # not yet in the service's state
-            self.local.add(item.advantages)
+            self.local.add(item.advantages, item.rewards)
         self._reports_since_refresh = 0
 
     def on_replayed(self, item: PendingReport, error: InvalidRequest | None) -> None:
@@ -303,7 +303,7 @@ class _ClientCore:
         )
 
     def applied(self, item: PendingReport, data: Mapping[str, Any]) -> ReportResult:
-        self.local.add(item.advantages)
+        self.local.add(item.advantages, item.rewards)
         self.local.version = int(data["version"])
         if self._reports_since_refresh is not None:
             self._reports_since_refresh += 1
@@ -316,7 +316,7 @@ class _ClientCore:
 
     def buffered(self, item: PendingReport, with_weights: bool = True) -> ReportResult:
         self.buffer.add(item)
-        self.local.add(item.advantages)
+        self.local.add(item.advantages, item.rewards)
         return ReportResult(
             status="buffered",
             report_id=item.report_id,

@@ -32,11 +32,14 @@ import numpy as np
 
 from service.scheduling import (
     LocalStats,
+    MissingRewards,
     Strategy,
     compose_batch,
     plan_rng,
+    signal_of,
     strategy_from_dict,
     weights,
+    window_values,
 )
 from trainer_client.errors import InvalidRequest, ServiceUnavailable
 
@@ -147,14 +150,24 @@ class LocalScheduler:
                     )
                 out[str(name)] = floats
             checked.append(out)
+        try:
+            window_values(signal_of(self.strategy), checked[0], checked[1])
+        except MissingRewards as exc:
+            raise InvalidRequest(422, "invalid_input", str(exc)) from None
         return checked[0], (checked[1] if rewards is not None else None)
 
-    def add(self, advantages: Mapping[str, Sequence[float]]) -> None:
-        """Count one report's advantages (signed; their absolute values enter the windows)."""
+    def add(
+        self,
+        advantages: Mapping[str, Sequence[float]],
+        rewards: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        """Count one report: its advantages, or what the strategy's signal makes of it
+        (absolute values enter the windows), as the service does."""
         if self.names is None:
             return
-        for name, values in advantages.items():
-            self._stats.add(self._index[name], list(values))
+        values = window_values(signal_of(self.strategy), advantages, rewards)
+        for name, v in values.items():
+            self._stats.add(self._index[name], list(v))
 
     def probabilities(self) -> dict[str, float]:
         """The strategy's weights over the current statistics, by distribution name."""

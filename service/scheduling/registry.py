@@ -62,3 +62,8 @@ def weights(strategy: Strategy, stats: RunStats, state: np.ndarray | None = None
 def scores(strategy: Strategy, stats: RunStats, state: np.ndarray | None = None) -> np.ndarray:
     """The score each distribution gets before normalisation (what ``GET /runs`` shows)."""
     return strategy.scores(stats, strategy.initial_state(stats.k) if state is None else state)
+
+
+def signal_of(strategy: Strategy) -> str:
+    """What the strategy's windows hold (:mod:`service.scheduling.signals`)."""
+    return getattr(strategy, "signal", "advantage")

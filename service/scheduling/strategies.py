@@ -23,6 +23,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from service.scheduling.checks import check_finite, check_fraction, check_window
+from service.scheduling.signals import SIGNALS
 from service.scheduling.stats import DEFAULT_WINDOW, BatchSummary, RunStats
 
 _EMPTY = np.zeros(0)
@@ -85,6 +86,11 @@ class DumpUcb(_Stateless):
     - ``regress_bonus``: add ``regress_bonus * (best_j - reward_j)`` to the score, where
       ``reward_j`` is the distribution's reward moving average and ``best_j`` the highest it
       has been: a bucket whose reward falls gets sampled again before it is lost.
+
+    And what the windows hold, ``signal`` (:mod:`service.scheduling.signals`): the samples'
+    absolute advantages (``"advantage"``, the paper's), or their rewards' distance from the
+    report's mean reward of the distribution (``"reward-spread"``, for continuous rewards
+    with std-normalised advantages; reports must then carry rewards).
     """
 
     name: Literal["dump-ucb"] = "dump-ucb"
@@ -93,6 +99,7 @@ class DumpUcb(_Stateless):
     tau: float = 0.1
     floor: float = 0.0
     regress_bonus: float = 0.0
+    signal: Literal["advantage", "reward-spread"] = "advantage"
 
     def __post_init__(self) -> None:
         check_window(self.window)
@@ -100,6 +107,8 @@ class DumpUcb(_Stateless):
         check_finite("tau", self.tau, low=0, strict=True)
         check_fraction("floor", self.floor)
         check_finite("regress_bonus", self.regress_bonus, low=0)
+        if self.signal not in SIGNALS:
+            raise ValueError(f"signal must be one of {list(SIGNALS)}, got {self.signal!r}")
 
     @property
     def reads_rewards(self) -> bool:

@@ -151,13 +151,11 @@ def split_windows(stats: bytes, rings: bytes, window: int) -> dict[int, bytes]:
     return out
 
 
-def join_rings(windows: dict[int, bytes], window: int) -> bytes:
-    """The ``windows`` string holding the rings of ``windows`` (ring buffer blobs by
-    distribution index); their headers go to ``stats`` (:func:`pack_stats`)."""
-    if not windows:
-        return b""
+def join_rings(windows: dict[int, bytes], window: int, k: int) -> bytes:
+    """The ``windows`` string of ``k`` rings holding those of ``windows`` (ring buffer blobs
+    by distribution index); their headers go to ``stats`` (:func:`pack_stats`)."""
     size = 4 * window
-    flat = bytearray(size * (max(windows) + 1))
+    flat = bytearray(size * k)
     for index, blob in windows.items():
         if len(blob) != WINDOW_HEADER_BYTES + size:
             raise ValueError(f"window {index} has {len(blob)} bytes, expected {16 + size}")

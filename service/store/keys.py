@@ -29,9 +29,9 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     row-major.
 ``rc:{run}:windows`` (string)
     The windows' rings, ``window`` float32 absolute advantages per distribution, ring ``i``
-    at byte ``4 * window * i`` (its head and length are in ``stats``). A report writes only
-    the ring positions it fills and reads only those it evicts, never a whole window. The
-    string ends after the last byte written; what lies past its end was never written.
+    at byte ``4 * window * i`` (its head and length are in ``stats``), allocated whole when
+    the run is created. A report writes only the ring positions it fills and reads only
+    those it evicts, never a whole window.
 ``rc:{run}:reports`` (sorted set)
     Applied report ids, scored by the version they produced; trimmed to the newest
     ``report_id_retention``.

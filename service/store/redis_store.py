@@ -210,7 +210,13 @@ class RedisStore:
         return RunMeta(config_json=config, incarnation=incarnation, token_hash=token_hash)
 
     async def create(
-        self, run_id: str, meta: RunMeta, weights: np.ndarray, k: int, state: np.ndarray
+        self,
+        run_id: str,
+        meta: RunMeta,
+        weights: np.ndarray,
+        k: int,
+        state: np.ndarray,
+        window: int,
     ) -> str | None:
         """Create the run; ``None`` when created, else the existing run's config JSON."""
         args = [
@@ -220,6 +226,7 @@ class RedisStore:
             weights.tobytes(),
             k,
             state.tobytes(),
+            4 * window * k,
         ]
         reply = await self._script("create", run_id, args)
         return None if int(reply[0]) == 0 else _decode(reply[1])
@@ -386,7 +393,7 @@ class RedisStore:
             pack_stats(n, window_mean, windows),
             rewards.tobytes(),
             weights.tobytes(),
-            join_rings(windows, window),
+            join_rings(windows, window, len(n)),
             len(report_ids),
             len(history),
             state.tobytes(),

@@ -244,3 +244,30 @@ def test_async_client_round_trip_and_fallback(service_url: str, dead_url: str) -
             assert (await offline.report(0, {"kk-3": [1.0]})).status == "buffered"
 
     asyncio.run(scenario())
+
+
+def test_reward_spread_signal_offline_matches_the_service_and_needs_rewards(
+    service_url: str, dead_url: str
+) -> None:
+    """signal="reward-spread": the fallback fills its windows as the service does, and a
+    report without rewards is refused before it is buffered."""
+    strategy = {"name": "dump-ucb", "signal": "reward-spread"}
+    report = {"kk-3": [1.0, -1.0, 0.5], "kk-4": [0.2, -0.2]}
+    rewards = {"kk-3": [1.0, 0.0, 0.5], "kk-4": [0.9, 0.1]}
+    with CurriculumClient.create_or_attach(
+        service_url, NAMES, run_id="spread", strategy=strategy, seed=1
+    ) as online:
+        online.report(0, report, rewards=rewards)
+        served = online.weights()
+        online.delete()
+    with CurriculumClient(
+        dead_url, "spread", "t", distributions=NAMES, strategy=strategy, seed=1, retries=0
+    ) as offline:
+        with pytest.raises(InvalidRequest, match="has none for 'kk-3'"):
+            offline.report(0, report)
+        assert offline.buffered == 0
+        result = offline.report(0, report, rewards=rewards)
+        assert result.status == "buffered" and offline.buffered == 1
+        np.testing.assert_allclose(
+            [result.weights[n] for n in NAMES], [served[n] for n in NAMES], rtol=1e-6
+        )

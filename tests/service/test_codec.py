@@ -54,7 +54,7 @@ def test_stats_and_rings_round_trip_with_a_short_last_ring() -> None:
     assert records["n"].tolist() == [5.0, 0.0, 2.0] and records["mean"].tolist() == [5.5, 0, 1.5]
     assert records["length"].tolist() == [4, 0, 2] and records["head"].tolist() == [0, 0, 2]
     assert records["sum"].tolist() == [22.0, 0.0, 3.0]
-    rings = join_rings(windows, window)
+    rings = join_rings(windows, window, 3)
     assert len(rings) == 3 * 4 * window
     assert split_windows(stats, rings, window) == windows  # window 1 is empty: left out
     assert decode_window(windows[0]).tolist() == [4.0, 5.0, 6.0, 7.0]

@@ -102,6 +102,24 @@ def test_a_report_may_leave_the_weights_out_of_its_answer(
     assert lean_dup == {"status": "duplicate", "version": 1, "weights": None}
 
 
+def test_reward_spread_signal_fills_the_windows_from_the_rewards(
+    http: httpx.Client, service_url: str
+) -> None:
+    strategy = {"name": "dump-ucb", "signal": "reward-spread"}
+    run, headers = create_run(http, service_url, DISTS, strategy=strategy)
+    url = f"{service_url}/v1/runs/{run}/reports"
+    bare = {"report_id": "a", "step": 0, "advantages": {"d0": [1.0, -1.0]}}
+    refused = http.post(url, json=bare, headers=headers)
+    assert refused.status_code == 422
+    assert "has none for 'd0'" in refused.json()["error"]["message"]
+    assert http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()["version"] == 0
+    body = {**bare, "rewards": {"d0": [1.0, 0.0, 1.0, 1.0]}}  # mean 0.75
+    assert http.post(url, json=body, headers=headers).json()["status"] == "applied"
+    stats = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()["stats"]["d0"]
+    assert stats["n"] == 4  # one value per reward
+    assert stats["window_mean"] == pytest.approx((0.25 + 0.75 + 0.25 + 0.25) / 4)
+
+
 def test_rewards_are_summarised(http: httpx.Client, service_url: str) -> None:
     """Batch means 0.5 then 1.0 with alpha 0.1: moving average 0.5 -> 0.9*0.5 + 0.1*1.0 = 0.55."""
     run, headers = create_run(http, service_url, DISTS)

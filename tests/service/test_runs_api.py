@@ -21,7 +21,7 @@ def test_create_returns_a_token_once(http: httpx.Client, service_url: str) -> No
     assert token.startswith("rct_") and len(token) > 40
     assert first.json()["config"]["strategy"] == {
         "name": "dump-ucb", "window": 300, "c": 1.0, "tau": 0.1, "floor": 0.0,
-        "regress_bonus": 0.0,
+        "regress_bonus": 0.0, "signal": "advantage",
     }  # fmt: skip
     again = http.post(f"{service_url}/v1/runs", json=body)
     assert again.status_code == 200

@@ -19,6 +19,7 @@ from service.scheduling import (
     ucb_scores,
     weights,
 )
+from service.scheduling.signals import MissingRewards, reward_spread, window_values
 
 
 def test_empty_start_is_uniform() -> None:
@@ -104,6 +105,7 @@ def test_uniform_ignores_statistics() -> None:
         ({"name": "dump-ucb", "window": 0}, "window must be"),
         ({"name": "dump-ucb", "gamma": 1}, "unknown parameter"),
         ({"name": "uniform", "tau": 1}, "unknown parameter"),
+        ({"name": "dump-ucb", "signal": "vibes"}, "signal must be one of"),
     ],
 )
 def test_bad_strategy_parameters_are_refused(data: dict[str, object], message: str) -> None:
@@ -115,7 +117,7 @@ def test_strategy_round_trips_through_its_wire_form() -> None:
     strategy = strategy_from_dict({"name": "dump-ucb", "c": 0.5})
     assert strategy_to_dict(strategy) == {
         "name": "dump-ucb", "window": 300, "c": 0.5, "tau": 0.1, "floor": 0.0,
-        "regress_bonus": 0.0,
+        "regress_bonus": 0.0, "signal": "advantage",
     }  # fmt: skip
     assert strategy_from_dict(strategy_to_dict(strategy)) == strategy
 
@@ -159,3 +161,43 @@ def test_compose_batch_follows_the_weights() -> None:
 def test_compose_batch_refuses_bad_probabilities(p: list[float]) -> None:
     with pytest.raises(ValueError):
         compose_batch(np.array(p), 4, plan_rng(0, 0, 4))
+
+
+def test_reward_spread_by_hand() -> None:
+    # mean of [1, 0, 1, 1] is 0.75: distances 0.25, 0.75, 0.25, 0.25
+    assert reward_spread([1, 0, 1, 1]) == [0.25, 0.75, 0.25, 0.25]
+    assert reward_spread([0.3, 0.3]) == [0.0, 0.0]
+    got = window_values(
+        "reward-spread", {"a": [1.2, -1.2, 0.3], "b": [0.0]}, {"a": [0.2, 0.8, 0.5], "b": [1.0]}
+    )
+    assert got["a"] == pytest.approx([0.3, 0.3, 0.0]) and got["b"] == [0.0]
+    # the default signal passes the advantages through
+    assert window_values("advantage", {"a": [1.2, -1.2]}, None) == {"a": [1.2, -1.2]}
+    with pytest.raises(MissingRewards, match="has none for 'b'"):
+        window_values("reward-spread", {"a": [1.0], "b": [1.0]}, {"a": [0.5]})
+
+
+def test_reward_spread_tells_a_learnable_bucket_from_a_hopeless_one() -> None:
+    """Failure mode (a) in miniature: rewards 0.9 c + 0.1 u. std-normalised advantages give
+    both buckets the same window mean; the reward spread ranks the learnable one first."""
+    rng = np.random.default_rng(0)
+    u = rng.uniform(size=(2, 64))
+    correct = np.stack([np.zeros(64), rng.integers(0, 2, 64)])  # hopeless, half right
+    rewards = 0.9 * correct + 0.1 * u
+    groups = rewards.reshape(2, 8, 8)
+    adv = (groups - groups.mean(-1, keepdims=True)) / (groups.std(-1, keepdims=True) + 1e-6)
+    by_adv = [float(np.abs(adv[j]).mean()) for j in range(2)]
+    by_spread = [float(np.mean(reward_spread(rewards[j]))) for j in range(2)]
+    assert by_adv[0] > 0.7  # a hopeless bucket looks as informative as any
+    assert by_spread[1] > 10 * by_spread[0]
+    stats = LocalStats(k=2, window=300)
+    strategy = DumpUcb(signal="reward-spread")
+    values = window_values(strategy.signal, {0: adv[0].ravel(), 1: adv[1].ravel()},
+                           {0: rewards[0], 1: rewards[1]})  # fmt: skip
+    for j, v in values.items():
+        stats.add(j, v)
+    p = weights(strategy, stats.stats())
+    expected = softmax(ucb_scores(stats.stats(), 1.0), 0.1)
+    np.testing.assert_allclose(p, expected)
+    assert stats.stats().window_mean[1] == pytest.approx(by_spread[1], rel=1e-6)
+    assert p[1] > 0.9

@@ -172,3 +172,14 @@ def test_background_calls_give_the_plans_a_blocking_loop_gets(service_url: str) 
             scheduler.close()
     assert plans[0] == plans[1]
     assert len({tuple(p) for p in plans[0]}) > 1  # the weights moved, so did the plans
+
+
+def test_local_scheduler_reward_spread_signal() -> None:
+    s = LocalScheduler(["a", "b"], "dump-ucb", signal="reward-spread")
+    s.report(0, {"a": [2.0, -2.0], "b": [0.5, -0.5]}, {"a": [0.5, 0.5], "b": [1.0, 0.0]})
+    # a's rewards agree (spread 0), b's disagree (0.5 each): b is the learnable one
+    stats = s.stats.stats()
+    assert stats.window_mean.tolist() == [0.0, 0.5]
+    assert s.weights()["b"] > 0.9
+    with pytest.raises(ValueError, match="has none for 'a'"):
+        s.report(1, {"a": [1.0]})

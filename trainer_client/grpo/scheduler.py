@@ -18,9 +18,11 @@ from service.scheduling import (
     compose_batch,
     initial_state,
     plan_rng,
+    signal_of,
     strategy_from_dict,
     strategy_to_dict,
     weights,
+    window_values,
 )
 
 
@@ -96,9 +98,10 @@ class LocalScheduler:
             if name not in self.index:
                 raise ValueError(f"unknown distribution {name!r}; this run has {self.names}")
         rewards = rewards or {}
+        signal = window_values(signal_of(self.strategy), advantages, rewards)
         names = list(dict.fromkeys([*advantages, *rewards]))
         for name in names:
-            self.stats.add(self.index[name], advantages.get(name, []), rewards.get(name))
+            self.stats.add(self.index[name], signal.get(name, []), rewards.get(name))
         for name, values in rewards.items():
             self.reward_sum[self.index[name]] += float(np.sum(values))
             self.reward_n[self.index[name]] += len(values)

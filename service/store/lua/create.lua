@@ -4,6 +4,8 @@
 -- ARGV[3] token hash            ARGV[4] initial weights, packed float64 (K,)
 -- ARGV[5] K, the number of distributions
 -- ARGV[6] the strategy's initial state, packed float64 (empty for stateless strategies)
+-- ARGV[7] bytes of the windows' rings (4 x window x K), allocated now: grown write by write,
+--         the string would be given up to twice that (Redis over-allocates as it grows)
 --
 -- Returns {0} when created, {1, existing config JSON} when the run already exists (the
 -- caller compares the configurations: same is a no-op, different is a conflict).
@@ -21,4 +23,5 @@ redis.call('HSET', KEYS[1],
 redis.call('SET', KEYS[9], ARGV[6])
 redis.call('SET', KEYS[2], string.rep('\0', 32 * k))
 redis.call('SET', KEYS[3], string.rep('\0', 32 * k))
+redis.call('SETRANGE', KEYS[4], tonumber(ARGV[7]) - 1, '\0')
 return {0}

@@ -52,7 +52,7 @@ for i = 1, #heads / 12 do
 
   -- The distribution's record in stats: <f8 n, f8 mean, I4 head, I4 length, f8 sum>; its
   -- window is ring idx of the windows string, W float32 (keys.py). Only the record and the
-  -- ring positions written are touched (GETRANGE past the end of windows reads '').
+  -- ring positions written and evicted are touched.
   local stats_at = 32 * idx
   local n, _, head, len, sum =
     struct.unpack('<ddI4I4d', redis.call('GETRANGE', KEYS[2], stats_at, stats_at + 31))
