@@ -56,8 +56,22 @@ STRATEGY_CONFIGS: dict[str, dict[str, Any]] = {
     "exp3s": {"name": "exp3s"},
     "dump-ucb+floor": {"name": "dump-ucb", "floor": 0.1},
     "dump-ucb+regress": {"name": "dump-ucb", "regress_bonus": 1.0},
+    "dump-ucb+spread": {"name": "dump-ucb", "signal": "reward-spread"},
+    "dump-ucb+centred": {"name": "dump-ucb"},
 }
 """Label -> the ``strategy`` object the run is created with (service defaults otherwise)."""
+
+CENTRED = {"dump-ucb+centred"}
+"""Labels whose trainer reports group-centred advantages ``r - mean(group)`` (the bundled
+trainer's ``report_signal=centered``) instead of std-normalised ones. The learner learns the
+same either way: only what the scheduler sees changes."""
+
+
+def centred(rewards: list[float]) -> list[float]:
+    """``r - mean(group)`` for one distribution's rewards, laid out group after group."""
+    r = np.asarray(rewards, dtype=np.float64).reshape(-1, GROUP)
+    return (r - r.mean(axis=1, keepdims=True)).ravel().tolist()
+
 
 SMOKE_REGIME = "ladder6"
 SMOKE_SCALE = 0.15  # ladder6 runs 30 steps in a smoke run
@@ -119,9 +133,13 @@ async def run_one(url: str, regime: Regime, label: str, seed: int, keep_weights:
             plan = await client.plan(step, BATCH)
             local_plans += plan.source != "service"
             out = learner.step(step, [index[name] for name in plan.assignment])
+            if label in CENTRED:
+                reported = {j: centred(out.rewards[j]) for j in out.advantages}
+            else:
+                reported = out.advantages
             result = await client.report(
                 step,
-                {regime.names[j]: v for j, v in out.advantages.items()},
+                {regime.names[j]: v for j, v in reported.items()},
                 rewards={regime.names[j]: v for j, v in out.rewards.items()},
             )
             success = learner.success()
