@@ -157,6 +157,8 @@ class RunService:
         self._cache: OrderedDict[str, Run] = OrderedDict()
         self._plans_kept = metrics.plans.labels(source="kept")
         self._plans_drawn = metrics.plans.labels(source="drawn")
+        self._reports_applied = metrics.reports.labels(status="applied")
+        self._reports_duplicate = metrics.reports.labels(status="duplicate")
         admin = settings.admin_token
         self._admin_token = admin.get_secret_value() if admin else None
 
@@ -359,11 +361,11 @@ class RunService:
             )
             inputs = outcome.inputs
             if not outcome.duplicate:
-                self._metrics.reports.labels(status="applied").inc()
+                self._reports_applied.inc()
                 w = await self._store_weights(run, inputs, request.step)
                 named = run.named(w) if with_weights else None
                 return _report_out("applied", inputs.version, named)
-            self._metrics.reports.labels(status="duplicate").inc()
+            self._reports_duplicate.inc()
             assert outcome.weights is not None and outcome.weights_version is not None
             w = outcome.weights
             if outcome.weights_version < inputs.version:

@@ -38,7 +38,7 @@ def window_values(
     signal: str,
     advantages: Mapping[K, Sequence[float]],
     rewards: Mapping[K, Sequence[float]] | None,
-) -> dict[K, list[float]]:
+) -> dict[K, Sequence[float]]:
     """The values one report adds to each distribution's window (signed or not: the window
     keeps absolute values), for the distributions the report has advantages for.
 
@@ -46,10 +46,10 @@ def window_values(
     advantages has none.
     """
     if signal == "advantage":
-        return {key: list(values) for key, values in advantages.items()}
+        return dict(advantages)  # the values themselves, not copied: this is every report
     if signal != "reward-spread":
         raise ValueError(f"signal must be one of {list(SIGNALS)}, got {signal!r}")
-    out: dict[K, list[float]] = {}
+    out: dict[K, Sequence[float]] = {}
     for key, values in advantages.items():
         if len(values) == 0:
             continue

@@ -137,8 +137,8 @@ def split_windows(stats: bytes, rings: bytes, window: int) -> dict[int, bytes]:
     """The non-empty windows of a run, as ring buffer blobs (:func:`encode_window`'s layout)
     by distribution index, from its ``stats`` and ``windows`` strings.
 
-    The rings' string ends after the last position written, so the last ring may be short;
-    the positions missing were never written and read as zeros.
+    The rings' string is allocated whole (K rings) when a run is created or imported; a
+    shorter one is read as if padded with zeros.
     """
     records = unpack_stats(stats)
     size = 4 * window
