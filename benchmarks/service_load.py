@@ -33,8 +33,8 @@ import redis.asyncio as aioredis
 
 from benchmarks.load import LoadResult, RequestMaker, client, closed_loop, open_loop, percentile
 from benchmarks.procs import HttpApp, RedisServer, cpu_seconds
+from curriculum_core import DumpUcb, RunStats, compose_batch, plan_rng, weights
 from service.runs import history_capacity
-from service.scheduling import DumpUcb, RunStats, compose_batch, plan_rng, weights
 from service.settings import Settings
 from service.store.keys import RUN_KEY_NAMES, run_keys
 from trainer_client import CurriculumClient

@@ -41,7 +41,7 @@ from sim.learner import PopulationLearner
 from sim.regimes import TARGET, Regime, all_regimes
 from sim.stats import curve_band, interval, run_metrics
 
-from service.scheduling import strategy_from_dict
+from curriculum_core import strategy_from_dict
 from trainer_client import AsyncCurriculumClient, ServiceUnavailable
 from trainer_client.local_service import LocalService
 

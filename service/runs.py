@@ -17,18 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from service.auth import hash_token, is_operator, new_token, token_matches
-from service.errors import (
-    Forbidden,
-    InvalidInput,
-    RunConflict,
-    RunNotFound,
-    StaleRun,
-    Unauthorized,
-    UnknownDistribution,
-)
-from service.metrics import Metrics
-from service.scheduling import (
+from curriculum_core import (
     BatchSummary,
     MissingRewards,
     RunStats,
@@ -45,6 +34,17 @@ from service.scheduling import (
     weights,
     window_values,
 )
+from service.auth import hash_token, is_operator, new_token, token_matches
+from service.errors import (
+    Forbidden,
+    InvalidInput,
+    RunConflict,
+    RunNotFound,
+    StaleRun,
+    Unauthorized,
+    UnknownDistribution,
+)
+from service.metrics import Metrics
 from service.schemas import (
     CreateRunRequest,
     CreateRunResponse,
@@ -95,7 +95,7 @@ class Run:
     index: dict[str, int]
 
     @classmethod
-    def from_meta(cls, run_id: str, meta: RunMeta) -> Run:
+    def from_meta(cls, run_id: str, meta: RunMeta, legacy_reward_alpha: float) -> Run:
         config = json.loads(meta.config_json)
         names = tuple(config["distributions"])
         return cls(
@@ -103,7 +103,7 @@ class Run:
             incarnation=meta.incarnation,
             token_hash=meta.token_hash,
             distributions=names,
-            strategy=strategy_from_dict(config["strategy"]),
+            strategy=_stored_strategy(config["strategy"], legacy_reward_alpha),
             seed=int(config["seed"]),
             created_at=config["created_at"],
             index={name: i for i, name in enumerate(names)},
@@ -134,6 +134,13 @@ class Run:
             raise UnknownDistribution(
                 f"run {self.run_id!r} has no distribution {name!r}; it has {self.k}: {shown}{more}"
             ) from None
+
+
+def _stored_strategy(stored: dict[str, object], legacy_reward_alpha: float) -> Strategy:
+    """A stored run's strategy. Runs created before ``reward_alpha`` became a strategy
+    parameter do not store it: they keep the deployment's ``CURRICULUM_REWARD_EMA_ALPHA``,
+    the value that they were created under, so their math does not change."""
+    return strategy_from_dict({"reward_alpha": legacy_reward_alpha, **stored})
 
 
 def _config_json(names: list[str], strategy: Strategy, seed: int, created_at: str) -> str:
@@ -170,7 +177,8 @@ class RunService:
             self._cache.move_to_end(run_id)
             return cached
         try:
-            run = Run.from_meta(run_id, await self._store.load_meta(run_id))
+            meta = await self._store.load_meta(run_id)
+            run = Run.from_meta(run_id, meta, self._settings.reward_ema_alpha)
         except RunNotFound:
             raise RunNotFound(f"no run with id {run_id!r}") from None
         if self._settings.config_cache_size > 0:
@@ -241,11 +249,13 @@ class RunService:
             run_id, meta, initial, len(names), state, strategy.window
         )
         if existing is None:
-            run = Run.from_meta(run_id, meta)
+            run = Run.from_meta(run_id, meta, self._settings.reward_ema_alpha)
             return CreateRunResponse(
                 run_id=run_id, created=True, token=run_token, version=0, config=run.config_out()
             )
         current = json.loads(existing)
+        legacy = self._settings.reward_ema_alpha
+        current["strategy"] = strategy_to_dict(_stored_strategy(current["strategy"], legacy))
         asked = json.loads(meta.config_json)
         if any(current[f] != asked[f] for f in ("distributions", "strategy", "seed")):
             raise RunConflict(
@@ -355,7 +365,7 @@ class RunService:
                 window=run.strategy.window,
                 packed=self._encode_report(run, request),
                 report_id_retention=self._settings.report_id_retention,
-                reward_alpha=self._settings.reward_ema_alpha,
+                reward_alpha=run.strategy.reward_alpha,
                 journal_entry=self._journal_entry(run, request),
                 with_rewards=run.strategy.reads_rewards,
             )

@@ -7,11 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from service.scheduling import DEFAULT_STRATEGY, Strategy, strategy_from_dict
+from curriculum_core import DEFAULT_STRATEGY, SNAPSHOT_FORMAT, Strategy, strategy_from_dict
 from service.store.keys import RUN_ID_PATTERN
 
 MAX_STEP = 2**53
-SNAPSHOT_FORMAT = "rl-curriculum.snapshot/1"
 
 DistributionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]

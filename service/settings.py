@@ -70,7 +70,11 @@ class Settings(BaseSettings):
         "entries (at least 10).",
     )
     reward_ema_alpha: float = Field(
-        0.1, gt=0, le=1, description="Weight of each report in the reward moving average."
+        0.1,
+        gt=0,
+        le=1,
+        description="Reward moving-average weight of runs created before it became the "
+        "per-run strategy parameter reward_alpha (new runs ignore it).",
     )
     config_cache_size: int = Field(
         4096, ge=0, description="Run configs cached per process (validated on every write)."

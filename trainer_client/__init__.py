@@ -7,8 +7,8 @@
   whose batches follow the run's plans, sharded across data-parallel ranks.
 - :class:`LocalService`: the service as a child process on this machine.
 
-Importing this package pulls in numpy, httpx and ``service.scheduling`` (pure math), never
-FastAPI or a Redis client.
+Importing this package pulls in numpy, httpx and ``curriculum_core`` (the scheduling core,
+numpy only), never the service, FastAPI or a Redis client.
 """
 
 from __future__ import annotations

@@ -1,24 +1,29 @@
 """HTTP clients of the curriculum service that keep training going through outages.
 
 :class:`CurriculumClient` (blocking, on ``httpx.Client``) and :class:`AsyncCurriculumClient`
-(``httpx.AsyncClient``) have the same methods. Every request has a timeout and is retried
-with exponential backoff on connection errors, timeouts and 5xx answers (a ``Retry-After``
-is respected); a 4xx is never retried and raises a :class:`~trainer_client.errors.
-RequestRejected` subclass carrying the status, the service's error code and message.
+(``httpx.AsyncClient``) have the same methods. Both are thin drivers of the flows of
+:mod:`trainer_client.protocol`, where every call is written once. Every request has a
+timeout and is retried with exponential backoff on connection errors, timeouts and 5xx
+answers (a ``Retry-After`` is respected); a 4xx is never retried and raises a
+:class:`~trainer_client.errors.RequestRejected` subclass carrying the status, the service's
+error code and message.
 
-When the service stays unreachable, ``plan`` and ``report`` do not fail:
+When the service stays unreachable, nothing a training loop calls fails:
 
-- ``plan`` composes the batch locally with the service's own math, from the last state the
-  client fetched plus what it reported since (uniform before any state), see
-  :mod:`trainer_client.fallback`; the result says ``source="local"``.
+- ``plan`` composes the batch locally with the service's own math
+  (:class:`curriculum_core.RunModel`) from the last state the client fetched plus every
+  report it made since (a stateful strategy goes on from the state it had); the result says
+  ``source="local"``.
 - ``report`` buffers the report (in memory, and in a JSONL file with ``buffer_path``) with
-  its ``report_id``; buffered reports are replayed in order, before anything else, as soon
-  as the service answers again. A report whose answer was lost keeps its id on replay, so
-  the service counts it once.
+  its ``report_id``; what is owed (the run's creation, an import, reports) is replayed in
+  order, before anything else, as soon as the service answers again. A report whose answer
+  was lost keeps its id on replay, so the service counts it once.
+- ``checkpoint`` returns the local state and the reports still owed, and ``restore``
+  queues the import of a checkpoint for when the service is back.
 - after a failure the network is left alone for a cool-down (1 s, doubling to 30 s) and
   then probed with a single attempt, so a down service costs a step almost nothing.
 - one warning is logged (logger ``trainer_client``) when the outage starts and one when it
-  ends, with how many buffered reports were replayed.
+  ends, with how many buffered calls were replayed.
 
 The other calls (``run_info``, ``history``, ``export``, ``import_``, ``delete``) need the
 service and raise :class:`~trainer_client.errors.ServiceUnavailable` without it. A 4xx
@@ -32,325 +37,57 @@ A client is meant for one thread (or one event loop); each rank makes its own.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import random
 import time
 import uuid
-from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
-from trainer_client.buffer import PendingReport, ReportBuffer
-from trainer_client.errors import (
-    CurriculumError,
-    InvalidRequest,
-    ServiceUnavailable,
-    rejection,
+from trainer_client.buffer import ReportBuffer
+from trainer_client.errors import CurriculumError
+from trainer_client.protocol import (
+    ClientProtocol,
+    Flow,
+    Plan,
+    ReportResult,
+    Send,
+    TokenRequired,
+    Wait,
 )
-from trainer_client.fallback import LocalScheduler, ProbeSchedule
 
-log = logging.getLogger("trainer_client")
+T = TypeVar("T")
 
-_SEQUENCE_MEMORY = 4096  # steps whose report count per rank is remembered
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The composition of one step's batch.
-
-    ``assignment[i]`` is the distribution of slot ``i``; ``counts`` the slots per
-    distribution (non-zero only). ``version`` is the service version the weights came from
-    (for a local plan: the version of the last state fetched). ``source`` says whether the
-    service made the plan or the client did, without it.
-    """
-
-    step: int
-    batch_size: int
-    version: int
-    assignment: list[str]
-    counts: dict[str, int]
-    source: Literal["service", "local"]
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    """What became of a report.
-
-    ``status`` is ``"applied"`` (counted now), ``"duplicate"`` (its ``report_id`` was counted
-    before) or ``"buffered"`` (the service is unreachable; it will be replayed). ``weights``
-    are the service's new weights, or the local ones for a buffered report; empty when the
-    report was made with ``with_weights=False``.
-    """
-
-    status: Literal["applied", "duplicate", "buffered"]
-    report_id: str
-    version: int
-    weights: dict[str, float]
-
-
-class TokenRequired(CurriculumError):
-    """The run exists already and no token was given to attach to it."""
+__all__ = ["AsyncCurriculumClient", "CurriculumClient", "Plan", "ReportResult", "TokenRequired"]
 
 
 def _new_run_id() -> str:
     return f"run-{uuid.uuid4().hex[:12]}"
 
 
-class _ClientCore:
-    """Everything the two clients share that is not I/O: state, bookkeeping, decisions."""
-
-    def __init__(
-        self,
-        base_url: str,
-        run_id: str,
-        token: str | None,
-        *,
-        rank: int,
-        retries: int,
-        backoff: float,
-        buffer_path: str | os.PathLike[str] | None,
-        max_buffer: int,
-        distributions: Sequence[str] | None,
-        strategy: str | Mapping[str, Any] | None,
-        seed: int,
-        refresh_every: int,
-        probe_initial_s: float,
-        probe_max_s: float,
-    ) -> None:
-        if retries < 0 or backoff < 0 or refresh_every < 1 or rank < 0:
-            raise ValueError("need retries >= 0, backoff >= 0, refresh_every >= 1, rank >= 0")
-        self.base_url = base_url
-        self.run_id = run_id
-        self.token = token
-        self.rank = rank
-        self.retries = retries
-        self.backoff = backoff
-        self.refresh_every = refresh_every
-        self.local = LocalScheduler()
-        if distributions is not None:
-            self.local.configure(distributions, strategy, seed)
-        self.buffer = ReportBuffer(run_id, max_buffer, buffer_path)
-        self.probe = ProbeSchedule(probe_initial_s, probe_max_s)
-        self.pending_create: dict[str, Any] | None = None
-        self.replayed = 0
-        self._reports_since_refresh: int | None = None  # None: no state fetched yet
-        self._sequence: OrderedDict[int, int] = OrderedDict()
-        self._jitter = random.Random()
-
-    # --- requests -------------------------------------------------------------------
-
-    def run_path(self, suffix: str = "") -> str:
-        return f"/v1/runs/{self.run_id}{suffix}"
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
-
-    def attempts(self) -> int:
-        """Tries per request: one while the service is down (a probe), else 1 + retries."""
-        return 1 if self.probe.down else 1 + self.retries
-
-    def retry_delay(self, attempt: int, retry_after: str | None) -> float:
-        """Seconds before retry ``attempt`` (0-based): jittered backoff, >= Retry-After."""
-        delay = self.backoff * 2**attempt * self._jitter.uniform(0.5, 1.0)
-        try:
-            asked = float(retry_after) if retry_after is not None else 0.0
-        except ValueError:  # an HTTP-date: fall back to the backoff
-            asked = 0.0
-        return max(delay, min(asked, self.probe.max_s))
-
-    def answer(self, response: httpx.Response) -> Any:
-        """The JSON of a non-5xx answer; a 4xx raises the matching ``RequestRejected``."""
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            raise rejection(response.status_code, body)
-        return response.json()
-
-    def unavailable(self, method: str, path: str, attempts: int, last: str) -> ServiceUnavailable:
-        return ServiceUnavailable(
-            f"{method} {self.base_url}{path} failed after {attempts} attempt(s): {last}"
-        )
-
-    # --- health -----------------------------------------------------------------------
-
-    def may_contact(self) -> bool:
-        return self.probe.may_try(time.monotonic())
-
-    def on_failure(self, exc: ServiceUnavailable) -> None:
-        if self.probe.failed(time.monotonic()):
-            log.warning(
-                "curriculum service at %s unreachable (%s); scheduling locally and buffering "
-                "reports until it answers",
-                self.base_url,
-                exc,
-            )
-
-    def on_recovery(self) -> None:
-        since = self.probe.succeeded()
-        if since is None:
-            return
-        dropped = f", {self.buffer.dropped} dropped (buffer full)" if self.buffer.dropped else ""
-        log.warning(
-            "curriculum service at %s reachable again after %.1f s; replayed %d buffered "
-            "report(s)%s",
-            self.base_url,
-            time.monotonic() - since,
-            self.replayed,
-            dropped,
-        )
-        self.replayed = 0
-        self.buffer.dropped = 0
-
-    # --- state ------------------------------------------------------------------------
-
-    def on_created(self, data: Mapping[str, Any]) -> None:
-        """Take the token of a created run, or insist on one for an existing run."""
-        if data["created"]:
-            self.token = data["token"]
-        elif self.token is None:
-            raise TokenRequired(
-                f"run {self.run_id!r} exists; pass its token (token=...) to attach to it"
-            )
-        self.pending_create = None
-
-    def needs_refresh(self) -> bool:
-        n = self._reports_since_refresh
-        return n is None or n >= self.refresh_every
-
-    def on_run(self, run: Mapping[str, Any]) -> None:
-        self.local.load_run(run)
-        self._reports_since_refresh = 0
-
-    def on_snapshot(self, snapshot: Mapping[str, Any], version: int | None = None) -> None:
-        self.local.load_snapshot(snapshot)
-        if version is not None:
-            self.local.version = version
-        for item in self.buffer:  # not yet in the service's state
-            self.local.add(item.advantages, item.rewards)
-        self._reports_since_refresh = 0
-
-    def on_replayed(self, item: PendingReport, error: InvalidRequest | None) -> None:
-        if error is None:
-            self.replayed += 1
-        else:
-            log.error(
-                "dropping buffered report %s: the service refused it: %s", item.report_id, error
-            )
-        self.buffer.pop()
-
-    # --- plans and reports --------------------------------------------------------------
-
-    def service_plan(self, data: Mapping[str, Any]) -> Plan:
-        assignment = list(data["assignment"])
-        step, batch_size = int(data["step"]), int(data["batch_size"])
-        self.local.remember_plan(step, batch_size, assignment)
-        return Plan(
-            step=step,
-            batch_size=batch_size,
-            version=int(data["version"]),
-            assignment=assignment,
-            counts={k: int(v) for k, v in data["counts"].items()},
-            source="service",
-        )
-
-    def local_plan(self, step: int, batch_size: int) -> Plan:
-        if batch_size < 1 or step < 0:
-            raise ValueError(f"need step >= 0 and batch_size >= 1, got {step} and {batch_size}")
-        assignment = self.local.plan(step, batch_size)
-        counts = Counter(assignment)
-        return Plan(
-            step=step,
-            batch_size=batch_size,
-            version=self.local.version,
-            assignment=assignment,
-            counts={name: counts[name] for name in self.local.names or [] if counts[name]},
-            source="local",
-        )
-
-    def next_report_id(self, step: int) -> str:
-        """``{run}/step-{step}/rank-{rank}``, then ``.../rank-{rank}/{k}`` for the k-th repeat."""
-        k = self._sequence.get(step, -1) + 1
-        self._sequence[step] = k
-        self._sequence.move_to_end(step)
-        while len(self._sequence) > _SEQUENCE_MEMORY:
-            self._sequence.popitem(last=False)
-        base = f"{self.run_id}/step-{step}/rank-{self.rank}"
-        return base if k == 0 else f"{base}/{k}"
-
-    def new_report(
-        self,
-        step: int,
-        advantages: Mapping[str, Sequence[float]],
-        rewards: Mapping[str, Sequence[float]] | None,
-        report_id: str | None,
-    ) -> PendingReport:
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
-        adv, rew = self.local.validate(advantages, rewards)
-        return PendingReport(
-            run_id=self.run_id,
-            report_id=report_id or self.next_report_id(step),
-            step=step,
-            advantages=adv,
-            rewards=rew,
-        )
-
-    def applied(self, item: PendingReport, data: Mapping[str, Any]) -> ReportResult:
-        self.local.add(item.advantages, item.rewards)
-        self.local.version = int(data["version"])
-        if self._reports_since_refresh is not None:
-            self._reports_since_refresh += 1
-        return ReportResult(
-            status=data["status"],
-            report_id=item.report_id,
-            version=int(data["version"]),
-            weights=dict(data.get("weights") or {}),
-        )
-
-    def buffered(self, item: PendingReport, with_weights: bool = True) -> ReportResult:
-        self.buffer.add(item)
-        self.local.add(item.advantages, item.rewards)
-        return ReportResult(
-            status="buffered",
-            report_id=item.report_id,
-            version=self.local.version,
-            weights=self.local.probabilities() if with_weights and self.local.names else {},
-        )
-
-    def report_path(self, with_weights: bool) -> str:
-        return self.run_path("/reports" if with_weights else "/reports?weights=false")
-
-    def create_body(
-        self, distributions: Sequence[str], strategy: str | Mapping[str, Any] | None, seed: int
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "run_id": self.run_id,
-            "distributions": list(distributions),
-            "seed": seed,
-        }
-        if strategy is not None:
-            body["strategy"] = strategy if isinstance(strategy, str) else dict(strategy)
-        return body
+def _create_body(
+    run_id: str, distributions: Sequence[str], strategy: str | Mapping[str, Any] | None, seed: int
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"run_id": run_id, "distributions": list(distributions), "seed": seed}
+    if strategy is not None:
+        body["strategy"] = strategy if isinstance(strategy, str) else dict(strategy)
+    return body
 
 
 _CLIENT_DOC_ARGS = """
     ``token`` is the run's bearer token (or the operator token). ``rank`` goes into each
     report's id so that the ranks of one run never collide. ``timeout`` is per request, in
     seconds; ``retries`` extra attempts follow a failure after ``backoff * 2**i`` seconds
-    (jittered). ``buffer_path`` mirrors buffered reports to a JSONL file, reloaded by the
-    next client made on it; at most ``max_buffer`` reports are kept (the oldest are dropped).
-    ``distributions``, ``strategy`` and ``seed`` let the client schedule locally before it
-    ever reached the service (they are replaced by the service's configuration once it
-    answers). The local state is refreshed from the service every ``refresh_every`` reports;
-    ``probe_initial_s``/``probe_max_s`` bound the cool-down between probes of a down service.
-    ``transport`` is handed to httpx (tests, proxies).
+    (jittered). ``buffer_path`` mirrors what is owed to the service to a JSONL file,
+    reloaded by the next client made on it; at most ``max_buffer`` reports are kept (the
+    oldest are dropped). ``distributions``, ``strategy`` and ``seed`` let the client
+    schedule locally before it ever reached the service (they are replaced by the service's
+    configuration once it answers). When the service's state moves in ways this client did
+    not see (other ranks), the local state is refreshed from it at most every
+    ``refresh_every`` reports; ``probe_initial_s``/``probe_max_s`` bound the cool-down
+    between probes of a down service. ``transport`` is handed to httpx (tests, proxies).
 """
 
 
@@ -377,15 +114,15 @@ class _ClientBase:
         probe_initial_s: float = 1.0,
         probe_max_s: float = 30.0,
     ) -> None:
-        self._core = _ClientCore(
-            base_url.rstrip("/"),
+        base_url = base_url.rstrip("/")
+        self._proto = ClientProtocol(
+            base_url,
             run_id,
             token,
             rank=rank,
             retries=retries,
             backoff=backoff,
-            buffer_path=buffer_path,
-            max_buffer=max_buffer,
+            buffer=ReportBuffer(run_id, max_buffer, buffer_path),
             distributions=distributions,
             strategy=strategy,
             seed=seed,
@@ -393,32 +130,95 @@ class _ClientBase:
             probe_initial_s=probe_initial_s,
             probe_max_s=probe_max_s,
         )
-        self._http = self._open_http(timeout, transport)
+        self._http = self._open_http(base_url, timeout, transport)
 
-    def _open_http(self, timeout: float, transport: Any) -> Any:
+    def _open_http(self, base_url: str, timeout: float, transport: Any) -> Any:
         raise NotImplementedError
+
+    @classmethod
+    def _for_new_run(
+        cls,
+        base_url: str,
+        distributions: Sequence[str],
+        run_id: str | None,
+        strategy: str | Mapping[str, Any] | None,
+        seed: int,
+        token: str | None,
+        kw: dict[str, Any],
+    ) -> Self:
+        run_id = run_id or _new_run_id()
+        client = cls(
+            base_url,
+            run_id,
+            token,
+            distributions=distributions,
+            strategy=strategy,
+            seed=seed,
+            **kw,
+        )
+        client._proto.owe_creation(_create_body(run_id, distributions, strategy, seed))
+        return client
 
     @property
     def run_id(self) -> str:
         """The run's id."""
-        return self._core.run_id
+        return self._proto.run_id
 
     @property
     def token(self) -> str | None:
         """The bearer token in use (the run's own after creating it)."""
-        return self._core.token
+        return self._proto.token
 
     @property
     def buffered(self) -> int:
-        """Reports waiting to be replayed."""
-        return len(self._core.buffer)
+        """Calls waiting to be replayed (the run's creation, an import, reports)."""
+        return len(self._proto.buffer)
+
+    @property
+    def buffer_path(self) -> str | None:
+        """The file that mirrors what is owed to the service, if any."""
+        path = self._proto.buffer.path
+        return str(path) if path is not None else None
+
+    @property
+    def online(self) -> bool:
+        """Whether the last attempt to reach the service succeeded."""
+        return not self._proto.probe.down
 
 
 class CurriculumClient(_ClientBase):
     __doc__ = "Blocking client of one run of the curriculum service.\n" + _CLIENT_DOC_ARGS
 
-    def _open_http(self, timeout: float, transport: httpx.BaseTransport | None) -> httpx.Client:
-        return httpx.Client(base_url=self._core.base_url, timeout=timeout, transport=transport)
+    def _open_http(
+        self, base_url: str, timeout: float, transport: httpx.BaseTransport | None
+    ) -> httpx.Client:
+        return httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+
+    def _run(self, flow: Flow[T]) -> T:
+        """Drive ``flow`` to its end with blocking I/O."""
+        reply: Any = None
+        try:
+            while True:
+                command = flow.send(reply)
+                if isinstance(command, Wait):
+                    time.sleep(command.seconds)
+                    reply = None
+                    continue
+                reply = self._send(command)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def _send(self, command: Send) -> httpx.Response | httpx.TransportError:
+        try:
+            return self._http.request(
+                command.method,
+                command.path,
+                json=command.body,
+                params=command.params,
+                headers=command.headers,
+            )
+        except httpx.TransportError as exc:
+            return exc
 
     @classmethod
     def create_or_attach(
@@ -441,105 +241,17 @@ class CurriculumClient(_ClientBase):
         creates the run once the service answers (``run_id`` is generated here if absent,
         so that creation stays idempotent).
         """
-        client = cls(
-            base_url,
-            run_id or _new_run_id(),
-            token,
-            distributions=distributions,
-            strategy=strategy,
-            seed=seed,
-            **kw,
-        )
-        client._core.pending_create = client._core.create_body(distributions, strategy, seed)
+        client = cls._for_new_run(base_url, distributions, run_id, strategy, seed, token, kw)
         try:
-            client._sync()
-        except ServiceUnavailable as exc:
-            client._core.on_failure(exc)
+            client._run(client._proto.attach())
         except CurriculumError:
             client.close()
             raise
         return client
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Any:
-        core = self._core
-        attempts = core.attempts()
-        retry_after: str | None = None
-        last = ""
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(core.retry_delay(attempt - 1, retry_after))
-            try:
-                response = self._http.request(
-                    method, path, json=body, params=params, headers=core.headers()
-                )
-            except httpx.TransportError as exc:
-                retry_after, last = None, f"{type(exc).__name__}: {exc}"
-                continue
-            if response.status_code < 500:
-                return core.answer(response)
-            retry_after, last = response.headers.get("Retry-After"), f"HTTP {response.status_code}"
-        raise core.unavailable(method, path, attempts, last)
-
-    def _sync(self) -> None:
-        """Create the run if pending, replay the buffer in order, refresh the local state."""
-        core = self._core
-        if core.pending_create is not None:
-            core.on_created(self._send("POST", "/v1/runs", core.pending_create))
-        if core.buffer.peek() is not None:
-            try:
-                while (item := core.buffer.peek()) is not None:
-                    try:
-                        self._send("POST", core.run_path("/reports"), item.body())
-                    except InvalidRequest as exc:
-                        core.on_replayed(item, exc)
-                    else:
-                        core.on_replayed(item, None)
-            finally:
-                core.buffer.persist()
-        if core.needs_refresh():
-            core.on_run(self._send("GET", core.run_path()))
-
-    def _online(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        *,
-        required: bool,
-    ) -> Any:
-        """The service's answer after a sync; None (or raise, if ``required``) when down."""
-        core = self._core
-        if not required and not core.may_contact():
-            return None
-        try:
-            self._sync()
-            data = self._send(method, path, body, params)
-        except ServiceUnavailable as exc:
-            core.on_failure(exc)
-            if required:
-                raise
-            return None
-        core.on_recovery()
-        return data
-
     def plan(self, step: int, batch_size: int) -> Plan:
         """The step's batch composition: the service's, or made locally while it is down."""
-        data = self._online(
-            "POST",
-            self._core.run_path("/plan"),
-            {"step": step, "batch_size": batch_size},
-            required=False,
-        )
-        if data is None:
-            return self._core.local_plan(step, batch_size)
-        return self._core.service_plan(data)
+        return self._run(self._proto.plan(step, batch_size))
 
     def report(
         self,
@@ -559,56 +271,58 @@ class CurriculumClient(_ClientBase):
         ``with_weights=False`` leaves the new weights out of the answer (``weights`` is
         empty): with thousands of distributions they are most of a report's cost.
         """
-        item = self._core.new_report(step, advantages, rewards, report_id)
-        path = self._core.report_path(with_weights)
-        data = self._online("POST", path, item.body(), required=False)
-        if data is None:
-            return self._core.buffered(item, with_weights)
-        return self._core.applied(item, data)
+        return self._run(self._proto.report(step, advantages, rewards, report_id, with_weights))
 
     def weights(self) -> dict[str, float]:
         """The run's current sampling probabilities (computed locally while down)."""
-        data = self._online("GET", self._core.run_path(), required=False)
-        if data is None:
-            return self._core.local.probabilities()
-        self._core.on_run(data)
-        return dict(data["weights"])
+        return self._run(self._proto.weights())
 
     def run_info(self) -> dict[str, Any]:
         """``GET /v1/runs/{run}``: config, version, weights and per-distribution stats."""
-        data: dict[str, Any] = self._online("GET", self._core.run_path(), required=True)
-        self._core.on_run(data)
+        data: dict[str, Any] = self._run(
+            self._proto.online("GET", self._proto.run_path(), required=True)
+        )
         return data
 
     def history(self, limit: int | None = None) -> dict[str, Any]:
         """``GET /v1/runs/{run}/history``: weights and window means per step, oldest first."""
         params = {"limit": limit} if limit is not None else None
-        data: dict[str, Any] = self._online(
-            "GET", self._core.run_path("/history"), params=params, required=True
+        data: dict[str, Any] = self._run(
+            self._proto.online(
+                "GET", self._proto.run_path("/history"), params=params, required=True
+            )
         )
         return data
 
     def export(self) -> dict[str, Any]:
-        """A snapshot of the run's state (buffered reports are replayed first)."""
-        data: dict[str, Any] = self._online("GET", self._core.run_path("/export"), required=True)
-        self._core.on_snapshot(data)
-        return data
+        """The service's snapshot of the run (what is owed is replayed first)."""
+        return self._run(self._proto.export())
 
     def import_(self, snapshot: Mapping[str, Any]) -> dict[str, Any]:
-        """Replace the run's state with ``snapshot`` (from :meth:`export`); the answer."""
-        data: dict[str, Any] = self._online(
-            "PUT", self._core.run_path("/import"), dict(snapshot), required=True
-        )
-        self._core.on_snapshot(snapshot, version=int(data["version"]))
-        return data
+        """Replace the run's state on the service with ``snapshot`` (from :meth:`export`)."""
+        return self._run(self._proto.import_(snapshot))
+
+    def checkpoint(self) -> dict[str, Any]:
+        """What to save beside a trainer checkpoint, service or not: the service's snapshot,
+        or, while it is down, the local state and the reports it is still owed."""
+        return self._run(self._proto.checkpoint())
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue the run from :meth:`checkpoint`'s ``state`` (or an :meth:`export`
+        snapshot): imported now, or once the service answers."""
+        self._run(self._proto.restore(state))
+
+    def flush(self, timeout_s: float = 60.0) -> bool:
+        """Try for up to ``timeout_s`` seconds to hand the service everything owed; True
+        when nothing is owed any more (what is left stays in ``buffer_path``)."""
+        return self._run(self._proto.flush(timeout_s))
 
     def delete(self) -> None:
-        """Delete the run on the service and forget its buffered reports."""
-        self._core.buffer.clear()
-        self._online("DELETE", self._core.run_path(), required=True)
+        """Delete the run on the service, then forget what it was owed."""
+        self._run(self._proto.delete())
 
     def close(self) -> None:
-        """Close the connections (buffered reports stay in ``buffer_path``, if any)."""
+        """Close the connections (what is owed stays in ``buffer_path``, if any)."""
         self._http.close()
 
     def __enter__(self) -> Self:
@@ -630,9 +344,35 @@ class AsyncCurriculumClient(_ClientBase):
     )
 
     def _open_http(
-        self, timeout: float, transport: httpx.AsyncBaseTransport | None
+        self, base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None
     ) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self._core.base_url, timeout=timeout, transport=transport)
+        return httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+
+    async def _run(self, flow: Flow[T]) -> T:
+        """Drive ``flow`` to its end on the event loop."""
+        reply: Any = None
+        try:
+            while True:
+                command = flow.send(reply)
+                if isinstance(command, Wait):
+                    await asyncio.sleep(command.seconds)
+                    reply = None
+                    continue
+                reply = await self._send(command)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def _send(self, command: Send) -> httpx.Response | httpx.TransportError:
+        try:
+            return await self._http.request(
+                command.method,
+                command.path,
+                json=command.body,
+                params=command.params,
+                headers=command.headers,
+            )
+        except httpx.TransportError as exc:
+            return exc
 
     @classmethod
     async def create_or_attach(
@@ -647,105 +387,17 @@ class AsyncCurriculumClient(_ClientBase):
         **kw: Any,
     ) -> Self:
         """See :meth:`CurriculumClient.create_or_attach`."""
-        client = cls(
-            base_url,
-            run_id or _new_run_id(),
-            token,
-            distributions=distributions,
-            strategy=strategy,
-            seed=seed,
-            **kw,
-        )
-        client._core.pending_create = client._core.create_body(distributions, strategy, seed)
+        client = cls._for_new_run(base_url, distributions, run_id, strategy, seed, token, kw)
         try:
-            await client._sync()
-        except ServiceUnavailable as exc:
-            client._core.on_failure(exc)
+            await client._run(client._proto.attach())
         except CurriculumError:
             await client.close()
             raise
         return client
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Any:
-        core = self._core
-        attempts = core.attempts()
-        retry_after: str | None = None
-        last = ""
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(core.retry_delay(attempt - 1, retry_after))
-            try:
-                response = await self._http.request(
-                    method, path, json=body, params=params, headers=core.headers()
-                )
-            except httpx.TransportError as exc:
-                retry_after, last = None, f"{type(exc).__name__}: {exc}"
-                continue
-            if response.status_code < 500:
-                return core.answer(response)
-            retry_after, last = response.headers.get("Retry-After"), f"HTTP {response.status_code}"
-        raise core.unavailable(method, path, attempts, last)
-
-    async def _sync(self) -> None:
-        """Create the run if pending, replay the buffer in order, refresh the local state."""
-        core = self._core
-        if core.pending_create is not None:
-            core.on_created(await self._send("POST", "/v1/runs", core.pending_create))
-        if core.buffer.peek() is not None:
-            try:
-                while (item := core.buffer.peek()) is not None:
-                    try:
-                        await self._send("POST", core.run_path("/reports"), item.body())
-                    except InvalidRequest as exc:
-                        core.on_replayed(item, exc)
-                    else:
-                        core.on_replayed(item, None)
-            finally:
-                core.buffer.persist()
-        if core.needs_refresh():
-            core.on_run(await self._send("GET", core.run_path()))
-
-    async def _online(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        *,
-        required: bool,
-    ) -> Any:
-        """The service's answer after a sync; None (or raise, if ``required``) when down."""
-        core = self._core
-        if not required and not core.may_contact():
-            return None
-        try:
-            await self._sync()
-            data = await self._send(method, path, body, params)
-        except ServiceUnavailable as exc:
-            core.on_failure(exc)
-            if required:
-                raise
-            return None
-        core.on_recovery()
-        return data
-
     async def plan(self, step: int, batch_size: int) -> Plan:
         """See :meth:`CurriculumClient.plan`."""
-        data = await self._online(
-            "POST",
-            self._core.run_path("/plan"),
-            {"step": step, "batch_size": batch_size},
-            required=False,
-        )
-        if data is None:
-            return self._core.local_plan(step, batch_size)
-        return self._core.service_plan(data)
+        return await self._run(self._proto.plan(step, batch_size))
 
     async def report(
         self,
@@ -757,55 +409,54 @@ class AsyncCurriculumClient(_ClientBase):
         with_weights: bool = True,
     ) -> ReportResult:
         """See :meth:`CurriculumClient.report`."""
-        item = self._core.new_report(step, advantages, rewards, report_id)
-        path = self._core.report_path(with_weights)
-        data = await self._online("POST", path, item.body(), required=False)
-        if data is None:
-            return self._core.buffered(item, with_weights)
-        return self._core.applied(item, data)
+        return await self._run(
+            self._proto.report(step, advantages, rewards, report_id, with_weights)
+        )
 
     async def weights(self) -> dict[str, float]:
         """See :meth:`CurriculumClient.weights`."""
-        data = await self._online("GET", self._core.run_path(), required=False)
-        if data is None:
-            return self._core.local.probabilities()
-        self._core.on_run(data)
-        return dict(data["weights"])
+        return await self._run(self._proto.weights())
 
     async def run_info(self) -> dict[str, Any]:
         """See :meth:`CurriculumClient.run_info`."""
-        data: dict[str, Any] = await self._online("GET", self._core.run_path(), required=True)
-        self._core.on_run(data)
+        data: dict[str, Any] = await self._run(
+            self._proto.online("GET", self._proto.run_path(), required=True)
+        )
         return data
 
     async def history(self, limit: int | None = None) -> dict[str, Any]:
         """See :meth:`CurriculumClient.history`."""
         params = {"limit": limit} if limit is not None else None
-        data: dict[str, Any] = await self._online(
-            "GET", self._core.run_path("/history"), params=params, required=True
+        data: dict[str, Any] = await self._run(
+            self._proto.online(
+                "GET", self._proto.run_path("/history"), params=params, required=True
+            )
         )
         return data
 
     async def export(self) -> dict[str, Any]:
         """See :meth:`CurriculumClient.export`."""
-        data: dict[str, Any] = await self._online(
-            "GET", self._core.run_path("/export"), required=True
-        )
-        self._core.on_snapshot(data)
-        return data
+        return await self._run(self._proto.export())
 
     async def import_(self, snapshot: Mapping[str, Any]) -> dict[str, Any]:
         """See :meth:`CurriculumClient.import_`."""
-        data: dict[str, Any] = await self._online(
-            "PUT", self._core.run_path("/import"), dict(snapshot), required=True
-        )
-        self._core.on_snapshot(snapshot, version=int(data["version"]))
-        return data
+        return await self._run(self._proto.import_(snapshot))
+
+    async def checkpoint(self) -> dict[str, Any]:
+        """See :meth:`CurriculumClient.checkpoint`."""
+        return await self._run(self._proto.checkpoint())
+
+    async def restore(self, state: Mapping[str, Any]) -> None:
+        """See :meth:`CurriculumClient.restore`."""
+        await self._run(self._proto.restore(state))
+
+    async def flush(self, timeout_s: float = 60.0) -> bool:
+        """See :meth:`CurriculumClient.flush`."""
+        return await self._run(self._proto.flush(timeout_s))
 
     async def delete(self) -> None:
         """See :meth:`CurriculumClient.delete`."""
-        self._core.buffer.clear()
-        await self._online("DELETE", self._core.run_path(), required=True)
+        await self._run(self._proto.delete())
 
     async def close(self) -> None:
         """See :meth:`CurriculumClient.close`."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.scheduling import BatchSummary
+from curriculum_core import BatchSummary
 from service.store.keys import (
     HISTORY_HEADER_BYTES,
     JOURNAL_HEADER_BYTES,

@@ -10,9 +10,9 @@ import httpx
 import numpy as np
 import pytest
 
-from service.scheduling import (
+from curriculum_core import (
     DumpUcb,
-    LocalStats,
+    RunModel,
     compose_batch,
     plan_rng,
     weights,
@@ -58,11 +58,10 @@ class RecordingTransport(httpx.HTTPTransport):
 
 
 def _expected_weights(reports: list[dict[str, list[float]]]) -> np.ndarray:
-    stats = LocalStats(len(NAMES), window=STRATEGY["window"])
-    for report in reports:
-        for name, values in report.items():
-            stats.add(NAMES.index(name), values)
-    return weights(DumpUcb(window=4, c=0.5, tau=0.2), stats.stats())
+    model = RunModel(NAMES, STRATEGY)
+    for i, report in enumerate(reports):
+        model.apply(f"reference-{i}", report)
+    return weights(DumpUcb(window=4, c=0.5, tau=0.2), model.stats())
 
 
 def test_importing_trainer_client_pulls_in_no_service_dependencies() -> None:
@@ -156,7 +155,8 @@ def test_4xx_raise_with_status_code_and_message_and_are_never_retried(service_ur
                 client.run_info()
             assert refused.value.status == 401 and refused.value.code == "unauthorized"
             assert refused.value.message
-            assert transport.requests == [("GET", "/v1/runs/errors")]
+            # the first call fetches the run's exact state; its 401 is not retried
+            assert transport.requests == [("GET", "/v1/runs/errors/export")]
         with pytest.raises(InvalidRequest, match="kk-99"):
             owner.report(0, {"kk-99": [1.0]})
         with pytest.raises(InvalidRequest, match="NaN or infinite"):

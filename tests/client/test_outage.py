@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from service.scheduling import DumpUcb, LocalStats, compose_batch, plan_rng, weights
+from curriculum_core import DumpUcb, RunModel, compose_batch, plan_rng, weights
 from trainer_client import CurriculumClient, LocalService
 
 if TYPE_CHECKING:
@@ -63,11 +63,10 @@ def test_outage_loses_nothing_and_counts_nothing_twice(
 
         own_service.kill()
         # The first local plan is the service's math on everything reported so far.
-        stats = LocalStats(len(NAMES))
-        for advantages in everything:
-            for name, values in advantages.items():
-                stats.add(NAMES.index(name), values)
-        p = weights(DumpUcb(), stats.stats())
+        model = RunModel(NAMES)
+        for i, advantages in enumerate(everything):
+            model.apply(f"reference-{i}", advantages)
+        p = weights(DumpUcb(), model.stats())
         expected = [NAMES[i] for i in compose_batch(p, 12, plan_rng(11, 3, 12))]
         started = time.monotonic()
         assert client.plan(3, 12).assignment == expected
@@ -149,3 +148,35 @@ def test_503_is_retried_after_retry_after_then_plans_fall_back(
         own_redis.start()
         assert client.plan(1, 4).source == "service"
         assert client.run_info()["version"] == 0
+
+
+def test_a_stateful_strategy_goes_on_offline_from_its_last_state(
+    own_service: LocalService,
+) -> None:
+    """sec's state is not reset by an outage: offline weights are the service's, and a
+    buffered report moves them as the service moves them once it is replayed."""
+    reports = [
+        {"hard": [1.0, -1.0], "easy": [0.0, 0.0]},
+        {"hard": [0.5, -0.5]},
+        {"medium": [0.2, -0.2], "hard": [1.5, -1.5]},
+        {"medium": [2.0, -2.0]},
+    ]
+    reference = RunModel(NAMES, {"name": "sec"}, seed=5)
+    with CurriculumClient.create_or_attach(
+        own_service.url, NAMES, run_id="sec-offline", strategy={"name": "sec"}, seed=5,
+        retries=0, probe_initial_s=0.1, probe_max_s=0.2,
+    ) as client:  # fmt: skip
+        for step, advantages in enumerate(reports[:3]):
+            assert client.report(step, advantages).status == "applied"
+            reference.apply(f"sec-offline/step-{step}/rank-0", advantages)
+        online = client.weights()
+        assert online["hard"] > 0.5  # far from sec's uniform start
+        own_service.kill()
+        assert client.weights() == pytest.approx(online, abs=1e-9)
+        assert client.report(3, reports[3]).status == "buffered"
+        reference.apply("sec-offline/step-3/rank-0", reports[3])
+        assert client.weights() == pytest.approx(reference.named_weights(), abs=1e-9)
+        own_service.start()
+        assert client.flush(10.0)
+        assert client.run_info()["weights"] == pytest.approx(reference.named_weights(), abs=1e-9)
+        client.delete()

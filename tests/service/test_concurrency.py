@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.scheduling import DumpUcb, RunStats, weights
+from curriculum_core import DumpUcb, RunStats, weights
 from tests.conftest import ServiceProcess
 
 DISTS = [f"bucket-{j}" for j in range(6)]

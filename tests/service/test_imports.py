@@ -9,11 +9,26 @@ import sys
 def test_importing_the_math_pulls_in_neither_fastapi_nor_redis() -> None:
     """The trainer imports this package alone; it must not drag the service's stack along."""
     code = (
-        "import sys, service.scheduling;"
+        "import sys, curriculum_core;"
         "bad = [m for m in ('fastapi', 'redis', 'pydantic', 'starlette') if m in sys.modules];"
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_the_trainer_client_imports_nothing_of_the_service() -> None:
+    """A trainer machine installs the client and the scheduling core alone: importing
+    ``trainer_client`` must load no module of the ``service`` package, nor the service's
+    stack (FastAPI, Redis, pydantic, starlette), nor torch."""
+    code = (
+        "import sys, trainer_client, trainer_client.client;"
+        "bad = sorted(m for m in sys.modules if m == 'service' or m.startswith('service.')"
+        " or m.split('.')[0] in ('fastapi', 'redis', 'pydantic', 'starlette', 'torch'));"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
 
 

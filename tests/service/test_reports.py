@@ -6,7 +6,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.scheduling import DumpUcb, LocalStats, weights
+from curriculum_core import DumpUcb, RunModel, weights
 from tests.conftest import create_run
 
 DISTS = ["d0", "d1", "d2", "d3"]
@@ -20,12 +20,12 @@ def _report(
 
 def test_weights_match_the_math_run_in_process(http: httpx.Client, service_url: str) -> None:
     """Random reports with windows that wrap several times: the service's counts, window
-    means and weights equal LocalStats + weights() fed the same samples."""
+    means and weights equal RunModel + weights() fed the same samples."""
     window = 7
     run, headers = create_run(
         http, service_url, DISTS, strategy={"name": "dump-ucb", "window": window, "c": 0.5}
     )
-    reference = LocalStats(k=4, window=window)
+    reference = RunModel(DISTS, {"name": "dump-ucb", "window": window, "c": 0.5})
     rng = np.random.default_rng(0)
     for step in range(40):
         advantages = {}
@@ -33,9 +33,9 @@ def test_weights_match_the_math_run_in_process(http: httpx.Client, service_url: 
             if rng.random() < 0.6:
                 values = rng.normal(0, j + 0.5, size=int(rng.integers(1, 12))).tolist()
                 advantages[name] = values
-                reference.add(j, values)
         if not advantages:
             continue
+        assert reference.apply(f"s{step}", advantages)
         reply = _report(
             http, service_url, run, headers, report_id=f"s{step}", step=step, advantages=advantages
         )
@@ -52,7 +52,7 @@ def test_weights_match_the_math_run_in_process(http: httpx.Client, service_url: 
     snapshot = http.get(f"{service_url}/v1/runs/{run}/export", headers=headers).json()
     for j, name in enumerate(DISTS):
         np.testing.assert_allclose(
-            snapshot["distributions"][name]["window"], reference.window_values(j), rtol=1e-7
+            snapshot["distributions"][name]["window"], reference.window(j), rtol=1e-7
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.scheduling import (
+from curriculum_core import (
     BatchSummary,
     DumpUcb,
     Exp3S,

@@ -21,7 +21,7 @@ def test_create_returns_a_token_once(http: httpx.Client, service_url: str) -> No
     assert token.startswith("rct_") and len(token) > 40
     assert first.json()["config"]["strategy"] == {
         "name": "dump-ucb", "window": 300, "c": 1.0, "tau": 0.1, "floor": 0.0,
-        "regress_bonus": 0.0, "signal": "advantage",
+        "regress_bonus": 0.0, "signal": "advantage", "reward_alpha": 0.1,
     }  # fmt: skip
     again = http.post(f"{service_url}/v1/runs", json=body)
     assert again.status_code == 200
@@ -57,7 +57,7 @@ def test_strategy_as_a_string_or_object(http: httpx.Client, service_url: str) ->
     )
     run, headers = create_run(http, service_url, DISTS, strategy="uniform")
     info = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()
-    assert info["config"]["strategy"] == {"name": "uniform", "window": 300}
+    assert info["config"]["strategy"] == {"name": "uniform", "window": 300, "reward_alpha": 0.1}
 
 
 def test_calls_need_the_runs_token(http: httpx.Client, service_url: str) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.scheduling import (
+from curriculum_core import (
     DumpUcb,
-    LocalStats,
+    RunModel,
     RunStats,
     Uniform,
     compose_batch,
@@ -19,7 +19,7 @@ from service.scheduling import (
     ucb_scores,
     weights,
 )
-from service.scheduling.signals import MissingRewards, reward_spread, window_values
+from curriculum_core.signals import MissingRewards, reward_spread, window_values
 
 
 def test_empty_start_is_uniform() -> None:
@@ -117,18 +117,19 @@ def test_strategy_round_trips_through_its_wire_form() -> None:
     strategy = strategy_from_dict({"name": "dump-ucb", "c": 0.5})
     assert strategy_to_dict(strategy) == {
         "name": "dump-ucb", "window": 300, "c": 0.5, "tau": 0.1, "floor": 0.0,
-        "regress_bonus": 0.0, "signal": "advantage",
+        "regress_bonus": 0.0, "signal": "advantage", "reward_alpha": 0.1,
     }  # fmt: skip
     assert strategy_from_dict(strategy_to_dict(strategy)) == strategy
 
 
-def test_local_stats_keeps_the_last_window_of_absolute_values() -> None:
+def test_run_model_keeps_the_last_window_of_absolute_values() -> None:
     """W = 3: after [1, -2] and [3, -4, 0.5] the window is |.| of the last three: 3, 4, 0.5."""
-    stats = LocalStats(k=2, window=3)
-    stats.add(0, [1.0, -2.0])
-    stats.add(0, [3.0, -4.0, 0.5])
-    assert stats.window_values(0) == [3.0, 4.0, 0.5]
-    result = stats.stats()
+    model = RunModel(["a", "b"], {"name": "dump-ucb", "window": 3})
+    assert model.apply("r1", {"a": [1.0, -2.0]})
+    assert model.apply("r2", {"a": [3.0, -4.0, 0.5]})
+    assert model.window(0).tolist() == [3.0, 4.0, 0.5]
+    assert model.window(1).tolist() == []
+    result = model.stats()
     assert result.n.tolist() == [5.0, 0.0]
     assert result.window_mean.tolist() == [pytest.approx(2.5), 0.0]
 
@@ -190,14 +191,19 @@ def test_reward_spread_tells_a_learnable_bucket_from_a_hopeless_one() -> None:
     by_spread = [float(np.mean(reward_spread(rewards[j]))) for j in range(2)]
     assert by_adv[0] > 0.7  # a hopeless bucket looks as informative as any
     assert by_spread[1] > 10 * by_spread[0]
-    stats = LocalStats(k=2, window=300)
     strategy = DumpUcb(signal="reward-spread")
-    values = window_values(strategy.signal, {0: adv[0].ravel(), 1: adv[1].ravel()},
-                           {0: rewards[0], 1: rewards[1]})  # fmt: skip
-    for j, v in values.items():
-        stats.add(j, v)
-    p = weights(strategy, stats.stats())
-    expected = softmax(ucb_scores(stats.stats(), 1.0), 0.1)
+    model = RunModel(["hopeless", "learnable"], {"name": "dump-ucb", "signal": "reward-spread"})
+    assert model.strategy == strategy
+    model.apply(
+        "r1",
+        {"hopeless": adv[0].ravel().tolist(), "learnable": adv[1].ravel().tolist()},
+        {"hopeless": rewards[0].tolist(), "learnable": rewards[1].tolist()},
+    )
+    stats = model.stats()
+    p = weights(strategy, stats)
+    expected = softmax(ucb_scores(stats, 1.0), 0.1)
     np.testing.assert_allclose(p, expected)
-    assert stats.stats().window_mean[1] == pytest.approx(by_spread[1], rel=1e-6)
+    np.testing.assert_allclose(model.weights(), p)
+    assert stats.n.tolist() == [64.0, 64.0]
+    assert stats.window_mean[1] == pytest.approx(by_spread[1], rel=1e-6)
     assert p[1] > 0.9

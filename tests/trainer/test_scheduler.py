@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from service.scheduling import DumpUcb, LocalStats, softmax, ucb_scores
+from curriculum_core import DumpUcb, RunModel, softmax, ucb_scores
 from trainer_client.grpo.scheduler import LocalScheduler, ServiceScheduler
 
 NAMES = ["a", "b", "c"]
@@ -23,13 +23,15 @@ def test_starts_uniform_and_plans_deterministically() -> None:
 def test_weights_follow_dump_ucb_on_reports() -> None:
     s = LocalScheduler(NAMES, "dump-ucb", tau=0.5)
     s.report(0, {"a": [1.0, -1.0], "b": [0.0, 0.0, 0.0, 0.0]}, {"a": [1.0, 0.0]})
-    stats = LocalStats(3)
-    stats.add(0, [1.0, -1.0])
-    stats.add(1, [0.0] * 4)
-    expected = softmax(ucb_scores(stats.stats(), 1.0), 0.5)
+    reference = RunModel(NAMES)
+    reference.apply("r", {"a": [1.0, -1.0], "b": [0.0] * 4})
+    assert reference.n.tolist() == [2.0, 4.0, 0.0]
+    expected = softmax(ucb_scores(reference.stats(), 1.0), 0.5)
     assert list(s.weights().values()) == pytest.approx(expected.tolist())
     assert s.weights()["a"] > s.weights()["c"] > s.weights()["b"]
-    assert s.reward_means()["a"] == 0.5 and np.isnan(s.reward_means()["c"])
+    # rewards: count, moving average (the first batch's mean sets it), last mean, best
+    assert s.model.rewards[0].tolist() == [2.0, 0.5, 0.5, 0.5]
+    assert s.model.rewards[2].tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
 def test_uniform_strategy_ignores_reports() -> None:
@@ -44,7 +46,8 @@ def test_export_import_round_trip() -> None:
     t = LocalScheduler(NAMES)
     t.import_(s.export())
     assert t.weights() == s.weights() and t.plan(9, 16) == s.plan(9, 16)
-    assert t.stats.n.tolist() == [6.0, 0.0, 1.0] and t.stats.window_values(0) == [0.5] * 4
+    assert t.model.n.tolist() == [6.0, 0.0, 1.0] and t.model.window(0).tolist() == [0.5] * 4
+    assert t.model.window(2).tolist() == [2.0] and t.model.rewards[0].tolist() == [6, 1, 1, 1]
     assert t.strategy == DumpUcb(window=4, c=0.5)
 
 
@@ -56,17 +59,19 @@ def test_export_import_keeps_rewards_and_strategy_state() -> None:
         s.report(step, {"a": [0.1, -0.1]}, {"a": [r, r]})
     t = LocalScheduler(NAMES, strategy="dump-ucb", regress_bonus=2.0)
     t.import_(s.export())
-    assert t.stats.reward_best[0] == 1.0 and t.stats.reward_mean[0] == pytest.approx(0.81)
+    # the moving average: 1 -> 0.9 * 1 + 0.1 * 0 = 0.9 -> 0.9 * 0.9 = 0.81; best 1, 6 rewards
+    assert t.model.rewards[0].tolist() == [6.0, pytest.approx(0.81), 0.0, 1.0]
+    assert t.model.rewards[0].tolist() == s.model.rewards[0].tolist()
     assert t.weights() == s.weights()
     sec = LocalScheduler(NAMES, strategy="sec")
     sec.report(0, {"b": [1.0, -1.0]})
     copy = LocalScheduler(NAMES, strategy="sec")
     copy.import_(sec.export())
-    assert copy.state.tolist() == [0.0, 0.5, 0.0] and copy.weights() == sec.weights()
+    assert copy.model.state.tolist() == [0.0, 0.5, 0.0] and copy.weights() == sec.weights()
 
 
 def test_rejects_unknown_names() -> None:
-    with pytest.raises(ValueError, match="unknown distribution 'z'"):
+    with pytest.raises(ValueError, match="advantages name distribution 'z', which the run"):
         LocalScheduler(NAMES).report(0, {"z": [1.0]})
     with pytest.raises(ValueError, match="unique"):
         LocalScheduler(["a", "a"])
@@ -90,11 +95,20 @@ class FakeClient:
     def weights(self) -> dict[str, float]:
         return {"a": 0.25, "b": 0.75}
 
-    def export(self) -> dict:
+    buffered = 0
+
+    def checkpoint(self) -> dict:
         return {"snap": 1}
 
-    def import_(self, snapshot: dict) -> None:
-        self.calls.append(("import", snapshot))
+    def restore(self, snapshot: dict) -> None:
+        self.calls.append(("restore", snapshot))
+
+    def flush(self, timeout_s: float) -> bool:
+        self.calls.append(("flush", timeout_s))
+        return True
+
+    def close(self) -> None:
+        self.calls.append(("close",))
 
 
 def test_service_scheduler_adapts_the_client() -> None:
@@ -104,10 +118,13 @@ def test_service_scheduler_adapts_the_client() -> None:
     s.report(3, {"a": [0.1]}, {"a": [1.0]})
     s.import_({"snap": 1})
     assert s.weights() == {"a": 0.25, "b": 0.75} and s.export() == {"snap": 1}
+    assert s.close(5.0) is True
     assert client.calls == [
         ("plan", 3, 2),
         ("report", 3, {"a": [0.1]}, {"a": [1.0]}),
-        ("import", {"snap": 1}),
+        ("restore", {"snap": 1}),
+        ("flush", 5.0),
+        ("close",),
     ]
 
 
@@ -165,9 +182,9 @@ def test_background_calls_give_the_plans_a_blocking_loop_gets(service_url: str) 
                 scheduler.report(step, {n: advantages[n] for n in set(plan)})
                 assert scheduler.weights().keys() == set(NAMES)
             plans.append(steps)
-            assert sum(d["n"] for d in scheduler.export()["distributions"].values()) == sum(
-                4 * len(set(p)) for p in steps
-            )
+            assert sum(
+                d["n"] for d in scheduler.export()["snapshot"]["distributions"].values()
+            ) == sum(4 * len(set(p)) for p in steps)
         finally:
             scheduler.close()
     assert plans[0] == plans[1]
@@ -178,7 +195,7 @@ def test_local_scheduler_reward_spread_signal() -> None:
     s = LocalScheduler(["a", "b"], "dump-ucb", signal="reward-spread")
     s.report(0, {"a": [2.0, -2.0], "b": [0.5, -0.5]}, {"a": [0.5, 0.5], "b": [1.0, 0.0]})
     # a's rewards agree (spread 0), b's disagree (0.5 each): b is the learnable one
-    stats = s.stats.stats()
+    stats = s.model.stats()
     assert stats.window_mean.tolist() == [0.0, 0.5]
     assert s.weights()["b"] > 0.9
     with pytest.raises(ValueError, match="has none for 'a'"):

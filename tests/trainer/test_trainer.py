@@ -76,7 +76,7 @@ def test_short_run_reports_every_sample_and_moves_weights(tmp_path: Path) -> Non
         assert {d: len(v) for d, v in advantages.items()} == expected
         assert {d: len(v) for d, v in rewards.items()} == expected
         assert all(r in (0.0, 1.0) for v in rewards.values() for r in v)
-    assert scheduler.stats.n.sum() == 4 * 6 * 4
+    assert scheduler.model.n.sum() == 4 * 6 * 4
     assert max(abs(w - 1 / 3) for w in scheduler.weights().values()) > 1e-3
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert records[0]["event"] == "config" and records[0]["config"]["steps"] == 4
@@ -97,7 +97,7 @@ def test_resume_restores_step_scheduler_and_rng(tmp_path: Path) -> None:
     full.train()
     resumed, sched = make_trainer(config, resume=tmp_path / "a" / "checkpoint-2")
     assert resumed.step == 2
-    assert sched.stats.n.sum() == 2 * 6 * 4
+    assert sched.model.n.sum() == 2 * 6 * 4
     resumed.train()
     assert sched.plans == full_sched.plans[2:]
     assert sched.export() == full_sched.export()
@@ -164,7 +164,9 @@ def test_train_main_runs_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixtu
     saved = json.loads((out / "checkpoint-3" / "config.json").read_text())
     assert saved["steps"] == 3 and saved["strategy"] == "dump-ucb"
     assert (out / "scheduler" / "service.log").exists()
-    snapshot = json.loads((out / "checkpoint-3" / "scheduler.json").read_text())
+    saved_scheduler = json.loads((out / "checkpoint-3" / "scheduler.json").read_text())
+    assert saved_scheduler["source"] == "service" and saved_scheduler["pending"] == []
+    snapshot = saved_scheduler["snapshot"]
     # every report arrived: 3 steps x 4 prompts x 2 completions, across the resume
     assert sum(d["n"] for d in snapshot["distributions"].values()) == 3 * 4 * 2
     assert [e["step"] for e in snapshot["history"]][-2:] == [1, 2]

@@ -5,7 +5,9 @@ Layout of ``checkpoint-<step>/``::
     policy/            model + tokenizer (save_pretrained; reloads with from_pretrained)
     reference/         the frozen KL reference model (only when kl_beta > 0)
     trainer_state.pt   step, optimizer state, RNG states
-    scheduler.json     the scheduler's snapshot (``Scheduler.export()``)
+    scheduler.json     the scheduler's checkpoint (``Scheduler.export()``): with the service,
+                       its snapshot; during an outage, the local state and the reports
+                       still owed to it
     config.json        the run's TrainConfig, whole
 """
 

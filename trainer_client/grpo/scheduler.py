@@ -1,6 +1,6 @@
 """How the trainer talks to a curriculum scheduler: a protocol and two implementations.
 
-``LocalScheduler`` runs the service's pure scheduling math in-process (tests, offline runs);
+``LocalScheduler`` runs the scheduling core in-process (tests, offline runs);
 ``ServiceScheduler`` adapts the HTTP ``CurriculumClient`` of ``trainer_client.client``.
 """
 
@@ -9,21 +9,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
-import numpy as np
-
-from service.scheduling import (
-    BatchSummary,
-    LocalStats,
-    advance,
-    compose_batch,
-    initial_state,
-    plan_rng,
-    signal_of,
-    strategy_from_dict,
-    strategy_to_dict,
-    weights,
-    window_values,
-)
+from curriculum_core import ReportError, RunModel
 
 
 class Scheduler(Protocol):
@@ -47,7 +33,8 @@ class Scheduler(Protocol):
         ...
 
     def export(self) -> dict:
-        """An opaque snapshot of the scheduler's state, saved in checkpoints."""
+        """A snapshot of the scheduler's state, saved in checkpoints; never needs the
+        service to be reachable."""
         ...
 
     def import_(self, snapshot: dict) -> None:
@@ -56,36 +43,37 @@ class Scheduler(Protocol):
 
 
 class LocalScheduler:
-    """The service's scheduling rule run in memory: same statistics, weights and plans.
+    """The scheduling core run in-process (``curriculum_core.RunModel``): the service's
+    statistics, weights and plans, with no service.
 
-    ``strategy`` is any strategy name of ``service.scheduling`` and ``params`` its parameters;
-    a stateful strategy's state is advanced by every report, as the service does. Plans are
-    drawn with ``plan_rng(seed, step, batch_size)``, as the service
-    draws them, so a step's plan depends only on the seed, the step and the weights.
+    ``strategy`` is any strategy name and ``params`` its parameters. Each step's report gets
+    the id ``local/step-{step}``, so a step reported twice counts once, as on the service.
+    Snapshots are in the service's export format, so a run can move from one to the other.
     """
 
     def __init__(
         self, distributions: list[str], strategy: str = "dump-ucb", seed: int = 0, **params: Any
     ) -> None:
-        if not distributions or len(set(distributions)) != len(distributions):
-            raise ValueError(f"distributions must be non-empty and unique, got {distributions}")
-        self.names = list(distributions)
-        self.index = {name: i for i, name in enumerate(self.names)}
-        self.strategy = strategy_from_dict({"name": strategy, **params})
-        self.seed = seed
-        self.stats = LocalStats(len(self.names), window=self.strategy.window)
-        self.state = initial_state(self.strategy, len(self.names))
-        self.reward_sum = np.zeros(len(self.names))
-        self.reward_n = np.zeros(len(self.names))
+        self.model = RunModel(distributions, {"name": strategy, **params}, seed)
 
-    def _probabilities(self) -> np.ndarray:
-        return weights(self.strategy, self.stats.stats(), self.state)
+    @property
+    def names(self) -> list[str]:
+        """The distributions, in the run's order."""
+        return self.model.names
+
+    @property
+    def strategy(self) -> Any:
+        """The strategy with its constants."""
+        return self.model.strategy
+
+    @property
+    def seed(self) -> int:
+        """The seed of every step's plan."""
+        return self.model.seed
 
     def plan(self, step: int, batch_size: int) -> list[str]:
         """One distribution per slot, drawn from the current weights."""
-        rng = plan_rng(self.seed, step, batch_size)
-        picks = compose_batch(self._probabilities(), batch_size, rng)
-        return [self.names[i] for i in picks]
+        return self.model.plan(step, batch_size)
 
     def report(
         self,
@@ -93,68 +81,28 @@ class LocalScheduler:
         advantages: dict[str, list[float]],
         rewards: dict[str, list[float]] | None = None,
     ) -> None:
-        """Add the advantages to each distribution's window; rewards feed :meth:`reward_means`."""
-        for name in [*advantages, *(rewards or {})]:
-            if name not in self.index:
-                raise ValueError(f"unknown distribution {name!r}; this run has {self.names}")
-        rewards = rewards or {}
-        signal = window_values(signal_of(self.strategy), advantages, rewards)
-        names = list(dict.fromkeys([*advantages, *rewards]))
-        for name in names:
-            self.stats.add(self.index[name], signal.get(name, []), rewards.get(name))
-        for name, values in rewards.items():
-            self.reward_sum[self.index[name]] += float(np.sum(values))
-            self.reward_n[self.index[name]] += len(values)
-        batch = BatchSummary.of_report(
-            {self.index[n]: v for n, v in advantages.items()},
-            {self.index[n]: v for n, v in rewards.items()},
-        )
-        self.state = advance(self.strategy, self.state, batch)
+        """Apply the step's report; raises ``ValueError`` for what the service would refuse."""
+        try:
+            adv, rew = self.model.validate(advantages, rewards)
+        except ReportError as exc:
+            raise ValueError(str(exc)) from None
+        self.model.apply(f"local/step-{step}", adv, rew)
 
     def weights(self) -> dict[str, float]:
         """Sampling probability per distribution, summing to 1."""
-        return dict(zip(self.names, map(float, self._probabilities()), strict=True))
-
-    def reward_means(self) -> dict[str, float]:
-        """Mean reported reward per distribution since the start (NaN before any report)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = self.reward_sum / self.reward_n
-        return dict(zip(self.names, map(float, means), strict=True))
+        return self.model.named_weights()
 
     def export(self) -> dict:
-        """Everything needed to continue: config, counts, windows and reward sums."""
-        return {
-            "distributions": list(self.names),
-            "strategy": strategy_to_dict(self.strategy),
-            "seed": self.seed,
-            "n": self.stats.n.tolist(),
-            "windows": [self.stats.window_values(i) for i in range(len(self.names))],
-            "reward_sum": self.reward_sum.tolist(),
-            "reward_n": self.reward_n.tolist(),
-            "strategy_state": self.state.tolist(),
-            "reward_mean": self.stats.reward_mean.tolist(),
-            "reward_best": self.stats.reward_best.tolist(),
-            "rewarded": self.stats.rewarded.tolist(),
-        }
+        """The run's state in the service's snapshot format."""
+        return self.model.snapshot()
 
     def import_(self, snapshot: dict) -> None:
-        """Replace this scheduler's state with ``snapshot``; the distributions must match."""
-        if snapshot["distributions"] != self.names:
-            raise ValueError(
-                f"snapshot distributions {snapshot['distributions']} differ from {self.names}"
-            )
-        self.strategy = strategy_from_dict(snapshot["strategy"])
-        self.seed = int(snapshot["seed"])
-        self.stats = LocalStats(len(self.names), window=self.strategy.window)
-        for i, window in enumerate(snapshot["windows"]):
-            self.stats.add(i, window)
-        self.stats.n = np.asarray(snapshot["n"], dtype=np.float64)
-        self.reward_sum = np.asarray(snapshot["reward_sum"], dtype=np.float64)
-        self.reward_n = np.asarray(snapshot["reward_n"], dtype=np.float64)
-        self.state = np.asarray(snapshot["strategy_state"], dtype=np.float64)
-        self.stats.reward_mean = np.asarray(snapshot["reward_mean"], dtype=np.float64)
-        self.stats.reward_best = np.asarray(snapshot["reward_best"], dtype=np.float64)
-        self.stats.rewarded = np.asarray(snapshot["rewarded"], dtype=bool)
+        """Replace this scheduler's configuration and state with ``snapshot``'s; the
+        distributions must match."""
+        model = RunModel.from_snapshot(snapshot)
+        if model.names != self.model.names:
+            raise ValueError(f"snapshot distributions {model.names} differ from {self.model.names}")
+        self.model = model
 
 
 class ServiceScheduler:
@@ -177,6 +125,7 @@ class ServiceScheduler:
         self._report: Future[Any] | None = None
         self._next_plan: tuple[int, int, Future[Any]] | None = None
         self._batch_size: int | None = None
+        self._closed = False
 
     def _settle(self) -> None:
         """Wait for the background calls; keep the report's weights, drop a prefetch."""
@@ -231,19 +180,26 @@ class ServiceScheduler:
         return dict(self.client.weights())
 
     def export(self) -> dict:
-        """The service's snapshot of the run."""
+        """The client's checkpoint: the service's snapshot, or while it is down the local
+        state and the reports still owed to it."""
         self._settle()
-        return self.client.export()
+        return self.client.checkpoint()
 
     def import_(self, snapshot: dict) -> None:
-        """Restore the run on the service from ``snapshot``."""
+        """Continue from a checkpoint: the service imports it now, or once it is back."""
         self._settle()
-        self.client.import_(snapshot)
+        self.client.restore(snapshot)
 
-    def close(self) -> None:
-        """Finish the background calls, then close the client."""
+    def close(self, drain_timeout_s: float = 0.0) -> bool:
+        """Finish the background calls, give the service up to ``drain_timeout_s`` seconds
+        to take what it is owed (one try at 0), then close the client; True when nothing is
+        left owed (what is left stays in the client's ``buffer_path``)."""
+        if self._closed:
+            return not self.client.buffered
+        self._closed = True
         try:
             self._settle()
+            return self.client.flush(drain_timeout_s)
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from service.scheduling.stats import check_window
+from curriculum_core.stats import check_window
 
 __all__ = ["check_finite", "check_fraction", "check_rate", "check_window"]
 

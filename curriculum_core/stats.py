@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -92,68 +92,3 @@ class BatchSummary:
             mean_abs_advantage=np.array([a.mean() if a.size else 0.0 for a in adv]),
             mean_reward=np.array([float(np.mean(r)) if len(r) else np.nan for r in rew]),
         )
-
-
-@dataclass
-class LocalStats:
-    """A run's statistics kept in memory: the same bookkeeping the store does in Redis.
-
-    The trainer client uses it to schedule on its own while the service is unreachable, and
-    tests use it as the reference the service must agree with. Windows hold float32 values,
-    as the store does.
-    """
-
-    k: int
-    window: int = DEFAULT_WINDOW
-    reward_alpha: float = DEFAULT_REWARD_ALPHA
-    n: np.ndarray = field(init=False)
-    reward_mean: np.ndarray = field(init=False)
-    reward_best: np.ndarray = field(init=False)
-    _windows: list[list[float]] = field(init=False)
-    rewarded: np.ndarray = field(init=False)
-    """Whether each distribution has had a reward yet (its first one sets the average)."""
-
-    def __post_init__(self) -> None:
-        check_window(self.window)
-        self.n = np.zeros(self.k)
-        self.reward_mean = np.zeros(self.k)
-        self.reward_best = np.zeros(self.k)
-        self.rewarded = np.zeros(self.k, dtype=bool)
-        self._windows = [[] for _ in range(self.k)]
-
-    def add(
-        self,
-        index: int,
-        advantages: list[float] | np.ndarray,
-        rewards: list[float] | np.ndarray | None = None,
-    ) -> None:
-        """Add one distribution's reported advantages (signed; their absolute value is
-        kept) and, optionally, rewards (their mean moves the reward moving average)."""
-        values = np.abs(np.asarray(advantages, dtype=np.float64)).astype(np.float32)
-        self.n[index] += values.size
-        win = self._windows[index]
-        win.extend(float(v) for v in values)
-        del win[: max(0, len(win) - self.window)]
-        if rewards is not None and len(rewards) > 0:
-            batch_mean = float(np.mean(rewards))
-            if self.rewarded[index]:
-                a = self.reward_alpha
-                self.reward_mean[index] = (1 - a) * self.reward_mean[index] + a * batch_mean
-                self.reward_best[index] = max(self.reward_best[index], self.reward_mean[index])
-            else:
-                self.reward_mean[index] = self.reward_best[index] = batch_mean
-                self.rewarded[index] = True
-
-    def stats(self) -> RunStats:
-        """The current statistics as a :class:`RunStats`."""
-        means = np.array([float(np.mean(w)) if w else 0.0 for w in self._windows])
-        return RunStats(
-            n=self.n.copy(),
-            window_mean=means,
-            reward_mean=self.reward_mean.copy(),
-            reward_best=self.reward_best.copy(),
-        )
-
-    def window_values(self, index: int) -> list[float]:
-        """The window of distribution ``index``, oldest first."""
-        return list(self._windows[index])

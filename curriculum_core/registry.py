@@ -6,9 +6,9 @@ from dataclasses import fields
 
 import numpy as np
 
-from service.scheduling.bandits import Exp3S, LearningProgress, Sec
-from service.scheduling.stats import BatchSummary, RunStats
-from service.scheduling.strategies import DumpUcb, Uniform
+from curriculum_core.bandits import Exp3S, LearningProgress, Sec
+from curriculum_core.stats import BatchSummary, RunStats
+from curriculum_core.strategies import DumpUcb, Uniform
 
 Strategy = DumpUcb | Uniform | Sec | LearningProgress | Exp3S
 """Every strategy's parameter type; ``name`` tells them apart on the wire."""
@@ -65,5 +65,5 @@ def scores(strategy: Strategy, stats: RunStats, state: np.ndarray | None = None)
 
 
 def signal_of(strategy: Strategy) -> str:
-    """What the strategy's windows hold (:mod:`service.scheduling.signals`)."""
+    """What the strategy's windows hold (:mod:`curriculum_core.signals`)."""
     return getattr(strategy, "signal", "advantage")

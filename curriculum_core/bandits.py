@@ -11,9 +11,9 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from service.scheduling.checks import check_finite, check_fraction, check_rate, check_window
-from service.scheduling.stats import DEFAULT_WINDOW, BatchSummary, RunStats
-from service.scheduling.strategies import mix_uniform, softmax
+from curriculum_core.checks import check_finite, check_fraction, check_rate, check_window
+from curriculum_core.stats import DEFAULT_REWARD_ALPHA, DEFAULT_WINDOW, BatchSummary, RunStats
+from curriculum_core.strategies import mix_uniform, softmax
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Sec:
 
     name: Literal["sec"] = "sec"
     window: int = DEFAULT_WINDOW
+    reward_alpha: float = DEFAULT_REWARD_ALPHA
     lr: float = 0.5
     tau: float = 0.4
 
@@ -37,6 +38,7 @@ class Sec:
 
     def __post_init__(self) -> None:
         check_window(self.window)
+        check_rate("reward_alpha", self.reward_alpha)
         check_rate("lr", self.lr)
         check_finite("tau", self.tau, low=0, strict=True)
 
@@ -89,6 +91,7 @@ class LearningProgress:
 
     name: Literal["learning-progress"] = "learning-progress"
     window: int = DEFAULT_WINDOW
+    reward_alpha: float = DEFAULT_REWARD_ALPHA
     alpha: float = 0.1
     tau: float = 0.05
     epsilon: float = 0.1
@@ -98,6 +101,7 @@ class LearningProgress:
 
     def __post_init__(self) -> None:
         check_window(self.window)
+        check_rate("reward_alpha", self.reward_alpha)
         check_rate("alpha", self.alpha)
         check_finite("tau", self.tau, low=0, strict=True)
         check_fraction("epsilon", self.epsilon)
@@ -138,6 +142,7 @@ class Exp3S:
 
     name: Literal["exp3s"] = "exp3s"
     window: int = DEFAULT_WINDOW
+    reward_alpha: float = DEFAULT_REWARD_ALPHA
     eta: float = 0.1
     epsilon: float = 0.05
     history: int = 1000
@@ -147,6 +152,7 @@ class Exp3S:
 
     def __post_init__(self) -> None:
         check_window(self.window)
+        check_rate("reward_alpha", self.reward_alpha)
         check_finite("eta", self.eta, low=0, strict=True)
         check_fraction("epsilon", self.epsilon)
         if not 2 <= self.history <= 100_000:

@@ -9,6 +9,10 @@ dataclass of its constants with three methods:
 - ``weights(stats, state)`` and ``scores(stats, state)``: the probabilities, and the score
   each distribution has before normalisation.
 
+Every strategy also carries the two constants of the run's bookkeeping: ``window`` (the
+absolute advantages kept per distribution) and ``reward_alpha`` (the weight of each
+report's batch mean in a distribution's reward moving average, default 0.1).
+
 The store keeps the state as the fold of ``advance`` over the reports in the order they were
 applied, so it is the same whichever replica computes it. The trainer client calls the same
 functions on what it has seen while the service cannot be reached.
@@ -22,9 +26,9 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from service.scheduling.checks import check_finite, check_fraction, check_window
-from service.scheduling.signals import SIGNALS
-from service.scheduling.stats import DEFAULT_WINDOW, BatchSummary, RunStats
+from curriculum_core.checks import check_finite, check_fraction, check_rate, check_window
+from curriculum_core.signals import SIGNALS
+from curriculum_core.stats import DEFAULT_REWARD_ALPHA, DEFAULT_WINDOW, BatchSummary, RunStats
 
 _EMPTY = np.zeros(0)
 
@@ -87,7 +91,7 @@ class DumpUcb(_Stateless):
       ``reward_j`` is the distribution's reward moving average and ``best_j`` the highest it
       has been: a bucket whose reward falls gets sampled again before it is lost.
 
-    And what the windows hold, ``signal`` (:mod:`service.scheduling.signals`): the samples'
+    And what the windows hold, ``signal`` (:mod:`curriculum_core.signals`): the samples'
     absolute advantages (``"advantage"``, the paper's), or their rewards' distance from the
     report's mean reward of the distribution (``"reward-spread"``, for continuous rewards
     with std-normalised advantages; reports must then carry rewards).
@@ -95,6 +99,7 @@ class DumpUcb(_Stateless):
 
     name: Literal["dump-ucb"] = "dump-ucb"
     window: int = DEFAULT_WINDOW
+    reward_alpha: float = DEFAULT_REWARD_ALPHA
     c: float = 1.0
     tau: float = 0.1
     floor: float = 0.0
@@ -103,6 +108,7 @@ class DumpUcb(_Stateless):
 
     def __post_init__(self) -> None:
         check_window(self.window)
+        check_rate("reward_alpha", self.reward_alpha)
         check_finite("c", self.c, low=0)
         check_finite("tau", self.tau, low=0, strict=True)
         check_fraction("floor", self.floor)
@@ -131,9 +137,11 @@ class Uniform(_Stateless):
 
     name: Literal["uniform"] = "uniform"
     window: int = DEFAULT_WINDOW
+    reward_alpha: float = DEFAULT_REWARD_ALPHA
 
     def __post_init__(self) -> None:
         check_window(self.window)
+        check_rate("reward_alpha", self.reward_alpha)
 
     def scores(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
         return np.zeros(stats.k)

@@ -1,0 +1,74 @@
+"""The scheduling core: the strategies' math and an in-memory run, numpy only, no I/O.
+
+The service runs it on what it reads from Redis; the trainer client runs the same code while
+the service cannot be reached, and the bundled trainer runs it in-process. It imports
+nothing but numpy (a test checks), so a trainer machine needs neither FastAPI nor Redis.
+"""
+
+from curriculum_core.bandits import Exp3S, LearningProgress, Sec
+from curriculum_core.composition import compose_batch, counts_of, plan_rng
+from curriculum_core.registry import (
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    Strategy,
+    advance,
+    initial_state,
+    scores,
+    signal_of,
+    strategy_from_dict,
+    strategy_to_dict,
+    weights,
+)
+from curriculum_core.run_model import (
+    DEFAULT_REPORT_ID_RETENTION,
+    SNAPSHOT_FORMAT,
+    ReportError,
+    RunModel,
+    parse_strategy,
+)
+from curriculum_core.signals import SIGNALS, MissingRewards, window_values
+from curriculum_core.stats import (
+    DEFAULT_REWARD_ALPHA,
+    DEFAULT_WINDOW,
+    MAX_WINDOW,
+    BatchSummary,
+    RunStats,
+)
+from curriculum_core.strategies import DumpUcb, Uniform, mix_uniform, softmax, ucb_scores
+
+__all__ = [
+    "DEFAULT_REPORT_ID_RETENTION",
+    "DEFAULT_REWARD_ALPHA",
+    "DEFAULT_STRATEGY",
+    "DEFAULT_WINDOW",
+    "MAX_WINDOW",
+    "SIGNALS",
+    "SNAPSHOT_FORMAT",
+    "STRATEGIES",
+    "BatchSummary",
+    "DumpUcb",
+    "Exp3S",
+    "LearningProgress",
+    "MissingRewards",
+    "ReportError",
+    "RunModel",
+    "RunStats",
+    "Sec",
+    "Strategy",
+    "Uniform",
+    "advance",
+    "compose_batch",
+    "counts_of",
+    "initial_state",
+    "mix_uniform",
+    "parse_strategy",
+    "plan_rng",
+    "scores",
+    "signal_of",
+    "softmax",
+    "strategy_from_dict",
+    "strategy_to_dict",
+    "ucb_scores",
+    "weights",
+    "window_values",
+]
