@@ -1,19 +1,21 @@
-"""``python -m trainer_client {train,demo} ...``: the bundled GRPO trainer's commands."""
+"""``python -m trainer_client {train,demo,replay} ...``: the bundled GRPO trainer's commands."""
 
 from __future__ import annotations
 
 import sys
 
-USAGE = """usage: python -m trainer_client {train,demo} [options]
+USAGE = """usage: python -m trainer_client {train,demo,replay} [options]
 
   train   GRPO with a curriculum scheduler (see `train --help`)
   demo    a few minutes of GRPO on a tiny model on the CPU, against a local scheduling
           service, with a report of the weights and rewards (see `demo --help`)
+  replay  hand the scheduler calls a trainer left in its output folder (the service was
+          down when it ended) to the service (see `replay --help`)
 """
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the ``train`` or ``demo`` command; returns the exit code."""
+    """Dispatch to the ``train``, ``demo`` or ``replay`` command; returns the exit code."""
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
@@ -27,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         from trainer_client.grpo.demo import demo_main
 
         return demo_main(rest)
+    if command == "replay":
+        from trainer_client.run_files import replay_main
+
+        return replay_main(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -21,6 +21,15 @@ from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.scheduler import LocalScheduler, Scheduler, ServiceScheduler
 from trainer_client.grpo.tasks import build_distributions
 from trainer_client.grpo.trainer import GRPOTrainer
+from trainer_client.run_files import (
+    RunRecord,
+    buffer_path,
+    buffered_run_id,
+    leftover_message,
+    pending_calls,
+    read_run,
+    write_run,
+)
 
 FLAGS = {
     # flag: (config field, type, help)
@@ -124,8 +133,9 @@ def build_scheduler(args: argparse.Namespace, distributions: list[str]) -> Sched
     """The scheduler ``args`` ask for: ``LocalScheduler`` in-process, or the HTTP service.
 
     ``args`` needs ``scheduler``, ``strategy``, ``strategy_params`` and ``seed``; service mode
-    also reads ``service_url``, ``run_id`` and ``token`` and creates the run on the service
-    (or attaches to it when it exists with the same configuration).
+    also reads ``service_url``, ``run_id``, ``token`` and ``buffer_path`` (None: reports
+    owed during an outage are kept in memory only) and creates the run on the service (or
+    attaches to it when it exists with the same configuration).
     """
     if args.scheduler == "local":
         return LocalScheduler(distributions, args.strategy, args.seed, **args.strategy_params)
@@ -140,6 +150,7 @@ def build_scheduler(args: argparse.Namespace, distributions: list[str]) -> Sched
         token=args.token,
         strategy={"name": args.strategy, **args.strategy_params},
         seed=args.seed,
+        buffer_path=getattr(args, "buffer_path", None),
     )
     if client.token and client.token != args.token:
         print(
@@ -149,6 +160,26 @@ def build_scheduler(args: argparse.Namespace, distributions: list[str]) -> Sched
     return ServiceScheduler(client)
 
 
+def _run_to_attach(
+    folder: Path, run_id: str | None, token: str | None, resuming: bool
+) -> tuple[str | None, str | None]:
+    """The run id and token to use: the ones given, else, on resume, those recorded in the
+    output folder, so a resumed run goes on in the same scheduling run."""
+    recorded = read_run(folder)
+    owed_to = buffered_run_id(folder)
+    if not resuming:
+        if owed_to is not None and owed_to != run_id:
+            raise SystemExit(
+                f"{buffer_path(folder)} holds {pending_calls(folder)} call(s) owed to "
+                f"scheduling run {owed_to!r}; replay them first (`python -m trainer_client "
+                f"replay {folder}`), continue that run (`--resume auto`), or delete the file"
+            )
+        return run_id, token
+    if recorded is not None and run_id in (None, recorded.run_id):
+        return recorded.run_id, token or recorded.token
+    return run_id or owed_to, token
+
+
 @contextmanager
 def scheduler_session(
     config: TrainConfig,
@@ -156,19 +187,30 @@ def scheduler_session(
     service_url: str | None,
     run_id: str | None,
     token: str | None,
+    *,
+    resuming: bool = False,
 ) -> Iterator[Scheduler]:
     """The run's scheduler for the duration of the block.
 
     Service mode with no ``service_url`` starts ``python -m service`` on its embedded Redis
     (data in ``OUTPUT_DIR/scheduler``, so a resumed run finds its state) and stops it after.
+    In service mode, what the service is owed is kept in ``OUTPUT_DIR/scheduler-buffer.jsonl``
+    and the run in ``OUTPUT_DIR/scheduler-run.json`` (:mod:`trainer_client.run_files`); when
+    the block ends normally, the service gets up to ``config.scheduler_drain_s`` seconds to
+    take what it is owed, and what it did not take stays on disk with a message saying how
+    it will be replayed.
     """
+    folder = Path(config.output_dir)
+    given_token = token
     with ExitStack() as stack:
         if config.scheduler == "service" and not service_url:
             from trainer_client.local_service import LocalService
 
-            service = stack.enter_context(LocalService(Path(config.output_dir) / "scheduler"))
+            service = stack.enter_context(LocalService(folder / "scheduler"))
             service_url = service.url
             print(f"started a local scheduling service at {service_url}", file=sys.stderr)
+        if config.scheduler == "service":
+            run_id, token = _run_to_attach(folder, run_id, token, resuming)
         sched_args = argparse.Namespace(
             scheduler=config.scheduler,
             strategy=config.strategy,
@@ -177,11 +219,26 @@ def scheduler_session(
             service_url=service_url,
             run_id=run_id,
             token=token,
+            buffer_path=buffer_path(folder),
         )
         scheduler = build_scheduler(sched_args, distributions)
-        if isinstance(scheduler, ServiceScheduler):
-            stack.callback(scheduler.close)
+        if not isinstance(scheduler, ServiceScheduler):
+            yield scheduler
+            return
+        client = scheduler.client
+
+        def record() -> None:
+            # the run's own token, not one the caller gave (an operator's, say)
+            own = client.token if client.token != given_token else None
+            write_run(folder, RunRecord(client.run_id, own, service_url))
+
+        record()
+        stack.callback(scheduler.close)
         yield scheduler
+        drained = scheduler.close(config.scheduler_drain_s)
+        record()
+        if not drained:
+            print(leftover_message(folder, service_url, config.scheduler_drain_s), file=sys.stderr)
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -199,7 +256,9 @@ def train_main(argv: list[str] | None = None) -> int:
         config.file_reward,
     )
     names = [d.name for d in distributions]
-    with scheduler_session(config, names, args.service_url, args.run_id, args.token) as scheduler:
+    with scheduler_session(
+        config, names, args.service_url, args.run_id, args.token, resuming=resume is not None
+    ) as scheduler:
         trainer = GRPOTrainer(
             config, scheduler, resume, distributions, progress=not args.no_progress
         )

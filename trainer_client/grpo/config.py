@@ -98,6 +98,10 @@ class TrainConfig:
     or ``"exp3s"``."""
     strategy_params: dict[str, Any] = field(default_factory=dict)
     """Strategy parameters, e.g. ``{"window": 300, "c": 1.0, "tau": 0.1}``."""
+    scheduler_drain_s: float = 60.0
+    """At the end of training, how long to wait for an unreachable scheduling service to
+    take the calls it is owed before exiting anyway (they stay in
+    ``OUTPUT_DIR/scheduler-buffer.jsonl`` for ``--resume`` or ``replay``), in seconds."""
 
     # --- evaluation, logging, checkpoints ---
     eval_every: int = 100
@@ -141,7 +145,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")
-        for name in ("temperature", "kl_beta", "weight_decay"):
+        for name in ("temperature", "kl_beta", "weight_decay", "scheduler_drain_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
