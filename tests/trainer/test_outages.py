@@ -9,15 +9,25 @@ the run's counts equal steps x prompts x group size.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_until
 from trainer_client import CurriculumClient, LocalService
 from trainer_client.grpo import cli
 from trainer_client.grpo.trainer import GRPOTrainer
-from trainer_client.run_files import buffer_path, read_run, replay_main
+from trainer_client.run_files import (
+    buffer_path,
+    buffered_run_id,
+    pending_calls,
+    read_run,
+    replay_main,
+)
 
 PROMPTS, GROUP = 4, 2
 
@@ -28,6 +38,28 @@ def service(redis_url: str, tmp_path: Path) -> Iterator[LocalService]:
     svc = LocalService(tmp_path / "service", env={"REDIS_URL": redis_url})
     yield svc
     svc.stop()
+
+
+def _config(tmp_path: Path) -> Path:
+    """A tiny run's config file: 4 prompts x 2 completions a step, a checkpoint every 3."""
+    config = tmp_path / "c.json"
+    config.write_text(
+        json.dumps(
+            {
+                "levels": [2, 3, 4],
+                "train_size": 30,
+                "test_size": 4,
+                "prompts_per_step": PROMPTS,
+                "group_size": GROUP,
+                "max_new_tokens": 4,
+                "warmstart_steps": 0,
+                "eval_every": 0,
+                "checkpoint_every": 3,
+                "scheduler_drain_s": 1.0,
+            }
+        )
+    )
+    return config
 
 
 def _train(
@@ -46,23 +78,7 @@ def _train(
             return super().train_step()
 
     monkeypatch.setattr(cli, "GRPOTrainer", Scripted)
-    config = tmp_path / "c.json"
-    config.write_text(
-        json.dumps(
-            {
-                "levels": [2, 3, 4],
-                "train_size": 30,
-                "test_size": 4,
-                "prompts_per_step": PROMPTS,
-                "group_size": GROUP,
-                "max_new_tokens": 4,
-                "warmstart_steps": 0,
-                "eval_every": 0,
-                "checkpoint_every": 3,
-                "scheduler_drain_s": 1.0,
-            }
-        )
-    )
+    config = _config(tmp_path)
     out = tmp_path / "run"
     return cli.train_main(
         ["--config", str(config), "--output-dir", str(out), "--no-progress",
@@ -126,5 +142,32 @@ def test_a_resume_while_the_service_is_down_counts_every_sample_once(
         "--steps", "8", "--resume", str(out / "checkpoint-3"),
     )  # fmt: skip
     assert code == 0
+    assert not buffer_path(out).exists()
+    assert _counted(service, out) == 8 * PROMPTS * GROUP
+
+
+def test_a_trainer_killed_during_an_outage_resumes_and_counts_every_sample_once(
+    tmp_path: Path, service: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer itself is SIGKILLed while the service is down (the run was never
+    created); ``--resume auto`` with the service back trains on and the run holds each
+    step once."""
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "trainer_client", "train", "--config", str(_config(tmp_path)),
+        "--output-dir", str(out), "--no-progress", "--service-url", service.url,
+        "--steps", "40",
+    ]  # fmt: skip
+    trainer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (out / "checkpoint-3").is_dir(), timeout_s=120, what="checkpoint-3")
+        wait_until(lambda: pending_calls(out) >= 6, timeout_s=60, what="6 calls owed")
+    finally:
+        trainer.kill()
+        trainer.wait()
+    assert trainer.returncode == -signal.SIGKILL
+    assert buffered_run_id(out) == read_run(out).run_id  # type: ignore[union-attr]
+    service.start()
+    assert _train(tmp_path, service, monkeypatch, {}, "--steps", "8", "--resume", "auto") == 0
     assert not buffer_path(out).exists()
     assert _counted(service, out) == 8 * PROMPTS * GROUP
