@@ -1,0 +1,231 @@
+"""Offline and online agree: for random report sequences, every strategy and option gives the
+same weights in the local core (:class:`curriculum_core.RunModel`) as in the service.
+
+Each example creates a fresh run over HTTP, posts a random sequence of reports (random
+subsets of the distributions, empty lists, rewards present or not, repeated report ids) and
+applies the same reports to a :class:`RunModel`; after every report the service's weights
+must equal the model's within 1e-9. At the end the run's statistics, its export and an
+import of the model's snapshot into a second run must agree with the model too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from curriculum_core import RunModel
+from tests.conftest import create_run
+
+TOL = 1e-9
+
+ADVANTAGES = st.floats(min_value=-10.0, max_value=10.0, allow_nan=False, allow_infinity=False)
+REWARDS = st.floats(min_value=0.0, max_value=1.0, allow_nan=False, allow_infinity=False)
+SMALL_WINDOW = st.integers(min_value=3, max_value=5)
+REWARD_ALPHA = st.floats(min_value=0.01, max_value=1.0)
+
+
+def _family(name: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Run-creation strategy dicts of one family of strategy and options."""
+    if name == "dump-ucb":
+        return st.just({"name": "dump-ucb"})
+    if name == "dump-ucb-options":
+        return st.fixed_dictionaries(
+            {
+                "name": st.just("dump-ucb"),
+                "window": SMALL_WINDOW,
+                "c": st.floats(min_value=0.0, max_value=3.0),
+                "tau": st.floats(min_value=0.05, max_value=1.0),
+                "floor": st.floats(min_value=0.01, max_value=0.5),
+            }
+        )
+    if name == "dump-ucb-regress":
+        return st.fixed_dictionaries(
+            {
+                "name": st.just("dump-ucb"),
+                "regress_bonus": st.floats(min_value=0.5, max_value=5.0),
+                "reward_alpha": REWARD_ALPHA,
+            },
+            optional={"window": SMALL_WINDOW},
+        )
+    if name == "dump-ucb-reward-spread":
+        return st.fixed_dictionaries(
+            {"name": st.just("dump-ucb"), "signal": st.just("reward-spread")},
+            optional={"window": SMALL_WINDOW, "reward_alpha": REWARD_ALPHA},
+        )
+    if name == "uniform":
+        return st.fixed_dictionaries(
+            {"name": st.just("uniform")},
+            optional={"window": SMALL_WINDOW, "reward_alpha": REWARD_ALPHA},
+        )
+    if name == "sec":
+        return st.fixed_dictionaries(
+            {"name": st.just("sec")},
+            optional={
+                "lr": st.floats(min_value=0.05, max_value=1.0),
+                "tau": st.floats(min_value=0.1, max_value=1.0),
+                "window": SMALL_WINDOW,
+            },
+        )
+    if name == "learning-progress":
+        return st.fixed_dictionaries(
+            {"name": st.just("learning-progress")},
+            optional={
+                "alpha": st.floats(min_value=0.05, max_value=1.0),
+                "tau": st.floats(min_value=0.02, max_value=0.5),
+                "epsilon": st.floats(min_value=0.0, max_value=0.5),
+                "reward_alpha": REWARD_ALPHA,
+            },
+        )
+    if name == "exp3s":
+        return st.fixed_dictionaries(
+            {"name": st.just("exp3s"), "history": st.integers(min_value=2, max_value=8)},
+            optional={
+                "eta": st.floats(min_value=0.05, max_value=1.0),
+                "epsilon": st.floats(min_value=0.0, max_value=0.5),
+            },
+        )
+    raise AssertionError(name)
+
+
+FAMILIES = [
+    "dump-ucb",
+    "dump-ucb-options",
+    "dump-ucb-regress",
+    "dump-ucb-reward-spread",
+    "uniform",
+    "sec",
+    "learning-progress",
+    "exp3s",
+]
+
+
+@st.composite
+def _report(
+    draw: st.DrawFn, names: list[str], needs_rewards: bool
+) -> tuple[dict[str, list[float]], dict[str, list[float]] | None]:
+    """One valid report: advantages over a random subset (some lists empty, at least one
+    value in all) and rewards, absent, partial or over other distributions too (but for
+    every distribution with advantages when the signal needs them)."""
+    chosen = draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True))
+    advantages = {name: draw(st.lists(ADVANTAGES, max_size=8)) for name in chosen}
+    if not any(advantages.values()):
+        advantages[chosen[0]] = draw(st.lists(ADVANTAGES, min_size=1, max_size=8))
+    if not needs_rewards and draw(st.integers(0, 3)) == 0:
+        return advantages, None
+    rewards: dict[str, list[float]] = {}
+    for name in names:
+        if needs_rewards and advantages.get(name):
+            rewards[name] = draw(st.lists(REWARDS, min_size=1, max_size=8))
+        elif draw(st.booleans()):  # sometimes absent; sometimes for a name without advantages
+            rewards[name] = draw(st.lists(REWARDS, max_size=8))
+    return advantages, rewards
+
+
+@st.composite
+def _scenario(draw: st.DrawFn, family: str) -> dict[str, Any]:
+    """A strategy, K distributions, a seed and 1..12 reports (some with repeated ids)."""
+    strategy = draw(_family(family))
+    k = draw(st.integers(min_value=1, max_value=5))
+    names = [f"d{i}" for i in range(k)]
+    needs_rewards = strategy.get("signal") == "reward-spread"
+    reports = []
+    for step in range(draw(st.integers(min_value=1, max_value=12))):
+        advantages, rewards = draw(_report(names, needs_rewards))
+        report_id = f"r{step}"
+        if step and draw(st.integers(0, 4)) == 0:
+            report_id = f"r{draw(st.integers(min_value=0, max_value=step - 1))}"  # a repeat
+        reports.append(
+            {"report_id": report_id, "step": step, "advantages": advantages, "rewards": rewards}
+        )
+    return {
+        "strategy": strategy,
+        "names": names,
+        "seed": draw(st.integers(min_value=0, max_value=2**40)),
+        "reports": reports,
+    }
+
+
+def _assert_weights(got: dict[str, float], model_weights: dict[str, float], what: str) -> None:
+    assert list(got) == list(model_weights), what
+    for name, expected in model_weights.items():
+        assert abs(got[name] - expected) <= TOL, (
+            f"{what}: weight of {name!r} is {got[name]!r} in the service, "
+            f"{expected!r} in the core"
+        )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_core_and_service_give_the_same_weights(
+    http: httpx.Client, service_url: str, family: str
+) -> None:
+    @settings(
+        max_examples=12,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(scenario=_scenario(family))
+    def check(scenario: dict[str, Any]) -> None:
+        _check_scenario(http, service_url, scenario)
+
+    check()
+
+
+def _check_scenario(http: httpx.Client, url: str, scenario: dict[str, Any]) -> None:
+    names, strategy, seed = scenario["names"], scenario["strategy"], scenario["seed"]
+    run_id = f"agree-{uuid.uuid4().hex}"
+    run, headers = create_run(http, url, names, run_id=run_id, strategy=strategy, seed=seed)
+    copy_run: str | None = None
+    try:
+        model = RunModel(names, strategy, seed, run_id=run)
+        for body in scenario["reports"]:
+            advantages, rewards = model.validate(body["advantages"], body["rewards"])
+            applied = model.apply(body["report_id"], advantages, rewards)
+            reply = http.post(f"{url}/v1/runs/{run}/reports", json=body, headers=headers)
+            assert reply.status_code == 200, reply.text
+            answer = reply.json()
+            assert answer["status"] == ("applied" if applied else "duplicate"), body
+            assert answer["version"] == model.version
+            _assert_weights(answer["weights"], model.named_weights(), f"after {body}")
+
+        info = http.get(f"{url}/v1/runs/{run}", headers=headers).json()
+        assert info["version"] == model.version
+        _assert_weights(info["weights"], model.named_weights(), "GET /v1/runs/{id}")
+        stats = model.stats()
+        for i, name in enumerate(names):
+            got = info["stats"][name]
+            assert got["n"] == int(model.n[i]), name
+            assert got["window_mean"] == pytest.approx(stats.window_mean[i], rel=0, abs=TOL)
+            reward_n, reward_mean, reward_last, reward_best = model.rewards[i].tolist()
+            assert got["reward_n"] == int(reward_n), name
+            assert got["reward_mean"] == pytest.approx(reward_mean, rel=0, abs=TOL)
+            assert got["reward_last"] == pytest.approx(reward_last, rel=0, abs=TOL)
+            assert got["reward_best"] == pytest.approx(reward_best, rel=0, abs=TOL)
+
+        export = http.get(f"{url}/v1/runs/{run}/export?history=false", headers=headers)
+        assert export.status_code == 200, export.text
+        restored = RunModel.from_snapshot(export.json())
+        assert restored.version == model.version
+        _assert_weights(info["weights"], restored.named_weights(), "RunModel.from_snapshot")
+
+        copy_run, copy_headers = create_run(
+            http, url, names, run_id=f"{run_id}-copy", strategy=strategy, seed=seed
+        )
+        imported = http.put(
+            f"{url}/v1/runs/{copy_run}/import", json=model.snapshot(), headers=copy_headers
+        )
+        assert imported.status_code == 200, imported.text
+        _assert_weights(imported.json()["weights"], model.named_weights(), "import of snapshot")
+        after = http.get(f"{url}/v1/runs/{copy_run}", headers=copy_headers).json()
+        _assert_weights(after["weights"], model.named_weights(), "GET after the import")
+        http.delete(f"{url}/v1/runs/{copy_run}", headers=copy_headers).raise_for_status()
+        copy_run = None
+    finally:
+        http.delete(f"{url}/v1/runs/{run}", headers=headers)
+        if copy_run is not None:
+            http.delete(f"{url}/v1/runs/{copy_run}", headers=copy_headers)
