@@ -133,12 +133,17 @@ def _scenario(draw: st.DrawFn, family: str) -> dict[str, Any]:
     k = draw(st.integers(min_value=1, max_value=5))
     names = [f"d{i}" for i in range(k)]
     needs_rewards = strategy.get("signal") == "reward-spread"
+    # a report, whether it repeats an earlier report's id (1 in 4) and which (modulo the step)
+    drawn = draw(
+        st.lists(
+            st.tuples(_report(names, needs_rewards), st.integers(0, 3), st.integers(0, 11)),
+            min_size=1,
+            max_size=12,
+        )
+    )
     reports = []
-    for step in range(draw(st.integers(min_value=1, max_value=12))):
-        advantages, rewards = draw(_report(names, needs_rewards))
-        report_id = f"r{step}"
-        if step and draw(st.integers(0, 4)) == 0:
-            report_id = f"r{draw(st.integers(min_value=0, max_value=step - 1))}"  # a repeat
+    for step, ((advantages, rewards), repeat, earlier) in enumerate(drawn):
+        report_id = f"r{earlier % step}" if repeat == 3 and step else f"r{step}"
         reports.append(
             {"report_id": report_id, "step": step, "advantages": advantages, "rewards": rewards}
         )
@@ -154,8 +159,7 @@ def _assert_weights(got: dict[str, float], model_weights: dict[str, float], what
     assert list(got) == list(model_weights), what
     for name, expected in model_weights.items():
         assert abs(got[name] - expected) <= TOL, (
-            f"{what}: weight of {name!r} is {got[name]!r} in the service, "
-            f"{expected!r} in the core"
+            f"{what}: weight of {name!r} is {got[name]!r} in the service, {expected!r} in the core"
         )
 
 
@@ -164,7 +168,7 @@ def test_core_and_service_give_the_same_weights(
     http: httpx.Client, service_url: str, family: str
 ) -> None:
     @settings(
-        max_examples=12,
+        max_examples=20,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -209,16 +213,22 @@ def _check_scenario(http: httpx.Client, url: str, scenario: dict[str, Any]) -> N
 
         export = http.get(f"{url}/v1/runs/{run}/export?history=false", headers=headers)
         assert export.status_code == 200, export.text
-        restored = RunModel.from_snapshot(export.json())
+        exported, snapshot = export.json(), model.snapshot()
+        assert exported["report_ids"] == snapshot["report_ids"]
+        for name in names:
+            got_window = exported["distributions"][name]["window"]
+            assert got_window == snapshot["distributions"][name]["window"], name
+        assert exported["strategy_state"] == pytest.approx(
+            snapshot["strategy_state"], rel=0, abs=TOL
+        )
+        restored = RunModel.from_snapshot(exported)
         assert restored.version == model.version
         _assert_weights(info["weights"], restored.named_weights(), "RunModel.from_snapshot")
 
         copy_run, copy_headers = create_run(
             http, url, names, run_id=f"{run_id}-copy", strategy=strategy, seed=seed
         )
-        imported = http.put(
-            f"{url}/v1/runs/{copy_run}/import", json=model.snapshot(), headers=copy_headers
-        )
+        imported = http.put(f"{url}/v1/runs/{copy_run}/import", json=snapshot, headers=copy_headers)
         assert imported.status_code == 200, imported.text
         _assert_weights(imported.json()["weights"], model.named_weights(), "import of snapshot")
         after = http.get(f"{url}/v1/runs/{copy_run}", headers=copy_headers).json()
