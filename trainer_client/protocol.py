@@ -539,8 +539,10 @@ class ClientProtocol:
             )
             for body in pending
         ]
-        self.buffer.restart_from(PendingCall(self.run_id, "import", snapshot), reports)
+        # first into the local state: a snapshot of other distributions raises here, before
+        # the service is owed anything
         self._take_import(snapshot, int(snapshot.get("version", 0)))
+        self.buffer.restart_from(PendingCall(self.run_id, "import", snapshot), reports)
         for item in reports:
             self._apply_locally(item)
         if self.probe.may_try(time.monotonic()):

@@ -180,3 +180,22 @@ def test_a_stateful_strategy_goes_on_offline_from_its_last_state(
         assert client.flush(10.0)
         assert client.run_info()["weights"] == pytest.approx(reference.named_weights(), abs=1e-9)
         client.delete()
+
+
+def test_a_checkpoint_of_other_distributions_is_refused_before_anything_is_owed(
+    dead_url: str, tmp_path: Path
+) -> None:
+    """restore() checks the snapshot against the run locally: a wrong one raises and the
+    buffer file keeps what it held."""
+    buffer_path = tmp_path / "owed.jsonl"
+    with CurriculumClient(
+        dead_url, "mismatch", "t", retries=0, buffer_path=buffer_path, distributions=NAMES
+    ) as client:
+        assert client.report(0, {"easy": [1.0]}).status == "buffered"
+        other = RunModel(["x", "y"]).snapshot()
+        with pytest.raises(ValueError, match="distributions"):
+            client.restore(other)
+        assert client.buffered == 1
+        state = client.checkpoint()
+    assert state["source"] == "local" and [p["step"] for p in state["pending"]] == [0]
+    assert [json.loads(line)["step"] for line in buffer_path.read_text().splitlines()] == [0]
