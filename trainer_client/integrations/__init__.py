@@ -1,0 +1,1 @@
+"""Integrations of the curriculum client with trainers users already run."""

@@ -1,0 +1,292 @@
+"""TRL: ``CurriculumGRPOTrainer``, a ``trl.GRPOTrainer`` whose batches follow the curriculum.
+
+::
+
+    client = CurriculumClient.create_or_attach(url, sources, run_id="my-run", rank=rank)
+    trainer = CurriculumGRPOTrainer(
+        model=..., reward_funcs=..., args=GRPOConfig(...), train_dataset=dataset,
+        curriculum=client,
+    )
+    trainer.train()
+
+The only new argument is ``curriculum``; every other one is ``GRPOTrainer``'s. The train
+dataset is map-style with a ``data_source`` column naming each row's distribution.
+
+How it fits TRL's contracts:
+
+- **Sampling.** TRL draws one *generation round* at a time: ``generation_batch_size /
+  num_generations`` prompts, each repeated ``num_generations`` times in a row, the round
+  repeated ``num_iterations x steps_per_generation`` times (``RepeatSampler``). The
+  curriculum sampler keeps that shape; round ``k``'s prompts follow the service's plan of
+  step ``k`` exactly (one prompt per slot, drawn uniformly within its distribution with a
+  generator seeded by the run's seed and ``k``). Every process asks for the same plan and
+  draws the same prompts, and accelerate gives each its share, as with TRL's sampler. The
+  data loader reads ahead: asking for round ``k + 1``'s plan never waits for round ``k``'s
+  report (the plan is the service's weights at the time, fixed for every process).
+- **Reporting.** After ``_generate_and_score_completions`` in training, each process reports
+  its slice's advantages and rewards, grouped by ``data_source``, once per round, under the
+  id ``{run}/round-{k}/rank-{process}``: a retry or a round generated again after a resume
+  is a duplicate, never counted twice. Evaluation reports nothing. The round travels with
+  the rows (the sampler's indices carry it), so read-ahead and skipped batches cannot mix
+  rounds up.
+- **Checkpoints.** ``curriculum.json`` in each checkpoint folder holds the client's
+  checkpoint (the service's snapshot, or during an outage the local state and the reports
+  still owed) and the plans of the last rounds; ``resume_from_checkpoint`` restores it (the
+  main process imports it into the service) and the rounds that the resumed run skips are
+  neither re-planned nor asked for, so no expired plan is requested.
+
+Outages: the client plans locally and buffers reports (see :mod:`trainer_client.client`);
+during an outage the processes each plan from their own copy, so they draw the same prompts
+only while their copies agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Sized
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, Sampler
+from trl import GRPOTrainer
+
+from trainer_client.client import CurriculumClient
+
+CHECKPOINT_FILE = "curriculum.json"
+PLAN_MEMORY = 8  # rounds whose plan a checkpoint keeps (the resumed run's skipped rounds)
+
+
+def _sources_of(dataset: Any) -> list[str]:
+    """The ``data_source`` of every row; a clear error for a dataset that has none."""
+    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__"):
+        raise TypeError(
+            "CurriculumGRPOTrainer needs a map-style train dataset (datasets.Dataset or any "
+            "indexable one): each round's prompts are picked by index from the plan; got "
+            f"{type(dataset).__name__}"
+        )
+    columns = getattr(dataset, "column_names", None)
+    if columns is not None:
+        if "data_source" not in columns:
+            raise ValueError(
+                "the train dataset needs a 'data_source' column naming each row's "
+                f"distribution; it has {columns}"
+            )
+        return [str(s) for s in dataset["data_source"]]
+    return [str(dataset[i]["data_source"]) for i in range(len(dataset))]
+
+
+class RoundTagged(Dataset):
+    """The train dataset seen through the curriculum sampler's indices: index ``k * N + i``
+    is row ``i`` of round ``k`` (``N`` rows), returned with ``curriculum_round = k``."""
+
+    def __init__(self, base: Any) -> None:
+        self.base = base
+        self.rows = len(base)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        round_, row = divmod(int(index), self.rows)
+        return {**self.base[row], "curriculum_round": round_}
+
+
+class CurriculumSampler(Sampler[int]):
+    """``RepeatSampler``'s shape with the prompts of each round chosen by the round's plan.
+
+    ``prompts`` unique prompts a round (``generation_batch_size / num_generations``), each
+    index repeated ``mini_repeat`` times in a row, the round ``repeat`` times. Rounds are
+    numbered across epochs (``set_epoch``); rounds below ``skip_below`` (a resumed run's, whose
+    batches the trainer skips) are emitted without asking for a plan, unless their plan is
+    remembered in ``plans``.
+    """
+
+    def __init__(
+        self,
+        sources: list[str],
+        client: CurriculumClient,
+        prompts: int,
+        mini_repeat: int,
+        repeat: int,
+        seed: int,
+    ) -> None:
+        self.client = client
+        self.prompts, self.mini_repeat, self.repeat, self.seed = prompts, mini_repeat, repeat, seed
+        self.rows = len(sources)
+        self.rounds_per_epoch = self.rows // prompts
+        if self.rounds_per_epoch < 1:
+            raise ValueError(
+                f"the train dataset has {self.rows} rows, fewer than one round's {prompts} "
+                "prompts (generation_batch_size / num_generations)"
+            )
+        self.by_source: dict[str, np.ndarray] = {}
+        for name in dict.fromkeys(sources):
+            self.by_source[name] = np.flatnonzero(np.asarray(sources) == name)
+        self.epoch = 0
+        self.skip_below = 0
+        self.plans: OrderedDict[int, list[str]] = OrderedDict()
+
+    def set_epoch(self, epoch: int) -> None:
+        """The trainer's epoch: rounds are numbered ``epoch * rounds_per_epoch + i``."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.rounds_per_epoch * self.prompts * self.mini_repeat * self.repeat
+
+    def plan(self, round_: int) -> list[str]:
+        """Round ``round_``'s distribution per slot: remembered, else the service's plan."""
+        known = self.plans.get(round_)
+        if known is None:
+            known = list(self.client.plan(round_, self.prompts).assignment)
+            self.plans[round_] = known
+            while len(self.plans) > PLAN_MEMORY:
+                self.plans.popitem(last=False)
+        return known
+
+    def rows_of(self, round_: int) -> list[int]:
+        """The row of each slot of round ``round_``: uniform within its distribution."""
+        assignment = self.plan(round_)
+        rng = np.random.default_rng([self.seed, round_])
+        out = []
+        for name in assignment:
+            rows = self.by_source.get(name)
+            if rows is None:
+                raise ValueError(
+                    f"the plan of round {round_} asks for distribution {name!r}, which no row "
+                    f"of the train dataset has; its data_source values: {sorted(self.by_source)}"
+                )
+            out.append(int(rows[rng.integers(rows.size)]))
+        return out
+
+    def __iter__(self) -> Iterator[int]:
+        for i in range(self.rounds_per_epoch):
+            round_ = self.epoch * self.rounds_per_epoch + i
+            if round_ < self.skip_below and round_ not in self.plans:
+                rows = [0] * self.prompts  # skipped by the trainer: never generated
+            else:
+                rows = self.rows_of(round_)
+            offset = round_ * self.rows
+            for _ in range(self.repeat):
+                for row in rows:
+                    for _ in range(self.mini_repeat):
+                        yield offset + row
+
+
+class CurriculumGRPOTrainer(GRPOTrainer):
+    """``trl.GRPOTrainer`` with its prompts chosen by the curriculum service; see the module
+    doc. ``curriculum`` is the run's :class:`~trainer_client.CurriculumClient` (one per
+    process); every other argument is ``GRPOTrainer``'s."""
+
+    def __init__(self, *args: Any, curriculum: CurriculumClient, **kwargs: Any) -> None:
+        self.curriculum = curriculum
+        self._curriculum_sampler: CurriculumSampler | None = None
+        self._round_rewards: torch.Tensor | None = None
+        super().__init__(*args, **kwargs)
+        self._sources = _sources_of(self.train_dataset)
+
+    # --- sampling -------------------------------------------------------------------------
+
+    def get_train_dataloader(self) -> Any:
+        # the loader reads rows through RoundTagged, so each row says which round it is of
+        original = self.train_dataset
+        self.train_dataset = RoundTagged(original)
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.train_dataset = original
+
+    def _get_train_sampler(self, dataset: Sized | None = None) -> Sampler[int]:
+        sampler = CurriculumSampler(
+            self._sources,
+            self.curriculum,
+            prompts=self.args.generation_batch_size // self.num_generations,
+            mini_repeat=self.num_generations,
+            repeat=self.num_iterations * self.args.steps_per_generation,
+            seed=self.args.seed,
+        )
+        if self._curriculum_sampler is not None:  # a new loader (resume): keep what is known
+            sampler.skip_below = self._curriculum_sampler.skip_below
+            sampler.plans = self._curriculum_sampler.plans
+        self._curriculum_sampler = sampler
+        return sampler
+
+    # --- reporting ------------------------------------------------------------------------
+
+    def _calculate_rewards(self, inputs: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        rewards_per_func = super()._calculate_rewards(inputs, *args, **kwargs)
+        weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
+        self._round_rewards = (rewards_per_func * weights).nansum(dim=1)  # every process's
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super()._generate_and_score_completions(inputs)
+        if self.model.training and inputs and "curriculum_round" in inputs[0]:
+            self._report_round(inputs, output)
+        return output
+
+    def _report_round(self, inputs: list[dict[str, Any]], output: dict[str, Any]) -> None:
+        """Report this process's slice of the round, grouped by ``data_source``."""
+        n = len(inputs)
+        process = self.accelerator.process_index
+        advantages = output["advantages"].detach().float().cpu()
+        if advantages.dim() > 1:  # token-level advantages: their mean over the response
+            mask = output["completion_mask"].detach().float().cpu()
+            advantages = (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
+        rewards = None
+        if self._round_rewards is not None:
+            rewards = self._round_rewards[process * n : (process + 1) * n].detach().cpu()
+        by_adv: dict[str, list[float]] = {}
+        by_rew: dict[str, list[float]] = {}
+        for i, row in enumerate(inputs):
+            source = str(row["data_source"])
+            by_adv.setdefault(source, []).append(float(advantages[i]))
+            if rewards is not None and not torch.isnan(rewards[i]):
+                by_rew.setdefault(source, []).append(float(rewards[i]))
+        round_ = int(inputs[0]["curriculum_round"])
+        self.curriculum.report(
+            round_,
+            by_adv,
+            by_rew or None,
+            report_id=f"{self.curriculum.run_id}/round-{round_}/rank-{process}",
+            with_weights=False,
+        )
+        self._curriculum_reported = round_ + 1
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        if not self.args.should_save:
+            return
+        folder = os.path.join(
+            self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}"
+        )
+        sampler = self._curriculum_sampler
+        state = {
+            "client": self.curriculum.checkpoint(),
+            "rounds_reported": getattr(self, "_curriculum_reported", 0),
+            "plans": {str(k): v for k, v in (sampler.plans if sampler else {}).items()},
+        }
+        with open(os.path.join(folder, CHECKPOINT_FILE), "w", encoding="utf-8") as f:
+            json.dump(state, f)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        path = os.path.join(checkpoint, CHECKPOINT_FILE)
+        if not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        if self.accelerator.is_main_process:
+            self.curriculum.restore(state["client"])
+        self.accelerator.wait_for_everyone()  # the import lands before any process reports
+        self._curriculum_reported = int(state["rounds_reported"])
+        sampler = self._curriculum_sampler
+        if sampler is not None:
+            sampler.skip_below = self._curriculum_reported
+            sampler.plans = OrderedDict((int(k), v) for k, v in state["plans"].items())
