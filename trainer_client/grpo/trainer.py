@@ -45,6 +45,32 @@ def split_by_distribution(
     return dict(out)
 
 
+@torch.no_grad()
+def evaluate_policy(
+    model: PreTrainedModel,
+    tokenizer: Any,
+    distributions: list[Distribution],
+    max_new_tokens: int,
+    chunk: int = 512,
+) -> dict[str, float]:
+    """Mean greedy-decoding reward of ``model`` on each distribution's test split, as
+    ``eval/<name>``, and their mean as ``eval/mean``; ``chunk`` prompts are decoded at once."""
+    rows = [(d, ex) for d in distributions for ex in d.test]
+    texts: list[str] = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        texts += generate(
+            model, tokenizer, [ex.prompt for _, ex in part], max_new_tokens, temperature=0.0
+        ).texts
+    out = {}
+    for d in distributions:
+        idx = [i for i, (dist, _) in enumerate(rows) if dist is d]
+        scores = d.reward([texts[i] for i in idx], [rows[i][1].answer for i in idx])
+        out[f"eval/{d.name}"] = float(np.mean(scores))
+    out["eval/mean"] = float(np.mean(list(out.values())))
+    return out
+
+
 class GRPOTrainer:
     """Trains one policy with GRPO on the distributions of ``config``, batches composed by
     ``scheduler``. ``resume_from`` is a checkpoint folder to continue from.
@@ -235,27 +261,11 @@ class GRPOTrainer:
 
     # --- evaluation ----------------------------------------------------------------------
 
-    @torch.no_grad()
     def evaluate(self, chunk: int = 512) -> dict[str, float]:
         """Mean greedy-decoding reward on each distribution's test split, as ``eval/<name>``."""
-        rows = [(d, ex) for d in self.distributions for ex in d.test]
-        texts: list[str] = []
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            texts += generate(
-                self.model,
-                self.tokenizer,
-                [ex.prompt for _, ex in part],
-                self.config.max_new_tokens,
-                temperature=0.0,
-            ).texts
-        out = {}
-        for d in self.distributions:
-            idx = [i for i, (dist, _) in enumerate(rows) if dist is d]
-            scores = d.reward([texts[i] for i in idx], [rows[i][1].answer for i in idx])
-            out[f"eval/{d.name}"] = float(np.mean(scores))
-        out["eval/mean"] = float(np.mean(list(out.values())))
-        return out
+        return evaluate_policy(
+            self.model, self.tokenizer, self.distributions, self.config.max_new_tokens, chunk
+        )
 
     def log_evaluation(self) -> dict[str, float]:
         """Evaluate and write the result to the log at the current step."""
