@@ -23,6 +23,10 @@ How it fits TRL's contracts:
   draws the same prompts, and accelerate gives each its share, as with TRL's sampler. The
   data loader reads ahead: asking for round ``k + 1``'s plan never waits for round ``k``'s
   report (the plan is the service's weights at the time, fixed for every process).
+- **Off the step's path.** The client's calls run on one worker thread, in order: a report
+  is handed over and the step goes on, and the plan of the next round is asked for right
+  after it, so the sampler usually finds it waiting. ``train()`` returns once every report
+  reached the client; an error of a report is raised by the next one.
 - **Reporting.** After ``_generate_and_score_completions`` in training, each process reports
   its slice's advantages and rewards, grouped by ``data_source``, once per round, under the
   id ``{run}/round-{k}/rank-{process}``: a retry or a round generated again after a resume
@@ -45,7 +49,8 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterator, Sized
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -97,7 +102,8 @@ class RoundTagged(Dataset):
 class CurriculumSampler(Sampler[int]):
     """``RepeatSampler``'s shape with the prompts of each round chosen by the round's plan.
 
-    ``prompts`` unique prompts a round (``generation_batch_size / num_generations``), each
+    ``fetch(round, prompts)`` gives a round's plan. ``prompts`` unique prompts a round
+    (``generation_batch_size / num_generations``), each
     index repeated ``mini_repeat`` times in a row, the round ``repeat`` times. Rounds are
     numbered across epochs (``set_epoch``); rounds below ``skip_below`` (a resumed run's, whose
     batches the trainer skips) are emitted without asking for a plan, unless their plan is
@@ -107,13 +113,13 @@ class CurriculumSampler(Sampler[int]):
     def __init__(
         self,
         sources: list[str],
-        client: CurriculumClient,
+        fetch: Callable[[int, int], list[str]],
         prompts: int,
         mini_repeat: int,
         repeat: int,
         seed: int,
     ) -> None:
-        self.client = client
+        self.fetch = fetch
         self.prompts, self.mini_repeat, self.repeat, self.seed = prompts, mini_repeat, repeat, seed
         self.rows = len(sources)
         self.rounds_per_epoch = self.rows // prompts
@@ -140,7 +146,7 @@ class CurriculumSampler(Sampler[int]):
         """Round ``round_``'s distribution per slot: remembered, else the service's plan."""
         known = self.plans.get(round_)
         if known is None:
-            known = list(self.client.plan(round_, self.prompts).assignment)
+            known = self.fetch(round_, self.prompts)
             self.plans[round_] = known
             while len(self.plans) > PLAN_MEMORY:
                 self.plans.popitem(last=False)
@@ -184,8 +190,43 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         self.curriculum = curriculum
         self._curriculum_sampler: CurriculumSampler | None = None
         self._round_rewards: torch.Tensor | None = None
+        # Every call of the client runs on this one thread, in order (the client is for one
+        # thread): reports leave the training step, and the next plan is asked for right
+        # after a report, so the sampler usually finds it waiting.
+        self._calls = ThreadPoolExecutor(1, "curriculum")
+        self._pending: list[Future[Any]] = []
+        self._prefetched: dict[tuple[int, int], Future[Any]] = {}
+        self._next_round = 0
         super().__init__(*args, **kwargs)
         self._sources = _sources_of(self.train_dataset)
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a client call on the worker after every call before it; its result."""
+        self._settle()
+        return self._calls.submit(fn, *args, **kwargs).result()
+
+    def _settle(self) -> None:
+        """Wait for the reports in flight; an error of one is raised here."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def _fetch_plan(self, round_: int, prompts: int) -> list[str]:
+        future = self._prefetched.pop((round_, prompts), None)
+        if future is None:
+            future = self._calls.submit(self.curriculum.plan, round_, prompts)
+        self._next_round = max(self._next_round, round_ + 1)
+        return list(future.result().assignment)
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """``GRPOTrainer.train``; returns once every report of the run reached the client."""
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            self._settle()
+            for future in self._prefetched.values():
+                future.cancel()
+            self._prefetched.clear()
 
     # --- sampling -------------------------------------------------------------------------
 
@@ -201,7 +242,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
     def _get_train_sampler(self, dataset: Sized | None = None) -> Sampler[int]:
         sampler = CurriculumSampler(
             self._sources,
-            self.curriculum,
+            self._fetch_plan,
             prompts=self.args.generation_batch_size // self.num_generations,
             mini_repeat=self.num_generations,
             repeat=self.num_iterations * self.args.steps_per_generation,
@@ -246,14 +287,25 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             if rewards is not None and not torch.isnan(rewards[i]):
                 by_rew.setdefault(source, []).append(float(rewards[i]))
         round_ = int(inputs[0]["curriculum_round"])
-        self.curriculum.report(
-            round_,
-            by_adv,
-            by_rew or None,
-            report_id=f"{self.curriculum.run_id}/round-{round_}/rank-{process}",
-            with_weights=False,
+        done = [f for f in self._pending if f.done()]
+        for future in done:  # an error of an earlier report surfaces here
+            future.result()
+            self._pending.remove(future)
+        self._pending.append(
+            self._calls.submit(
+                self.curriculum.report,
+                round_,
+                by_adv,
+                by_rew or None,
+                report_id=f"{self.curriculum.run_id}/round-{round_}/rank-{process}",
+                with_weights=False,
+            )
         )
         self._curriculum_reported = round_ + 1
+        sampler = self._curriculum_sampler
+        key = (self._next_round, sampler.prompts if sampler else 0)
+        if sampler is not None and key not in self._prefetched:
+            self._prefetched[key] = self._calls.submit(self.curriculum.plan, *key)
 
     # --- checkpoints ----------------------------------------------------------------------
 
@@ -266,7 +318,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         )
         sampler = self._curriculum_sampler
         state = {
-            "client": self.curriculum.checkpoint(),
+            "client": self._call(self.curriculum.checkpoint),
             "rounds_reported": getattr(self, "_curriculum_reported", 0),
             "plans": {str(k): v for k, v in (sampler.plans if sampler else {}).items()},
         }
@@ -283,9 +335,11 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         with open(path, encoding="utf-8") as f:
             state = json.load(f)
         if self.accelerator.is_main_process:
-            self.curriculum.restore(state["client"])
+            self._call(self.curriculum.restore, state["client"])
         self.accelerator.wait_for_everyone()  # the import lands before any process reports
         self._curriculum_reported = int(state["rounds_reported"])
+        plans = [int(k) + 1 for k in state["plans"]]
+        self._next_round = max([self._curriculum_reported, *plans])  # never a skipped round
         sampler = self._curriculum_sampler
         if sampler is not None:
             sampler.skip_below = self._curriculum_reported
