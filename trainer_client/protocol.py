@@ -265,6 +265,8 @@ class ClientProtocol:
 
     def _replay(self) -> Flow[None]:
         """Send what is owed, oldest first; the buffer file follows."""
+        if self.buffer.peek() is None:
+            return
         try:
             while (item := self.buffer.peek()) is not None:
                 path = (
