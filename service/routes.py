@@ -69,8 +69,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     for status, text in {
         400: "Malformed JSON",
         401: "No bearer token",
-        403: "The token does not grant this call",
-        404: "Unknown run",
+        403: "Creating a run without the operator token, where one is required",
+        404: "No such run for this token: unknown, or the token is not the run's own",
         413: "Body too large",
         422: "A value out of range",
         503: "Redis unreachable; retry after Retry-After seconds",

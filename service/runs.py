@@ -136,6 +136,15 @@ class Run:
             ) from None
 
 
+def _not_found(run_id: str) -> RunNotFound:
+    """What a caller learns of a run that does not exist, or that its token does not grant:
+    the same, so a token cannot probe which run ids exist."""
+    return RunNotFound(
+        f"no run {run_id!r} for this token: it does not exist, or the token is neither the "
+        "run's nor the operator's"
+    )
+
+
 def _stored_strategy(stored: dict[str, object], legacy_reward_alpha: float) -> Strategy:
     """A stored run's strategy. Runs created before ``reward_alpha`` became a strategy
     parameter do not store it: they keep the deployment's ``CURRICULUM_REWARD_EMA_ALPHA``,
@@ -180,7 +189,7 @@ class RunService:
             meta = await self._store.load_meta(run_id)
             run = Run.from_meta(run_id, meta, self._settings.reward_ema_alpha)
         except RunNotFound:
-            raise RunNotFound(f"no run with id {run_id!r}") from None
+            raise _not_found(run_id) from None
         if self._settings.config_cache_size > 0:
             self._cache[run_id] = run
             while len(self._cache) > self._settings.config_cache_size:
@@ -192,7 +201,9 @@ class RunService:
             raise Unauthorized("this call needs 'Authorization: Bearer <token>'")
         if is_operator(token, self._admin_token) or token_matches(token, run.token_hash):
             return
-        raise Forbidden(f"this token does not grant access to run {run.run_id!r}")
+        # the same answer as for a run that does not exist: a token that grants nothing must
+        # not tell which run ids are taken
+        raise _not_found(run.run_id)
 
     async def _with_run(
         self, run_id: str, token: str | None, action: Callable[[Run], Awaitable[T]]
@@ -211,7 +222,7 @@ class RunService:
                     raise
             except RunNotFound:
                 self._cache.pop(run_id, None)
-                raise RunNotFound(f"no run with id {run_id!r}") from None
+                raise _not_found(run_id) from None
         raise AssertionError("unreachable")
 
     async def create(self, request: CreateRunRequest, token: str | None) -> CreateRunResponse:

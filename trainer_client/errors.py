@@ -40,11 +40,13 @@ class InvalidRequest(RequestRejected):
 
 
 class AuthError(RequestRejected):
-    """401 or 403: no token, an unknown token, or a token of another run."""
+    """401 or 403: no token, or creating a run without the operator token where one is
+    required (a token that does not grant a run gets :class:`RunNotFound`)."""
 
 
 class RunNotFound(RequestRejected):
-    """404: no run has this id (deleted, or never created)."""
+    """404: no run has this id (deleted, or never created), or the token is neither the
+    run's nor the operator's: the service answers both alike."""
 
 
 class RunConflict(RequestRejected):
