@@ -47,6 +47,7 @@ only while their copies agree.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sized
@@ -276,16 +277,17 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         if advantages.dim() > 1:  # token-level advantages: their mean over the response
             mask = output["completion_mask"].detach().float().cpu()
             advantages = (advantages * mask).sum(1) / mask.sum(1).clamp(min=1)
-        rewards = None
+        rewards: list[float] | None = None
         if self._round_rewards is not None:
-            rewards = self._round_rewards[process * n : (process + 1) * n].detach().cpu()
+            rewards = self._round_rewards[process * n : (process + 1) * n].tolist()
         by_adv: dict[str, list[float]] = {}
         by_rew: dict[str, list[float]] = {}
-        for i, row in enumerate(inputs):
+        # plain lists, not tensor elements: this runs on the step's path
+        for row, adv, rew in zip(inputs, advantages.tolist(), rewards or [None] * n, strict=True):
             source = str(row["data_source"])
-            by_adv.setdefault(source, []).append(float(advantages[i]))
-            if rewards is not None and not torch.isnan(rewards[i]):
-                by_rew.setdefault(source, []).append(float(rewards[i]))
+            by_adv.setdefault(source, []).append(adv)
+            if rew is not None and not math.isnan(rew):
+                by_rew.setdefault(source, []).append(rew)
         round_ = int(inputs[0]["curriculum_round"])
         done = [f for f in self._pending if f.done()]
         for future in done:  # an error of an earlier report surfaces here
