@@ -45,7 +45,7 @@ import torch
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from grpo_curriculum import SMOKE, warm_model
-from sim.stats import interval
+from sim.stats import curve_band, interval
 from trainer_speed import trl_config
 
 from trainer_client import CurriculumClient
@@ -236,6 +236,36 @@ def summarise(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     return out
 
 
+def plot(runs: list[dict[str, Any]], names: list[str], path: Path) -> None:
+    """Each arm's mean test reward on the learnable distributions over steps (mean over
+    seeds, 95 % t band), written to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = {(r["arm"], r["seed"]): r for r in runs}
+    seeds = sorted({r["seed"] for r in runs})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for arm in ARMS:
+        curves = []
+        for seed in seeds:
+            chosen = learnable(by[("trl", seed)], names) or names
+            curves.append([mean_of(p, chosen) for p in by[(arm, seed)]["curve"]])
+        steps = [p["step"] for p in by[(arm, seeds[0])]["curve"]]
+        mean, half = curve_band(np.asarray(curves))
+        ax.plot(steps, mean, label=arm)
+        ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
+    ax.set_xlabel("TRL step (one generation round)")
+    ax.set_ylabel("greedy test reward, learnable buckets")
+    ax.set_title(f"TRL GRPOTrainer: its sampler vs the curriculum ({len(seeds)} paired seeds)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def table(summary: dict[str, Any]) -> str:
     lines = [
         "| arm | final (learnable) | vs trl | area (learnable) | vs trl | steps to target "
@@ -273,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=25)
     p.add_argument("--out", default="runs/trl-bench")
     p.add_argument("--smoke", action="store_true", help="seconds, not minutes (CI)")
+    p.add_argument("--img-dir", help="write the curves' plot (trl_curriculum.png) here")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     out = Path(args.out)
@@ -307,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"rev-{n}" for n in base["levels"]]
     summary = summarise(runs, names)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if args.img_dir:
+        plot(runs, names, Path(args.img_dir) / "trl_curriculum.png")
     print(table(summary))
     return 0
 
