@@ -69,8 +69,9 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     for status, text in {
         400: "Malformed JSON",
         401: "No bearer token",
-        403: "Creating a run without the operator token, where one is required",
-        404: "No such run for this token: unknown, or the token is not the run's own",
+        403: "The token grants no such run (another run's token, an unknown one, or a run "
+        "that does not exist: one answer for all), or creating a run needs the operator token",
+        404: "No such run (an operator's token only)",
         413: "Body too large",
         422: "A value out of range",
         503: "Redis unreachable; retry after Retry-After seconds",

@@ -136,12 +136,12 @@ class Run:
             ) from None
 
 
-def _not_found(run_id: str) -> RunNotFound:
-    """What a caller learns of a run that does not exist, or that its token does not grant:
-    the same, so a token cannot probe which run ids exist."""
-    return RunNotFound(
-        f"no run {run_id!r} for this token: it does not exist, or the token is neither the "
-        "run's nor the operator's"
+def _denied(run_id: str) -> Forbidden:
+    """What a token that is not the operator's learns of a run it does not grant, whether the
+    run exists or not: the same answer, so no token can probe which run ids are taken."""
+    return Forbidden(
+        f"this token grants no run {run_id!r}: it is another run's or unknown, or the run "
+        "does not exist (any more)"
     )
 
 
@@ -189,7 +189,7 @@ class RunService:
             meta = await self._store.load_meta(run_id)
             run = Run.from_meta(run_id, meta, self._settings.reward_ema_alpha)
         except RunNotFound:
-            raise _not_found(run_id) from None
+            raise RunNotFound(f"no run with id {run_id!r}") from None
         if self._settings.config_cache_size > 0:
             self._cache[run_id] = run
             while len(self._cache) > self._settings.config_cache_size:
@@ -201,28 +201,35 @@ class RunService:
             raise Unauthorized("this call needs 'Authorization: Bearer <token>'")
         if is_operator(token, self._admin_token) or token_matches(token, run.token_hash):
             return
-        # the same answer as for a run that does not exist: a token that grants nothing must
-        # not tell which run ids are taken
-        raise _not_found(run.run_id)
+        raise _denied(run.run_id)
 
     async def _with_run(
         self, run_id: str, token: str | None, action: Callable[[Run], Awaitable[T]]
     ) -> T:
-        """Run ``action`` on the authorised run, reloading once if it was recreated."""
+        """Run ``action`` on the authorised run, reloading once if it was recreated.
+
+        A run that does not exist is a 404 for the operator only; any other token gets the
+        403 of a run it does not grant, so no token can find out which run ids are taken.
+        """
         if token is None:
             raise Unauthorized("this call needs 'Authorization: Bearer <token>'")
-        for attempt in range(2):
-            run = await self._load(run_id)
-            self._authorize(run, token)
-            try:
-                return await action(run)
-            except StaleRun:
-                self._cache.pop(run_id, None)
-                if attempt == 1:
-                    raise
-            except RunNotFound:
-                self._cache.pop(run_id, None)
-                raise _not_found(run_id) from None
+        try:
+            for attempt in range(2):
+                run = await self._load(run_id)
+                self._authorize(run, token)
+                try:
+                    return await action(run)
+                except StaleRun:
+                    self._cache.pop(run_id, None)
+                    if attempt == 1:
+                        raise
+                except RunNotFound:
+                    self._cache.pop(run_id, None)
+                    raise RunNotFound(f"no run with id {run_id!r}") from None
+        except RunNotFound:
+            if is_operator(token, self._admin_token):
+                raise
+            raise _denied(run_id) from None
         raise AssertionError("unreachable")
 
     async def create(self, request: CreateRunRequest, token: str | None) -> CreateRunResponse:

@@ -40,13 +40,14 @@ class InvalidRequest(RequestRejected):
 
 
 class AuthError(RequestRejected):
-    """401 or 403: no token, or creating a run without the operator token where one is
-    required (a token that does not grant a run gets :class:`RunNotFound`)."""
+    """401 or 403: no token; a token that grants no such run (another run's, an unknown one,
+    or a run that does not exist any more: the service answers all alike); creating a run
+    without the operator token where one is required."""
 
 
 class RunNotFound(RequestRejected):
-    """404: no run has this id (deleted, or never created), or the token is neither the
-    run's nor the operator's: the service answers both alike."""
+    """404: no run has this id (deleted, or never created); answered to the operator's token
+    (any other token gets :class:`AuthError` for a run it does not grant)."""
 
 
 class RunConflict(RequestRejected):

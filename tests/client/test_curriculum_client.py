@@ -24,7 +24,6 @@ from trainer_client import (
     InvalidRequest,
     LocalService,
     RunConflict,
-    RunNotFound,
     ServiceUnavailable,
     TokenRequired,
 )
@@ -139,9 +138,9 @@ def test_round_trip_create_attach_plan_report_export_import(service_url: str) ->
         assert conflict.value.status == 409
 
         client.delete()
-        with pytest.raises(RunNotFound) as gone:
+        with pytest.raises(AuthError) as gone:  # its token grants nothing any more
             client.run_info()
-        assert gone.value.status == 404 and gone.value.code == "run_not_found"
+        assert gone.value.status == 403 and "does not exist" in gone.value.message
 
 
 def test_4xx_raise_with_status_code_and_message_and_are_never_retried(service_url: str) -> None:

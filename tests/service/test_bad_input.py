@@ -39,7 +39,7 @@ PLAN = "/v1/runs/target/plan"
 
 CASES: list[tuple[str, str, str, Any, int, str]] = [
     # (name, method, path, json body or raw bytes, status, words in the message)
-    ("unknown run", "POST", "/v1/runs/nope/plan", {"step": 1, "batch_size": 4}, 404, "no run"),
+    ("unknown run", "POST", "/v1/runs/nope/plan", {"step": 1, "batch_size": 4}, 403, "grants no run"),
     ("bad run id", "POST", "/v1/runs/bad%7Bid%7D/plan", {"step": 1, "batch_size": 4}, 422, "invalid run id"),
     ("unknown distribution", "POST", REPORT,
      {"report_id": "x", "step": 1, "advantages": {"a": [1.0], "zzz": [1.0]}}, 422, "no distribution 'zzz'"),

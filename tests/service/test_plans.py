@@ -57,7 +57,7 @@ def test_a_kept_plan_is_never_served_to_an_earlier_run_of_the_same_id(
     new_plan = _plan(http, url_b, run, new_headers, 0, 8)
     assert new_plan.status_code == 200
     stale = _plan(http, url_a, run, old_headers, 0, 8)
-    assert stale.status_code == 404, stale.text
+    assert stale.status_code == 403, stale.text
     assert _plan(http, url_a, run, new_headers, 0, 8).json() == new_plan.json()
 
 

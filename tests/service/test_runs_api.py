@@ -61,7 +61,7 @@ def test_strategy_as_a_string_or_object(http: httpx.Client, service_url: str) ->
 
 
 def test_calls_need_the_runs_token(http: httpx.Client, service_url: str) -> None:
-    """No token: 401. Another run's token: 404, as for a run that does not exist. Its own: 200."""
+    """No token: 401. Another run's token: 403, as for a run that does not exist. Its own: 200."""
     run_a, headers_a = create_run(http, service_url, DISTS)
     _, headers_b = create_run(http, service_url, DISTS)
     url = f"{service_url}/v1/runs/{run_a}"
@@ -69,17 +69,17 @@ def test_calls_need_the_runs_token(http: httpx.Client, service_url: str) -> None
     assert missing.status_code == 401
     assert missing.headers["WWW-Authenticate"] == "Bearer"
     assert http.get(url, headers={"Authorization": "Basic abc"}).status_code == 401
-    assert http.get(url, headers=headers_b).status_code == 404
+    assert http.get(url, headers=headers_b).status_code == 403
     assert (
         http.post(f"{url}/plan", json={"step": 0, "batch_size": 4}, headers=headers_b).status_code
-        == 404
+        == 403
     )
-    assert http.delete(url, headers=headers_b).status_code == 404
+    assert http.delete(url, headers=headers_b).status_code == 403
     # word for word what a run that does not exist gets: nothing tells that run_a exists
     known = http.get(url, headers=headers_b).json()
     unknown = http.get(f"{service_url}/v1/runs/no-such-run", headers=headers_b).json()
     assert unknown["error"]["message"].replace("no-such-run", run_a) == known["error"]["message"]
-    assert unknown["error"]["code"] == known["error"]["code"] == "run_not_found"
+    assert unknown["error"]["code"] == known["error"]["code"] == "forbidden"
     assert http.get(url, headers=headers_a).status_code == 200
 
 
@@ -143,7 +143,8 @@ def test_delete_removes_every_key(http: httpx.Client, service_url: str, redis_ur
         assert list(client.scan_iter(match="rc:{gone}:*")) == []
     finally:
         client.close()
-    assert http.get(f"{service_url}/v1/runs/{run}", headers=headers).status_code == 404
+    # its own token now grants nothing: the answer of any run it does not grant
+    assert http.get(f"{service_url}/v1/runs/{run}", headers=headers).status_code == 403
 
 
 def test_recreated_run_is_not_served_from_a_stale_cache(
@@ -154,7 +155,7 @@ def test_recreated_run_is_not_served_from_a_stale_cache(
     assert http.get(f"{service_url}/v1/runs/again", headers=old_headers).status_code == 200
     http.delete(f"{service_url}/v1/runs/again", headers=old_headers)
     _, new_headers = create_run(http, service_url, ["x", "y"], run_id="again")
-    assert http.get(f"{service_url}/v1/runs/again", headers=old_headers).status_code == 404
+    assert http.get(f"{service_url}/v1/runs/again", headers=old_headers).status_code == 403
     info = http.get(f"{service_url}/v1/runs/again", headers=new_headers).json()
     assert info["config"]["distributions"] == ["x", "y"]
 

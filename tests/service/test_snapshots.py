@@ -85,4 +85,4 @@ def test_import_into_a_fresh_run_with_the_same_distributions(
     target = http.get(f"{service_url}/v1/runs/{fresh}", headers=fresh_headers).json()
     assert target["stats"] == source["stats"]
     # the snapshot does not carry a token: the fresh run keeps its own
-    assert http.get(f"{service_url}/v1/runs/{fresh}", headers=headers).status_code == 404
+    assert http.get(f"{service_url}/v1/runs/{fresh}", headers=headers).status_code == 403
