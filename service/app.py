@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
@@ -57,6 +58,17 @@ def _validation_response(exc: RequestValidationError) -> Any:
     return _error(422, "invalid_input", message, details[:20])
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (a path can have one route per
+    method, and Starlette's 405 names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def _install_error_handlers(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     @app.exception_handler(CurriculumError)
     async def domain_error(_: Request, exc: CurriculumError) -> Any:
@@ -77,7 +89,10 @@ def _install_error_handlers(app: FastAPI, settings: Settings, metrics: Metrics) 
         if exc.status_code == 404:
             message = f"no such endpoint: {request.method} {request.url.path}; see /docs"
             return _error(404, "not_found", message)
-        return _error(exc.status_code, "http_error", str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _error(exc.status_code, "http_error", str(exc.detail), **headers)
 
 
 class _RequestMetrics:

@@ -72,6 +72,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         403: "The token grants no such run (another run's token, an unknown one, or a run "
         "that does not exist: one answer for all), or creating a run needs the operator token",
         404: "No such run (an operator's token only)",
+        409: "The run is stored in another storage layout (export it with the version that "
+        "wrote it, import it here)",
         413: "Body too large",
         422: "A value out of range",
         503: "Redis unreachable; retry after Retry-After seconds",
@@ -86,6 +88,10 @@ router = APIRouter(responses=_ERRORS)
     status_code=201,
     openapi_extra=_AUTH_IF_SET,
     response_model=CreateRunResponse,
+    responses={
+        200: {"model": CreateRunResponse, "description": "The run exists with this config"},
+        409: {"model": ErrorOut, "description": "The run exists with another config"},
+    },
     tags=["runs"],
 )
 async def create_run(body: CreateRunRequest, request: Request) -> JSONResponse:
@@ -113,7 +119,11 @@ async def delete_run(run_id: RunIdPath, request: Request) -> DeleteOut:
 
 
 @router.post(
-    "/v1/runs/{run_id}/plan", openapi_extra=_AUTH, response_model=PlanOut, tags=["scheduling"]
+    "/v1/runs/{run_id}/plan",
+    openapi_extra=_AUTH,
+    response_model=PlanOut,
+    responses={410: {"model": ErrorOut, "description": "The step is older than the kept plans"}},
+    tags=["scheduling"],
 )
 async def plan(run_id: RunIdPath, body: PlanRequest, request: Request) -> Response:
     """The composition of a step's batch; the first request for a step fixes it."""
@@ -165,7 +175,13 @@ async def export(
 
 
 @router.put(
-    "/v1/runs/{run_id}/import", openapi_extra=_AUTH, response_model=ImportOut, tags=["snapshots"]
+    "/v1/runs/{run_id}/import",
+    openapi_extra=_AUTH,
+    response_model=ImportOut,
+    responses={
+        409: {"model": ErrorOut, "description": "The snapshot's distributions are not the run's"}
+    },
+    tags=["snapshots"],
 )
 async def import_(run_id: RunIdPath, body: Snapshot, request: Request) -> ImportOut:
     """Replace the run's learnt state with a snapshot's (on resume from a checkpoint)."""
@@ -187,7 +203,12 @@ async def readyz(request: Request) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@router.get("/metrics", tags=["health"])
+@router.get(
+    "/metrics",
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    response_class=Response,
+    tags=["health"],
+)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics of this process."""
     body = request.app.state.metrics.render()

@@ -5,17 +5,41 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from curriculum_core import DEFAULT_STRATEGY, SNAPSHOT_FORMAT, Strategy, strategy_from_dict
 from service.store.keys import RUN_ID_PATTERN
 
 MAX_STEP = 2**53
+MAX_SEED = 2**53 - 1
+"""Seeds and steps stay below 2**53: every JSON parser reads them exactly."""
 
 DistributionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+AbsoluteValue = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
-Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
+
+
+def _json_integer(value: object) -> object:
+    """What JSON Schema calls an integer: a number with no fraction (``12`` or ``12.0``),
+    never a string or a boolean (which a lax int would take)."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON integer (a number with no fraction)")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+# the constraints before the validator, or the schema shows them under pydantic's own names
+Step = Annotated[int, Field(ge=0, le=MAX_STEP), BeforeValidator(_json_integer)]
 
 _EXAMPLE_DISTS = ["kk-3", "kk-4", "kk-5", "kk-6", "kk-7", "kk-8"]
 
@@ -58,7 +82,7 @@ class CreateRunRequest(_Body):
         DEFAULT_STRATEGY,
         description="Strategy name, or an object with `name` and its parameters.",
     )
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seeds each step's batch composition.")
+    seed: JsonInt = Field(0, ge=0, le=MAX_SEED, description="Seeds each step's batch composition.")
 
     _check_names = field_validator("distributions")(_unique)
 
@@ -124,7 +148,7 @@ class PlanRequest(_Body):
     )
 
     step: Step
-    batch_size: int = Field(ge=1, description="Prompts in the batch.")
+    batch_size: JsonInt = Field(ge=1, description="Prompts in the batch.")
 
 
 class PlanOut(BaseModel):
@@ -185,18 +209,11 @@ class SnapshotDistribution(_Body):
     """One distribution's learnt state in a snapshot."""
 
     n: int = Field(ge=0)
-    window: list[FiniteFloat] = Field(description="Absolute advantages, oldest first.")
+    window: list[AbsoluteValue] = Field(description="Absolute advantages, oldest first.")
     reward_n: int = Field(0, ge=0)
     reward_mean: FiniteFloat = 0.0
     reward_last: FiniteFloat = 0.0
     reward_best: FiniteFloat = 0.0
-
-    @field_validator("window")
-    @classmethod
-    def _non_negative(cls, window: list[float]) -> list[float]:
-        if any(v < 0 for v in window):
-            raise ValueError("window values are absolute advantages and must be >= 0")
-        return window
 
 
 class HistoryPoint(_Body):

@@ -79,7 +79,7 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
       "distributions": {"a": {"n": 1, "window": [1.0]}}}, 409, "do not match"),
     ("import with a negative window value", "PUT", "/v1/runs/target/import",
      {"run_id": "target", "version": 1, "config": {"distributions": DISTS, "strategy": {"name": "uniform"}, "seed": 0, "created_at": "x"},
-      "distributions": {"a": {"n": 1, "window": [-1.0]}, "b": {"n": 0, "window": []}}}, 422, ">= 0"),
+      "distributions": {"a": {"n": 1, "window": [-1.0]}, "b": {"n": 0, "window": []}}}, 422, "window.0: Input should be greater than or equal to 0"),
 ]  # fmt: skip
 
 

@@ -234,3 +234,39 @@ def _contents(client: Any, pattern: str) -> dict[bytes, Any]:
         kind = client.type(key)
         out[key] = client.hgetall(key) if kind == b"hash" else client.dump(key)
     return out
+
+
+def test_openapi_states_every_status_and_405_says_what_is_allowed(
+    http: httpx.Client, service_url: str
+) -> None:
+    """The schema documents the statuses the service answers (a create's 200 and 409, a
+    plan's 410, an import's 409, the text of /metrics), and a 405 carries Allow."""
+    schema = http.get(f"{service_url}/openapi.json").json()
+    paths = schema["paths"]
+    assert {"200", "201", "409"} <= set(paths["/v1/runs"]["post"]["responses"])
+    assert "410" in paths["/v1/runs/{run_id}/plan"]["post"]["responses"]
+    assert "409" in paths["/v1/runs/{run_id}/import"]["put"]["responses"]
+    assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
+    window = schema["components"]["schemas"]["SnapshotDistribution"]["properties"]["window"]
+    assert window["items"]["minimum"] == 0
+    refused = http.request("PATCH", f"{service_url}/v1/runs/any/plan")
+    assert refused.status_code == 405
+    assert refused.headers["Allow"] == "POST"
+    assert refused.json()["error"]["code"] == "http_error"
+    # one path, two routes (GET and DELETE): Allow names both
+    both = http.request("PATCH", f"{service_url}/v1/runs/any")
+    assert both.status_code == 405 and both.headers["Allow"] == "DELETE, GET"
+    # the schema says integer: "1" is refused (a lax int would read it), 1.0 is an integer
+    plan = f"{service_url}/v1/runs/any/plan"
+    assert http.post(plan, json={"step": "1", "batch_size": 4}).status_code == 422
+    assert http.post(plan, json={"step": True, "batch_size": 4}).status_code == 422
+    assert http.post(plan, json={"step": 1.0, "batch_size": 4}).status_code == 401  # no token
+
+
+def test_the_schema_states_the_integer_bounds(http: httpx.Client, service_url: str) -> None:
+    """Step and seed bounds appear as JSON Schema's minimum and maximum."""
+    schemas = http.get(f"{service_url}/openapi.json").json()["components"]["schemas"]
+    step = schemas["PlanRequest"]["properties"]["step"]
+    assert (step["minimum"], step["maximum"]) == (0, 2**53)
+    seed = schemas["CreateRunRequest"]["properties"]["seed"]
+    assert (seed["minimum"], seed["maximum"]) == (0, 2**53 - 1)
