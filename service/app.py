@@ -135,21 +135,27 @@ class _RequestMetrics:
             children[1].observe(time.perf_counter() - start)
 
 
-def _document_bearer_scheme(app: FastAPI) -> None:
-    """Declare the ``bearer`` security scheme that the run routes name (routes.py reads the
-    header itself, so FastAPI does not add it)."""
+def _complete_openapi(app: FastAPI, settings: Settings) -> None:
+    """Add to the generated schema what it cannot know: the ``bearer`` security scheme that
+    the run routes name (routes.py reads the header itself, so FastAPI does not add it), and
+    the limits this deployment's settings enforce."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
-            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-            schemes[BEARER_SCHEME] = {
+            components = schema.setdefault("components", {})
+            components.setdefault("securitySchemes", {})[BEARER_SCHEME] = {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "The run's token (returned once by POST /v1/runs), or the "
                 "operator token (ADMIN_TOKEN) where the deployment sets one.",
             }
+            models = components.get("schemas", {})
+            plan = models["PlanRequest"]["properties"]["batch_size"]
+            plan["maximum"] = settings.max_batch_size
+            create = models["CreateRunRequest"]["properties"]["distributions"]
+            create["maxItems"] = settings.max_distributions
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -195,7 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     _install_error_handlers(app, settings, metrics)
-    _document_bearer_scheme(app)
+    _complete_openapi(app, settings)
     app.add_middleware(_RequestMetrics, metrics=metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

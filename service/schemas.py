@@ -76,7 +76,9 @@ class CreateRunRequest(_Body):
         None, description="1-128 of A-Z a-z 0-9 . _ -; a random id when absent."
     )
     distributions: list[DistributionName] = Field(
-        min_length=1, description="Unique names of the run's prompt distributions."
+        min_length=1,
+        description="Unique names of the run's prompt distributions.",
+        json_schema_extra={"uniqueItems": True},
     )
     strategy: str | dict[str, Any] = Field(
         DEFAULT_STRATEGY,

@@ -270,3 +270,14 @@ def test_the_schema_states_the_integer_bounds(http: httpx.Client, service_url: s
     assert (step["minimum"], step["maximum"]) == (0, 2**53)
     seed = schemas["CreateRunRequest"]["properties"]["seed"]
     assert (seed["minimum"], seed["maximum"]) == (0, 2**53 - 1)
+
+
+def test_the_schema_states_this_deployments_limits(
+    http: httpx.Client, start_service: Callable[..., str]
+) -> None:
+    """The limits a deployment sets appear in its schema, and names are declared unique."""
+    url = start_service(max_batch_size=512, max_distributions=40)
+    schemas = http.get(f"{url}/openapi.json").json()["components"]["schemas"]
+    assert schemas["PlanRequest"]["properties"]["batch_size"]["maximum"] == 512
+    names = schemas["CreateRunRequest"]["properties"]["distributions"]
+    assert names["maxItems"] == 40 and names["uniqueItems"] is True
