@@ -24,7 +24,6 @@ from curriculum_core.registry import (
     Strategy,
     advance,
     initial_state,
-    scores,
     signal_of,
     strategy_from_dict,
     strategy_to_dict,
@@ -215,10 +214,6 @@ class RunModel:
         """Sampling probability by distribution name."""
         return dict(zip(self.names, self.weights().tolist(), strict=True))
 
-    def scores(self) -> np.ndarray:
-        """Each distribution's score before normalisation (what ``GET /v1/runs`` shows)."""
-        return scores(self.strategy, self.stats(), self.state)
-
     def plan(self, step: int, batch_size: int) -> list[str]:
         """The distribution of each slot of step ``step``'s batch, drawn as the service
         draws it: from the current weights with ``plan_rng(seed, step, batch_size)``."""
@@ -320,10 +315,3 @@ class RunModel:
         self._rings, self._heads, self._lengths = fresh._rings, fresh._heads, fresh._lengths
         self._report_ids = fresh._report_ids
         self.version = int(snapshot.get("version", 0))
-
-    def copy(self) -> RunModel:
-        """An independent copy."""
-        return RunModel.from_snapshot(
-            {**self.snapshot(), "run_id": self.run_id},
-            report_id_retention=self.report_id_retention,
-        )

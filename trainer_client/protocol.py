@@ -350,6 +350,18 @@ class ClientProtocol:
         self._on_recovery()
         return data
 
+    def _try_sync(self) -> Flow[None]:
+        """Sync unless in a cool-down; an unreachable service only starts (or continues)
+        the fallback."""
+        if not self.probe.may_try(time.monotonic()):
+            return
+        try:
+            yield from self.sync()
+        except ServiceUnavailable as exc:
+            self._on_failure(exc)
+        else:
+            self._on_recovery()
+
     def _require_model(self) -> RunModel:
         if self.model is None:
             raise ServiceUnavailable(
@@ -364,10 +376,7 @@ class ClientProtocol:
     def attach(self) -> Flow[None]:
         """First contact: create the run if that is owed, replay, fetch the state. An
         unreachable service is no error here: the client starts in fallback."""
-        try:
-            yield from self.sync()
-        except ServiceUnavailable as exc:
-            self._on_failure(exc)
+        yield from self._try_sync()
 
     def plan(self, step: int, batch_size: int) -> Flow[Plan]:
         """The step's batch composition: the service's, or made locally while it is down."""
@@ -547,13 +556,7 @@ class ClientProtocol:
         self.buffer.restart_from(PendingCall(self.run_id, "import", snapshot), reports)
         for item in reports:
             self._apply_locally(item)
-        if self.probe.may_try(time.monotonic()):
-            try:
-                yield from self.sync()
-            except ServiceUnavailable as exc:
-                self._on_failure(exc)
-            else:
-                self._on_recovery()
+        yield from self._try_sync()
 
     def flush(self, timeout_s: float) -> Flow[bool]:
         """Try for up to ``timeout_s`` seconds to hand the service everything owed; True
