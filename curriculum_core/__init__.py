@@ -7,6 +7,7 @@ nothing but numpy (a test checks), so a trainer machine needs neither FastAPI no
 
 from curriculum_core.bandits import Exp3S, LearningProgress, Sec
 from curriculum_core.composition import compose_batch, counts_of, plan_rng
+from curriculum_core.discounted import DiscountedDumpUcb
 from curriculum_core.registry import (
     DEFAULT_STRATEGY,
     STRATEGIES,
@@ -46,6 +47,7 @@ __all__ = [
     "SNAPSHOT_FORMAT",
     "STRATEGIES",
     "BatchSummary",
+    "DiscountedDumpUcb",
     "DumpUcb",
     "Exp3S",
     "LearningProgress",

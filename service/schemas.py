@@ -250,8 +250,8 @@ class Snapshot(_Body):
     history: list[HistoryPoint] = Field(default_factory=list)
     strategy_state: list[FiniteFloat] = Field(
         default_factory=list,
-        description="A stateful strategy's state (sec, learning-progress, exp3s); empty for "
-        "the others.",
+        description="A stateful strategy's state (dump-ducb, sec, learning-progress, exp3s); "
+        "empty for the others.",
     )
 
 

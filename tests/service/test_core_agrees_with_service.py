@@ -89,6 +89,16 @@ def _family(name: str) -> st.SearchStrategy[dict[str, Any]]:
                 "epsilon": st.floats(min_value=0.0, max_value=0.5),
             },
         )
+    if name == "dump-ducb":
+        return st.fixed_dictionaries(
+            {"name": st.just("dump-ducb")},
+            optional={
+                "horizon": st.floats(min_value=1.0, max_value=200.0),
+                "c": st.floats(min_value=0.0, max_value=2.0),
+                "floor": st.floats(min_value=0.0, max_value=0.5),
+                "window": SMALL_WINDOW,
+            },
+        )
     raise AssertionError(name)
 
 
@@ -101,6 +111,7 @@ FAMILIES = [
     "sec",
     "learning-progress",
     "exp3s",
+    "dump-ducb",
 ]
 
 

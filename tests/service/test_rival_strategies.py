@@ -7,6 +7,7 @@ import pytest
 
 from curriculum_core import (
     BatchSummary,
+    DiscountedDumpUcb,
     DumpUcb,
     Exp3S,
     LearningProgress,
@@ -43,6 +44,42 @@ def test_sec_moves_q_towards_mean_abs_advantage() -> None:
         weights(sec, stats, state), [0.4752510, 0.1981141, 0.3266349], atol=1e-7
     )
     np.testing.assert_allclose(scores(sec, stats, state), [0.35, 0.0, 0.2])
+
+
+def test_discounted_ucb_by_hand() -> None:
+    """horizon = 16. Report 1 (16 samples): 0 and 1 get 8 each, |A| 1.0 and 0.5, so
+    N = [8, 8, 0], S = [8, 4, 0]. Report 2 (8 samples) decays both by d = exp(-8 / 16), then
+    0 gets 8 at |A| 0.25: N = [8d + 8, 8d, 0], S = [8d + 2, 4d, 0]. Means S / N =
+    [0.5331555, 0.5, 0]; total N = 17.7044906, bonus sqrt(2 ln(N + 1) / (N_j + 1)); the
+    never-seen 2 has the largest bonus, 2.4202329, and nearly all the weight."""
+    ducb = DiscountedDumpUcb(horizon=16.0)
+    stats = RunStats.empty(3)
+    state = initial_state(ducb, 3)
+    state = advance(ducb, state, _batch([0, 1], [1.0, 0.5], [NAN, NAN]))
+    np.testing.assert_allclose(state, [8, 8, 0, 8, 4, 0])
+    state = advance(ducb, state, _batch([0], [0.25], [NAN]))
+    d = np.exp(-0.5)
+    np.testing.assert_allclose(state, [8 * d + 8, 8 * d, 0, 8 * d + 2, 4 * d, 0])
+    np.testing.assert_allclose(
+        scores(ducb, stats, state), [1.1834305, 1.5004512, 2.4202329], atol=1e-7
+    )
+    np.testing.assert_allclose(
+        weights(ducb, stats, state), [4.2519655e-06, 1.0124951e-04, 0.9998945], atol=1e-9
+    )
+
+
+def test_discounting_brings_an_idle_arm_back() -> None:
+    """An arm mastered early (|A| = 0) and then left alone: under DUMP its score stays
+    below a busy arm's; with discounting its count fades until its bonus wins."""
+    stats = RunStats.empty(2)
+    ducb = DiscountedDumpUcb(horizon=64.0)
+    state = initial_state(ducb, 2)
+    state = advance(ducb, state, _batch([0, 1], [0.0, 0.8], [NAN, NAN]))
+    first = weights(ducb, stats, state)[0]
+    for _ in range(40):
+        state = advance(ducb, state, _batch([1], [0.8], [NAN]))
+    assert first < 0.01
+    assert weights(ducb, stats, state)[0] > 0.5
 
 
 def test_learning_progress_is_a_moving_average_of_reward_changes() -> None:

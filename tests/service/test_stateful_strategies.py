@@ -25,6 +25,7 @@ STRATEGIES: list[dict[str, Any]] = [
     {"name": "sec"},
     {"name": "learning-progress", "tau": 0.02},
     {"name": "exp3s", "history": 16},
+    {"name": "dump-ducb", "horizon": 20.0},
     {"name": "dump-ucb", "floor": 0.1, "regress_bonus": 2.0},
 ]
 

@@ -70,6 +70,21 @@ def test_export_import_keeps_rewards_and_strategy_state() -> None:
     assert copy.model.state.tolist() == [0.0, 0.5, 0.0] and copy.weights() == sec.weights()
 
 
+def test_discounted_ucb_runs_locally_and_its_state_survives_a_checkpoint() -> None:
+    """``--scheduler local --strategy dump-ducb``: counts and sums (N then S) after two
+    reports with horizon 4: 2 samples decay nothing yet, then 2 more decay by exp(-2/4)."""
+    s = LocalScheduler(NAMES, strategy="dump-ducb", horizon=4.0)
+    s.report(0, {"a": [1.0, -1.0]})
+    s.report(1, {"b": [0.5, -0.5]})
+    d = float(np.exp(-0.5))
+    expected = [2 * d, 2.0, 0.0, 2 * d, 1.0, 0.0]
+    assert s.model.state.tolist() == pytest.approx(expected)
+    copy = LocalScheduler(NAMES, strategy="dump-ducb", horizon=4.0)
+    copy.import_(s.export())
+    assert copy.model.state.tolist() == pytest.approx(expected)
+    assert copy.weights() == s.weights() and copy.plan(5, 16) == s.plan(5, 16)
+
+
 def test_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="advantages name distribution 'z', which the run"):
         LocalScheduler(NAMES).report(0, {"z": [1.0]})

@@ -38,7 +38,11 @@ FLAGS = {
     "--data-file": ("data_file", str, "JSONL/parquet with data_source, prompt, answer"),
     "--steps": ("steps", int, "total optimisation steps"),
     "--scheduler": ("scheduler", str, "service (default) | local (in-process, no service)"),
-    "--strategy": ("strategy", str, "dump-ucb | uniform | sec | learning-progress | exp3s"),
+    "--strategy": (
+        "strategy",
+        str,
+        "dump-ucb | dump-ducb | uniform | sec | learning-progress | exp3s",
+    ),
     "--output-dir": ("output_dir", str, "where metrics, checkpoints and reports go"),
     "--seed": ("seed", int, "run seed"),
     "--lr": ("lr", float, "GRPO learning rate"),
