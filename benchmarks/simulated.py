@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ from sim.learner import PopulationLearner
 from sim.regimes import TARGET, Regime, all_regimes
 from sim.stats import curve_band, interval, run_metrics
 
-from curriculum_core import strategy_from_dict
+from curriculum_core import RunModel, strategy_from_dict
 from trainer_client import AsyncCurriculumClient, ServiceUnavailable
 from trainer_client.local_service import LocalService
 
@@ -50,6 +51,7 @@ GROUP = 8  # rollouts per prompt (G)
 
 STRATEGY_CONFIGS: dict[str, dict[str, Any]] = {
     "dump-ucb": {"name": "dump-ucb"},
+    "dump-ducb": {"name": "dump-ducb"},
     "uniform": {"name": "uniform"},
     "sec": {"name": "sec"},
     "learning-progress": {"name": "learning-progress"},
@@ -108,14 +110,45 @@ def available(labels: list[str]) -> tuple[list[str], dict[str, str]]:
     return ok, skipped
 
 
-async def run_one(url: str, regime: Regime, label: str, seed: int, keep_weights: bool) -> RunResult:
-    """Train one simulated learner for ``regime.steps`` steps under the service's plans."""
-    dynamics = regime.make(seed)
-    learner = PopulationLearner(dynamics, GROUP, np.random.default_rng(seed))
-    index = {name: j for j, name in enumerate(regime.names)}
-    learnable = list(regime.learnable)
+class CoreScheduler:
+    """The scheduling core in this process (``--engine core``): the client's calls, answered
+    by a :class:`curriculum_core.RunModel`, which the property tests hold to the service."""
+
+    def __init__(self, names: list[str], strategy: dict[str, Any], seed: int) -> None:
+        self.model = RunModel(names, strategy, seed)
+
+    async def plan(self, step: int, batch_size: int) -> SimpleNamespace:
+        return SimpleNamespace(assignment=self.model.plan(step, batch_size), source="service")
+
+    async def report(
+        self, step: int, advantages: dict[str, list[float]], rewards: dict[str, list[float]]
+    ) -> SimpleNamespace:
+        self.model.apply(f"step-{step}", advantages, rewards)
+        return SimpleNamespace(weights=self.model.named_weights())
+
+    async def run_info(self) -> dict[str, Any]:
+        means = self.model.stats().window_mean
+        return {
+            "stats": {
+                n: {"window_mean": float(m)} for n, m in zip(self.model.names, means, strict=True)
+            }
+        }
+
+    async def delete(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def open_scheduler(
+    url: str | None, regime: Regime, label: str, seed: int
+) -> AsyncCurriculumClient | CoreScheduler:
+    """A run on the service at ``url``, or in this process when ``url`` is None."""
+    if url is None:
+        return CoreScheduler(list(regime.names), STRATEGY_CONFIGS[label], seed)
     tag = uuid.uuid4().hex[:6]
-    client = await AsyncCurriculumClient.create_or_attach(
+    return await AsyncCurriculumClient.create_or_attach(
         url,
         list(regime.names),
         run_id=re.sub(r"[^A-Za-z0-9._-]", "_", f"sim-{regime.name}-{label}-{seed}-{tag}"),
@@ -124,6 +157,17 @@ async def run_one(url: str, regime: Regime, label: str, seed: int, keep_weights:
         refresh_every=10**9,
         timeout=60.0,
     )
+
+
+async def run_one(
+    url: str | None, regime: Regime, label: str, seed: int, keep_weights: bool
+) -> RunResult:
+    """Train one simulated learner for ``regime.steps`` steps under the scheduler's plans."""
+    dynamics = regime.make(seed)
+    learner = PopulationLearner(dynamics, GROUP, np.random.default_rng(seed))
+    index = {name: j for j, name in enumerate(regime.names)}
+    learnable = list(regime.learnable)
+    client = await open_scheduler(url, regime, label, seed)
     curve: list[float] = []
     success_sum = np.zeros(dynamics.k)
     weights: list[list[float]] = []
@@ -171,7 +215,7 @@ async def run_one(url: str, regime: Regime, label: str, seed: int, keep_weights:
 
 
 async def run_all(
-    url: str, regimes: list[Regime], labels: list[str], seeds: int, parallel: int
+    url: str | None, regimes: list[Regime], labels: list[str], seeds: int, parallel: int
 ) -> list[RunResult]:
     """Every (regime, label, seed) run, at most ``parallel`` at once; progress on stderr."""
     jobs = [(r, lab, s) for r in regimes for lab in labels for s in range(seeds)]
@@ -409,6 +453,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--url", help="an already running service (default: start one here)")
     p.add_argument(
+        "--engine", choices=("service", "core"), default="service",
+        help="service: every run scheduled over HTTP by the real service (default); core: by "
+        "curriculum_core.RunModel in this process, the same math without the network "
+        "(tests/service/test_core_agrees_with_service.py holds the two equal), for sweeps",
+    )  # fmt: skip
+    p.add_argument(
         "--service-dir", type=Path,
         help="data dir (Redis, service.log) of the started service (default: a temporary one)",
     )  # fmt: skip
@@ -462,7 +512,9 @@ def main(argv: list[str] | None = None) -> int:
     regimes = [regimes_by_name[n] for n in regime_names]
 
     start = time.monotonic()
-    if args.url:
+    if args.engine == "core":
+        results = asyncio.run(run_all(None, regimes, labels, seeds, args.parallel))
+    elif args.url:
         results = asyncio.run(run_all(args.url, regimes, labels, seeds, args.parallel))
     else:
         with LocalService(args.service_dir) as service:
@@ -472,7 +524,13 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "command": " ".join(["python", "benchmarks/simulated.py", *(argv or sys.argv[1:])]),
         "wall_s": wall,
-        "config": {"batch": BATCH, "group": GROUP, "target": TARGET, "seeds": seeds},
+        "config": {
+            "batch": BATCH,
+            "group": GROUP,
+            "target": TARGET,
+            "seeds": seeds,
+            "engine": args.engine,
+        },
         "skipped": skipped,
         "regimes": {
             r.name: {

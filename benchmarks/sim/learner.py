@@ -31,8 +31,15 @@ One step, given the plan's ``assignment`` (B slots, one distribution each)
     6. Forgetting: a distribution that received no mixed group in the step (so no gradient
        of its own) drifts back: ``z_j <- z_j - forget_j * (z_j - zf_j)``, towards its
        forgetting floor ``zf_j`` (its start ``z0_j`` unless a regime says otherwise);
-       ``forget_j`` is a fraction per step (0: no forgetting).
-    7. Shocks (drifting regime): at steps listed in ``shocks`` a distribution's logit drops by
+       ``forget_j`` is a fraction per step (0: no forgetting). With ``rehearsal`` set, only a
+       distribution that had no prompt in the batch at all forgets: seeing its prompts, even
+       solved ones, keeps the skill (the learner of the forgetting regimes where a mastered
+       bucket stays mastered while it is sampled and is lost when it is left out).
+    7. Interference: learning one distribution can cost another (two tasks that pull one
+       skill in opposite directions): for each ``(i, j, f)`` in ``interference``,
+       ``z_j -= f * eta * m_i``. Lost skill this way is lost until relearnt, whatever the
+       floor says.
+    8. Shocks (drifting regime): at steps listed in ``shocks`` a distribution's logit drops by
        a given amount (its prompt pool was replaced by harder prompts), and its floor with it.
 """
 
@@ -62,7 +69,10 @@ class Dynamics:
     (``None``: the start). ``breaks``: ``j`` such that no transfer flows between ``j`` and
     ``j + 1``. ``frozen``: distributions whose logit never changes.
     ``partial_credit``: weight ``eps`` of the unlearnable continuous reward term (0: binary
-    reward). ``shocks``: ``(step, distribution, logit drop)`` events.
+    reward). ``shocks``: ``(step, distribution, logit drop)`` events. ``interference``:
+    ``(i, j, f)``: each logit ``i`` gains by its own mixed groups costs ``j`` the fraction
+    ``f`` of it (unitless). ``rehearsal``: forgetting spares every distribution that had a
+    prompt in the step's batch, not only those with a mixed group.
     """
 
     z0: np.ndarray
@@ -74,6 +84,8 @@ class Dynamics:
     frozen: tuple[int, ...] = ()
     partial_credit: float = 0.0
     shocks: tuple[tuple[int, int, float], ...] = ()
+    interference: tuple[tuple[int, int, float], ...] = ()
+    rehearsal: bool = False
 
     @property
     def k(self) -> int:
@@ -141,11 +153,11 @@ class PopulationLearner:
             advantages.setdefault(j, []).extend(adv[i].tolist())
             reward_lists.setdefault(j, []).extend(rewards[i].tolist())
 
-        self._learn(mixed)
+        self._learn(mixed, np.bincount(slots, minlength=d.k) > 0)
         self._shock(step)
         return StepOutcome(advantages=advantages, rewards=reward_lists, mixed=mixed)
 
-    def _learn(self, mixed: np.ndarray) -> None:
+    def _learn(self, mixed: np.ndarray, sampled: np.ndarray) -> None:
         d = self.dynamics
         gain = d.eta * mixed
         link = np.full(d.k - 1, d.transfer)
@@ -153,8 +165,10 @@ class PopulationLearner:
         dz = gain.copy()
         dz[1:] += link * gain[:-1]
         dz[:-1] += link * gain[1:]
-        idle = mixed == 0
+        idle = ~sampled if d.rehearsal else mixed == 0
         dz -= np.where(idle, d.forget * (self.z - self.zf), 0.0)
+        for i, j, f in d.interference:
+            dz[j] -= f * gain[i]
         if d.frozen:
             dz[list(d.frozen)] = 0.0
         self.z += dz

@@ -164,6 +164,76 @@ def forgetting(steps: int) -> Regime:
     )
 
 
+FAST_FORGET = 0.03
+FAST_FLOOR = -3.0
+
+
+def fast_forgetting(k: int, steps: int) -> Regime:
+    """A ladder whose skill fades within tens of steps wherever it is left out of the batch.
+
+    The learner rehearses (``Dynamics.rehearsal``): a bucket with no prompt in a step loses
+    ``FAST_FORGET`` of its distance to ``min(z0, FAST_FLOOR)`` (half-life about 23 steps;
+    s = 0.047 at the floor), one that is sampled keeps what it has. So a schedule must keep
+    visiting what it has taught, and the hard end, which only transfer from its neighbours
+    can pull up, keeps its gains only while it is sampled.
+    """
+    z0 = _ladder_logits(k)
+    dyn = Dynamics(
+        z0=z0,
+        eta=ETA,
+        transfer=TRANSFER,
+        forget=np.full(k, FAST_FORGET),
+        floor=np.minimum(z0, FAST_FLOOR),
+        rehearsal=True,
+    )
+    return Regime(
+        name=f"fastforget{k}",
+        names=tuple(f"d{j:02d}" for j in range(k)),
+        learnable=tuple(range(k)),
+        steps=steps,
+        make=lambda _seed: dyn,
+        about=(
+            f"ladder of {k}; a bucket left out of a step's batch forgets {FAST_FORGET}/step "
+            f"towards s = 0.047 (half-life ~23 steps)"
+        ),
+    )
+
+
+CLASH = 0.5
+CLASH_FORGET = 0.01
+
+
+def interference(pairs: int, steps: int) -> Regime:
+    """Pairs of sources in which learning one costs the other, like the demo's rev-5/rev-7.
+
+    Pair ``i`` is an easier source ``a{i}`` (s0 0.5) and a harder ``b{i}`` (s0 0.05); each
+    logit one gains by its own mixed groups costs its partner ``CLASH`` of it; no transfer
+    between pairs; idle sources forget ``CLASH_FORGET`` per step towards their start.
+    A schedule that moves on from a mastered ``a{i}`` to ``b{i}`` undoes ``a{i}``.
+    """
+    z0 = np.array([v for _ in range(pairs) for v in (0.0, -3.0)])
+    k = z0.size
+    clash = tuple((2 * i + a, 2 * i + 1 - a, CLASH) for i in range(pairs) for a in (0, 1))
+    dyn = Dynamics(
+        z0=z0,
+        eta=ETA,
+        transfer=0.0,
+        forget=np.full(k, CLASH_FORGET),
+        interference=clash,
+    )
+    return Regime(
+        name=f"clash{pairs}",
+        names=tuple(f"{ab}{i}" for i in range(pairs) for ab in ("a", "b")),
+        learnable=tuple(range(k)),
+        steps=steps,
+        make=lambda _seed: dyn,
+        about=(
+            f"{pairs} pairs (s0 0.5 and 0.05) where a gain on one costs its partner {CLASH} "
+            f"of it; idle sources forget {CLASH_FORGET}/step"
+        ),
+    )
+
+
 def all_regimes(scale: float = 1.0) -> dict[str, Regime]:
     """Every regime by name; ``scale`` multiplies the step budgets (smoke runs use less)."""
 
@@ -178,5 +248,7 @@ def all_regimes(scale: float = 1.0) -> dict[str, Regime]:
         mixture(n(150)),
         drifting(8, n(500)),
         forgetting(n(500)),
+        fast_forgetting(8, n(600)),
+        interference(3, n(600)),
     ]
     return {r.name: r for r in regimes}

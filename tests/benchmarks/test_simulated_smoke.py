@@ -39,3 +39,26 @@ def test_smoke_run_writes_finite_metrics(tmp_path: Path) -> None:
             assert all(math.isfinite(summary[key][f]) for f in ("mean", "half", "lo", "hi"))
         curve = cell["curve_mean"]
         assert curve and all(0.0 <= v <= 1.0 for v in curve)
+
+
+def test_core_engine_matches_the_service(tmp_path: Path) -> None:
+    """``--engine core`` (sweeps in one process) gives the service's numbers, run for run."""
+    curves = {}
+    for engine in ("service", "core"):
+        out = tmp_path / f"{engine}.json"
+        proc = subprocess.run(
+            [
+                sys.executable, str(ROOT / "benchmarks" / "simulated.py"), "--smoke",
+                "--strategies", "dump-ducb", "sec", "--engine", engine, "--out", str(out),
+            ],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        cells = json.loads(out.read_text())["cells"]
+        curves[engine] = {
+            (regime, label): cell["curve_mean"]
+            for regime, by_label in cells.items()
+            for label, cell in by_label.items()
+        }
+    assert set(curves["core"]) == {("ladder6", "dump-ducb"), ("ladder6", "sec")}
+    assert curves["core"] == curves["service"]
