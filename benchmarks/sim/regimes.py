@@ -199,6 +199,40 @@ def fast_forgetting(k: int, steps: int) -> Regime:
     )
 
 
+SOURCES_FORGET = 0.05
+
+
+def forgetting_sources(k: int, steps: int) -> Regime:
+    """Unrelated sources, each lost within tens of steps whenever it is left out.
+
+    ``k`` sources start from s = 0.73 to 0.047 (logits +1 to -3), learn only from their own
+    mixed groups (no transfer) and rehearse (``Dynamics.rehearsal``): a source with no prompt
+    in a step loses ``SOURCES_FORGET`` of its logit distance to ``min(z0, FAST_FLOOR)``
+    (half-life about 14 steps). A mastered source shows mean |A| near 0, so a schedule that
+    reads only that signal leaves it out, and it is lost: the demo's rev-5.
+    """
+    z0 = np.linspace(1.0, FAST_FLOOR, k)
+    dyn = Dynamics(
+        z0=z0,
+        eta=ETA,
+        transfer=0.0,
+        forget=np.full(k, SOURCES_FORGET),
+        floor=np.minimum(z0, FAST_FLOOR),
+        rehearsal=True,
+    )
+    return Regime(
+        name=f"forget{k}",
+        names=tuple(f"s{j:02d}" for j in range(k)),
+        learnable=tuple(range(k)),
+        steps=steps,
+        make=lambda _seed: dyn,
+        about=(
+            f"{k} unrelated sources (s0 0.73 to 0.047); one left out of a step's batch "
+            f"forgets {SOURCES_FORGET}/step towards s = 0.047 (half-life ~14 steps)"
+        ),
+    )
+
+
 CLASH = 0.5
 CLASH_FORGET = 0.01
 
@@ -249,6 +283,7 @@ def all_regimes(scale: float = 1.0) -> dict[str, Regime]:
         drifting(8, n(500)),
         forgetting(n(500)),
         fast_forgetting(8, n(600)),
+        forgetting_sources(10, n(600)),
         interference(3, n(600)),
     ]
     return {r.name: r for r in regimes}
