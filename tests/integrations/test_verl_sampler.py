@@ -26,6 +26,7 @@ with warnings.catch_warnings():  # verl's imports warn about Ray's and its own d
     from verl.trainer.main_ppo import create_rl_sampler
     from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
+    from tests.integrations.verl_support import SOURCES, compose, write_train_file
     from trainer_client import CurriculumClient
     from trainer_client.integrations.verl.sampler import CurriculumSampler
 
@@ -34,35 +35,16 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:'set_vital' is deprecated:UserWarning",
 )
 
-SOURCES = ["easy", "hard", "mid"]
 BATCH, N, LENGTH = 4, 2, 5  # prompts a step, responses a prompt, response tokens
 
 
 @pytest.fixture
 def train_file(tmp_path: Path) -> str:
-    """A parquet train file as verl's examples make them: 8 rows of each source."""
-    import pandas as pd
-
-    rows = [
-        {
-            "data_source": source,
-            "prompt": [{"role": "user", "content": f"{source} question {i}"}],
-            "reward_model": {"style": "rule", "ground_truth": str(i)},
-            "extra_info": {"index": k * 8 + i},
-        }
-        for k, source in enumerate(SOURCES)
-        for i in range(8)
-    ]
-    path = tmp_path / "train.parquet"
-    pd.DataFrame(rows).to_parquet(path)
-    return str(path)
+    return write_train_file(tmp_path)
 
 
 def _data_config(service_url: str, run_id: str, token: str | None = None) -> Any:
     """verl's ``data`` config, composed from its shipped YAML with the documented overrides."""
-    import verl
-    from hydra import compose, initialize_config_dir
-
     overrides = [
         f"data.train_batch_size={BATCH}",
         "data.dataloader_num_workers=0",
@@ -76,9 +58,7 @@ def _data_config(service_url: str, run_id: str, token: str | None = None) -> Any
     ]
     if token is not None:
         overrides.append(f"+data.sampler.curriculum.token={token}")
-    config_dir = Path(verl.__file__).parent / "trainer" / "config"
-    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-        return compose("ppo_trainer", overrides=overrides).data
+    return compose(overrides).data
 
 
 def _loader(config: Any, train_file: str) -> StatefulDataLoader:

@@ -41,9 +41,9 @@ from verl import DataProto
 from verl.experimental.dataset.sampler import AbstractCurriculumSampler
 
 from trainer_client.client import CurriculumClient
-from trainer_client.integrations.reporting import mean_abs_over_mask, round_report, row_sums
 from trainer_client.integrations.verl.settings import connect, resolve
-from trainer_client.sampler import CurriculumBatchSampler, labels_of
+from trainer_client.integrations.verl.steps import report_step, sequence_values, step_draw
+from trainer_client.sampler import labels_of
 
 
 class CurriculumSampler(AbstractCurriculumSampler):
@@ -70,10 +70,7 @@ class CurriculumSampler(AbstractCurriculumSampler):
             )
         self.client = client if client is not None else connect(settings or {}, labels)
         seed = int(settings["seed"]) if settings else int(data_config.get("seed") or 0)
-        # verl's loop numbers the steps; only one step's rows by its plan are drawn from it
-        self.draw = CurriculumBatchSampler(
-            labels, self.client, self.batch_size, num_steps=0, seed=seed, rank=0, world_size=1
-        )
+        self.draw = step_draw(labels, self.client, self.batch_size, seed)
         self.next_step = 1  # verl's global_steps of the next batch drawn
         self.drawn: int | None = None  # the step of the batch verl is training on
         self.reported: int | None = None
@@ -103,18 +100,12 @@ class CurriculumSampler(AbstractCurriculumSampler):
                 "data_source column, naming each row's distribution"
             )
         sources = batch.non_tensor_batch["data_source"].tolist()
-        mask = tensors["response_mask"]
-        advantages = mean_abs_over_mask(tensors["advantages"], mask)
-        scores = tensors.get("token_level_scores", None)
-        rewards = row_sums(scores, mask) if scores is not None else None
-        by_advantage, by_reward = round_report(sources, advantages, rewards)
-        self.client.report(
-            step,
-            by_advantage,
-            by_reward,
-            report_id=f"{self.client.run_id}/step-{step}/rank-0",
-            with_weights=False,
+        advantages, rewards = sequence_values(
+            tensors["advantages"],
+            tensors["response_mask"],
+            tensors.get("token_level_scores", None),
         )
+        report_step(self.client, step, sources, advantages, rewards)
         self.reported = step
 
     # --- torchdata's Stateful: saved in verl's data.pt -----------------------------------
