@@ -240,31 +240,16 @@ def test_it_is_the_synchronous_v1_trainer_only(
         CurriculumPPOTrainer(config)
 
 
-def test_the_launchers_task_runner_builds_the_curriculum_trainer(
-    transfer_queue: None,
-    service_url: str,
-    train_file: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+def test_the_launchers_ray_actor_builds_the_curriculum_trainer(
+    transfer_queue: None, train_file: str, tmp_path: Path
 ) -> None:
-    """``main_ppo``'s runner is verl's ``TaskRunnerV1.run`` with ``sync`` naming the
-    curriculum trainer; stopped where the trainer's ``init`` would claim GPUs."""
-    from verl.trainer.ppo.v1 import PPOTrainerSync, trainer_base
-
+    """``main_ppo``'s task runner, a real Ray actor as ``run_ppo`` makes it, running verl's
+    ``TaskRunnerV1.run``: ``sync`` names the curriculum trainer there, which refuses a
+    config without the service's URL before anything claims a GPU."""
     from trainer_client.integrations.verl.main_ppo import CurriculumTaskRunner
 
-    class Stop(Exception):
-        pass
-
-    built: list[type] = []
-
-    def init(self: CurriculumPPOTrainer) -> None:
-        built.append(type(self))
-        raise Stop
-
-    monkeypatch.setitem(trainer_base.TRAINER_REGISTRY, "sync", PPOTrainerSync)  # put back
-    monkeypatch.setattr(CurriculumPPOTrainer, "init", init)
-    monkeypatch.setattr(tq, "close", lambda: None)  # the module's TransferQueue stays up
-    with pytest.raises(Stop):
-        CurriculumTaskRunner().run(_config(train_file, tmp_path, service_url, "x", None))
-    assert built == [CurriculumPPOTrainer]
+    config = _config(train_file, tmp_path, "", "x", None)
+    runner = ray.remote(CurriculumTaskRunner).remote()
+    with pytest.raises(ray.exceptions.RayTaskError, match="the curriculum needs url"):
+        ray.get(runner.run.remote(config), timeout=120)
+    ray.kill(runner)
