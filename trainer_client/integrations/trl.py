@@ -47,7 +47,6 @@ only while their copies agree.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sized
@@ -60,6 +59,7 @@ from torch.utils.data import Dataset, IterableDataset, Sampler
 from trl import GRPOTrainer
 
 from trainer_client.client import CurriculumClient
+from trainer_client.integrations.reporting import round_report
 
 CHECKPOINT_FILE = "curriculum.json"
 PLAN_MEMORY = 8  # rounds whose plan a checkpoint keeps (the resumed run's skipped rounds)
@@ -280,14 +280,9 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         rewards: list[float] | None = None
         if self._round_rewards is not None:
             rewards = self._round_rewards[process * n : (process + 1) * n].tolist()
-        by_adv: dict[str, list[float]] = {}
-        by_rew: dict[str, list[float]] = {}
         # plain lists, not tensor elements: this runs on the step's path
-        for row, adv, rew in zip(inputs, advantages.tolist(), rewards or [None] * n, strict=True):
-            source = str(row["data_source"])
-            by_adv.setdefault(source, []).append(adv)
-            if rew is not None and not math.isnan(rew):
-                by_rew.setdefault(source, []).append(rew)
+        sources = [row["data_source"] for row in inputs]
+        by_adv, by_rew = round_report(sources, advantages.tolist(), rewards)
         round_ = int(inputs[0]["curriculum_round"])
         done = [f for f in self._pending if f.done()]
         for future in done:  # an error of an earlier report surfaces here
@@ -298,7 +293,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                 self.curriculum.report,
                 round_,
                 by_adv,
-                by_rew or None,
+                by_rew,
                 report_id=f"{self.curriculum.run_id}/round-{round_}/rank-{process}",
                 with_weights=False,
             )
