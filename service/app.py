@@ -20,6 +20,7 @@ from service.errors import CurriculumError, StoreUnavailable
 from service.limits import BodySizeLimit
 from service.metrics import Metrics
 from service.routes import BEARER_SCHEME, router
+from service.run_index import RunIndex
 from service.runs import RunService
 from service.settings import Settings
 from service.store.redis_store import open_store
@@ -180,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ) as store:
             app.state.store = store
             app.state.runs = RunService(store, settings, metrics)
+            app.state.run_index = RunIndex(store, settings)
             # Everything made so far (modules, FastAPI's and pydantic's schemas: ~75,000
             # objects) lives as long as the process: keep it out of the cyclic collector's
             # passes, which otherwise walk it again and again (+3 % kept plans/s at c = 1,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from service.run_index import RunIndex
 from service.runs import RunService
 from service.schemas import (
     CreateRunRequest,
@@ -21,10 +22,12 @@ from service.schemas import (
     ReportOut,
     ReportRequest,
     RunId,
+    RunListOut,
     RunOut,
     Snapshot,
 )
 from service.store.keys import RUN_ID_PATTERN
+from service.store.listing import CURSOR_PATTERN
 from service.store.redis_store import RedisStore
 
 
@@ -101,6 +104,37 @@ async def create_run(body: CreateRunRequest, request: Request) -> JSONResponse:
     return JSONResponse(
         created.model_dump(mode="json"), status_code=201 if created.created else 200
     )
+
+
+@router.get(
+    "/v1/runs",
+    openapi_extra=_AUTH,
+    response_model=RunListOut,
+    responses={
+        403: {
+            "model": ErrorOut,
+            "description": "The token is not the operator's (or the "
+            "deployment sets no ADMIN_TOKEN)",
+        },
+        422: {"model": ErrorOut, "description": "A cursor this listing did not make"},
+    },
+    tags=["runs"],
+)
+async def list_runs(
+    request: Request,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            max_length=160,
+            description="`next_cursor` of the page before; absent for the first page.",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most runs in the page.")] = 100,
+) -> Response:
+    """The deployment's runs, a page at a time (operator token only)."""
+    index: RunIndex = request.app.state.run_index
+    return _json(await index.page(_caller(request)[1], cursor, limit))
 
 
 @router.get("/v1/runs/{run_id}", openapi_extra=_AUTH, response_model=RunOut, tags=["runs"])

@@ -1,0 +1,65 @@
+"""``GET /v1/runs``: the operator's listing of runs, page by page."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from service.auth import is_operator
+from service.errors import Forbidden, InvalidInput, Unauthorized
+from service.schemas import RunListOut, RunSummaryOut
+from service.settings import Settings
+from service.store.listing import BadCursor
+from service.store.redis_store import RedisStore, RunSummary
+
+
+def require_operator(token: str | None, settings: Settings, what: str) -> None:
+    """Raise unless ``token`` is the deployment's operator token (401 without a token)."""
+    if token is None:
+        raise Unauthorized(f"{what} needs 'Authorization: Bearer <operator token>'")
+    admin = settings.admin_token
+    if admin is None:
+        raise Forbidden(
+            f"{what} needs the operator token, and this deployment sets none (ADMIN_TOKEN)"
+        )
+    if not is_operator(token, admin.get_secret_value()):
+        raise Forbidden(f"{what} needs the operator token (ADMIN_TOKEN); this token is not it")
+
+
+def _summary(run: RunSummary) -> RunSummaryOut:
+    config = json.loads(run.config_json)
+    strategy = config.get("strategy") or {}
+    return RunSummaryOut(
+        run_id=run.run_id,
+        distributions=len(config.get("distributions") or []),
+        strategy=str(strategy.get("name", "?")),
+        version=run.version,
+        created_at=str(config.get("created_at", "")),
+        reported_at=run.reported_at,
+        layout=run.layout,
+    )
+
+
+class RunIndex:
+    """Lists the runs of a deployment, for its operator."""
+
+    def __init__(self, store: RedisStore, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+
+    async def page(self, token: str | None, cursor: str | None, limit: int) -> RunListOut:
+        """At most ``limit`` runs from ``cursor`` on, and the cursor of the next page."""
+        require_operator(token, self._settings, "listing runs")
+        try:
+            found = await self._store.list_runs(cursor, limit)
+        except BadCursor:
+            raise InvalidInput(
+                "this cursor was not made by this listing (or the Redis Cluster changed "
+                "since); start again without a cursor"
+            ) from None
+        summaries = await self._store.run_summaries(found.run_ids)
+        return RunListOut(
+            runs=[_summary(s) for s in summaries],
+            next_cursor=found.next_cursor,
+            server_time=time.time(),
+        )
