@@ -24,6 +24,7 @@ from service.run_index import RunIndex
 from service.runs import RunService
 from service.settings import Settings
 from service.store.redis_store import open_store
+from service.ui_routes import ui_routes
 
 DESCRIPTION = """\
 Decides, step by step, how much of each prompt distribution the next batch of an RL
@@ -198,7 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The routes go straight into the app's router: include_router() would add a layer
         # that FastAPI walks on every request to find the route (about 50 us of a kept
         # plan's CPU, docs/benchmarks.md).
-        routes=list(router.routes),
+        routes=[*router.routes, *ui_routes()],
     )
     app.state.settings = settings
     app.state.metrics = metrics
