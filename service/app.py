@@ -16,6 +16,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
+from service.doctor import Doctor
 from service.errors import CurriculumError, StoreUnavailable
 from service.limits import BodySizeLimit
 from service.metrics import Metrics
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.store = store
             app.state.runs = RunService(store, settings, metrics)
             app.state.run_index = RunIndex(store, settings)
+            app.state.doctor = Doctor(store, settings)
             # Everything made so far (modules, FastAPI's and pydantic's schemas: ~75,000
             # objects) lives as long as the process: keep it out of the cyclic collector's
             # passes, which otherwise walk it again and again (+3 % kept plans/s at c = 1,

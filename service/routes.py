@@ -8,12 +8,14 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from service.doctor import Doctor
 from service.run_index import RunIndex
 from service.runs import RunService
 from service.schemas import (
     CreateRunRequest,
     CreateRunResponse,
     DeleteOut,
+    DoctorOut,
     ErrorOut,
     HistoryOut,
     ImportOut,
@@ -221,6 +223,19 @@ async def import_(run_id: RunIdPath, body: Snapshot, request: Request) -> Import
     """Replace the run's learnt state with a snapshot's (on resume from a checkpoint)."""
     runs, token = _caller(request)
     return await runs.import_(run_id, token, body)
+
+
+@router.get(
+    "/v1/doctor",
+    openapi_extra=_AUTH,
+    response_model=DoctorOut,
+    responses={403: {"model": ErrorOut, "description": "The token is not the operator's"}},
+    tags=["health"],
+)
+async def doctor(request: Request) -> DoctorOut:
+    """Redis reachable, scripts loaded, the runs' storage layout, the clock (operator only)."""
+    checker: Doctor = request.app.state.doctor
+    return await checker.check(_caller(request)[1])
 
 
 @router.get("/healthz", tags=["health"])

@@ -5,25 +5,12 @@ from __future__ import annotations
 import json
 import time
 
-from service.auth import is_operator
-from service.errors import Forbidden, InvalidInput, Unauthorized
+from service.auth import require_operator
+from service.errors import InvalidInput
 from service.schemas import RunListOut, RunSummaryOut
 from service.settings import Settings
 from service.store.listing import BadCursor
 from service.store.redis_store import RedisStore, RunSummary
-
-
-def require_operator(token: str | None, settings: Settings, what: str) -> None:
-    """Raise unless ``token`` is the deployment's operator token (401 without a token)."""
-    if token is None:
-        raise Unauthorized(f"{what} needs 'Authorization: Bearer <operator token>'")
-    admin = settings.admin_token
-    if admin is None:
-        raise Forbidden(
-            f"{what} needs the operator token, and this deployment sets none (ADMIN_TOKEN)"
-        )
-    if not is_operator(token, admin.get_secret_value()):
-        raise Forbidden(f"{what} needs the operator token (ADMIN_TOKEN); this token is not it")
 
 
 def _summary(run: RunSummary) -> RunSummaryOut:

@@ -348,3 +348,20 @@ class RunListOut(BaseModel):
         "or even empty page is not the end while this is set)."
     )
     server_time: float = Field(description="The service's clock, Unix seconds.")
+
+
+class CheckOut(BaseModel):
+    """One check of ``GET /v1/doctor``."""
+
+    name: Literal["redis", "scripts", "store layout", "clock"]
+    status: Literal["ok", "warn", "fail"]
+    detail: str = Field(description="What was found, and what to do about a warn or fail.")
+
+
+class DoctorOut(BaseModel):
+    """The deployment's health as the service sees it, check by check."""
+
+    service_version: str
+    store_layout: int = Field(description="The storage layout this service reads and writes.")
+    checks: list[CheckOut]
+    server_time: float = Field(description="This service process's clock, Unix seconds.")

@@ -33,6 +33,7 @@ from service.store.codec import (
     unpack_rewards,
     unpack_stats,
 )
+from service.store.diagnosis import StoreDiagnosis, diagnose
 from service.store.keys import PLANS_KEY, REWARD_FIELDS, STORE_LAYOUT, plan_field, run_keys
 from service.store.listing import RunPage, scan_runs
 from service.store.scripts import register_scripts
@@ -246,6 +247,11 @@ class RedisStore:
                 )
             )
         return out
+
+    async def diagnose(self) -> StoreDiagnosis:
+        """Redis's version, round trip, clock, scripts and the runs' layouts
+        (:mod:`service.store.diagnosis`); loads scripts Redis lacks."""
+        return await self._run(lambda: diagnose(self._client, STORE_LAYOUT))
 
     async def load_meta(self, run_id: str) -> RunMeta:
         """The run's config, incarnation and token hash; :class:`RunNotFound` if none."""
