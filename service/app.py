@@ -21,6 +21,7 @@ from service.errors import CurriculumError, StoreUnavailable
 from service.limits import BodySizeLimit
 from service.metrics import Metrics
 from service.routes import BEARER_SCHEME, router
+from service.run_gauges import RunGauges
 from service.run_index import RunIndex
 from service.runs import RunService
 from service.settings import Settings
@@ -185,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.runs = RunService(store, settings, metrics)
             app.state.run_index = RunIndex(store, settings)
             app.state.doctor = Doctor(store, settings)
+            app.state.run_gauges = RunGauges(store) if settings.run_metrics else None
             # Everything made so far (modules, FastAPI's and pydantic's schemas: ~75,000
             # objects) lives as long as the process: keep it out of the cyclic collector's
             # passes, which otherwise walk it again and again (+3 % kept plans/s at c = 1,

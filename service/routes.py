@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from service.doctor import Doctor
+from service.run_gauges import RunGauges
 from service.run_index import RunIndex
 from service.runs import RunService
 from service.schemas import (
@@ -259,6 +260,9 @@ async def readyz(request: Request) -> dict[str, str]:
     tags=["health"],
 )
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics of this process."""
+    """Prometheus metrics of this process (and of every run, with CURRICULUM_RUN_METRICS)."""
     body = request.app.state.metrics.render()
+    gauges: RunGauges | None = request.app.state.run_gauges
+    if gauges is not None:
+        body += await gauges.render()
     return Response(body, media_type="text/plain; version=0.0.4")
