@@ -119,7 +119,7 @@ async def create_run(body: CreateRunRequest, request: Request) -> JSONResponse:
             "description": "The token is not the operator's (or the "
             "deployment sets no ADMIN_TOKEN)",
         },
-        422: {"model": ErrorOut, "description": "A cursor this listing did not make"},
+        422: {"model": ErrorOut, "description": "A cursor or limit out of range"},
     },
     tags=["runs"],
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 from service.auth import require_operator
 from service.errors import InvalidInput
@@ -41,12 +40,11 @@ class RunIndex:
             found = await self._store.list_runs(cursor, limit)
         except BadCursor:
             raise InvalidInput(
-                "this cursor was not made by this listing (or the Redis Cluster changed "
-                "since); start again without a cursor"
+                "this cursor was not made by this listing; pass the next_cursor of a page, "
+                "or none for the first page"
             ) from None
         summaries = await self._store.run_summaries(found.run_ids)
         return RunListOut(
             runs=[_summary(s) for s in summaries],
             next_cursor=found.next_cursor,
-            server_time=time.time(),
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,7 +49,6 @@ def run_out(
             for name, step in zip(run.distributions, state.last_step or [], strict=False)
             if step is not None
         },
-        server_time=time.time(),
     )
     return RunOut(
         run_id=run.run_id,

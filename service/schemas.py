@@ -171,10 +171,6 @@ class ActivityOut(BaseModel):
         description="Per distribution, the highest step whose applied report carried samples "
         "of it (distributions never sampled are left out)."
     )
-    server_time: float = Field(
-        description="The service's clock when it answered, Unix seconds: a report's age is "
-        "server_time - at, whatever the caller's clock says."
-    )
 
 
 class PlanRequest(_Body):
@@ -347,7 +343,6 @@ class RunListOut(BaseModel):
         description="Pass as `cursor` for the next page; null: the listing is done (a short "
         "or even empty page is not the end while this is set)."
     )
-    server_time: float = Field(description="The service's clock, Unix seconds.")
 
 
 class CheckOut(BaseModel):

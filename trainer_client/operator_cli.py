@@ -123,7 +123,7 @@ def _show(client: OperatorClient, args: argparse.Namespace) -> Outcome:
     activity = run["activity"]
     for r in activity["reporters"]:
         rank = "(no rank)" if r["rank"] is None else f"rank {r['rank']}"
-        age = _age(activity["server_time"] - r["at"])
+        age = _age(time.time() - r["at"])
         lines.append(f"{rank}: step {r['step']}, version {r['version']}, {age} ago")
     steps = [e["step"] for e in history["entries"]]
     span = f"steps {steps[0]}-{steps[-1]}" if steps else "no history yet"

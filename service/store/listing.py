@@ -19,8 +19,10 @@ from redis.asyncio.cluster import RedisCluster
 
 from service.store.keys import META_PATTERN, RUN_KEY_NAMES, run_id_of_meta_key
 
-CURSOR_PATTERN = r"^[0-9]{1,4}:[0-9]{1,20}:([A-Za-z0-9][A-Za-z0-9._-]{0,127})?$"
-"""``{node}:{scan cursor}:{last run id returned from that batch, or nothing}``."""
+CURSOR_PATTERN = r"^[0-9]{1,4}:[0-9]{1,19}:([A-Za-z0-9][A-Za-z0-9._-]{0,127})?$"
+"""``{node}:{scan cursor}:{last run id returned from that batch, or nothing}``. Every cursor
+of this form is served (19 digits stay below 2**64, the largest ``SCAN`` cursor; a node past
+the last one, as after a Cluster lost primaries, ends the listing)."""
 
 _CURSOR_RE = re.compile(CURSOR_PATTERN)
 
@@ -30,7 +32,7 @@ cursor to go on), never a long request."""
 
 
 class BadCursor(ValueError):
-    """A cursor that this listing did not make (or that no longer fits the cluster)."""
+    """A cursor not of the listing's form."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,6 @@ class Cursor:
         if not _CURSOR_RE.match(text):
             raise BadCursor(text)
         node, scan, after = text.split(":")
-        if int(scan) >= 2**64:
-            raise BadCursor(text)
         return cls(int(node), int(scan), after or None)
 
     def __str__(self) -> str:
@@ -90,7 +90,7 @@ async def scan_runs(client: Any, cursor: str | None, limit: int) -> RunPage:
     at = Cursor.parse(cursor)
     nodes = _nodes(client)
     if at.node >= len(nodes):
-        raise BadCursor(str(at))
+        return RunPage([], None)
     count = max(100, limit * len(RUN_KEY_NAMES))
     out: list[str] = []
     for _ in range(MAX_SCANS_PER_PAGE):

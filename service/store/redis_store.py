@@ -221,7 +221,7 @@ class RedisStore:
 
     async def list_runs(self, cursor: str | None, limit: int) -> RunPage:
         """At most ``limit`` run ids, from ``cursor`` on (:mod:`service.store.listing`);
-        ``BadCursor`` for a cursor it did not make."""
+        ``BadCursor`` for a cursor not of its form."""
         return await self._run(lambda: scan_runs(self._client, cursor, limit))
 
     async def run_summaries(self, run_ids: list[str]) -> list[RunSummary]:

@@ -21,11 +21,21 @@ export function token() {
 
 export class AuthError extends Error {}
 
+// The service's clock, from the Date header of its last answer (to the second): report
+// times are stamped by the service, so ages need its clock, not the browser's.
+let clockOffsetMs = 0;
+
+export function serverNow() {
+  return (Date.now() + clockOffsetMs) / 1000;
+}
+
 export async function getJson(path) {
   const headers = { Accept: "application/json" };
   const t = token();
   if (t) headers.Authorization = "Bearer " + t;
   const reply = await fetch(path, { headers, cache: "no-store" });
+  const date = Date.parse(reply.headers.get("Date") || "");
+  if (!Number.isNaN(date)) clockOffsetMs = date - Date.now();
   let body = null;
   try { body = await reply.json(); } catch { body = null; }
   if (reply.ok) return body;

@@ -1,5 +1,5 @@
 // The operator's list of runs, refreshed by polling.
-import { AuthError, age, el, getJson, poll, takeTokenFromFragment, tokenForm } from "./api.js";
+import { AuthError, age, el, getJson, poll, serverNow, takeTokenFromFragment, tokenForm } from "./api.js";
 
 const REFRESH_MS = 5000;
 const PAGE = 200;
@@ -13,13 +13,11 @@ async function refresh() {
   try {
     const runs = [];
     let cursor = null;
-    let now = 0;
     for (let page = 0; page < pages; page++) {
       const query = new URLSearchParams({ limit: String(PAGE) });
       if (cursor) query.set("cursor", cursor);
       const answer = await getJson(`/v1/runs?${query}`);
       runs.push(...answer.runs);
-      now = answer.server_time;
       cursor = answer.next_cursor;
       if (!cursor) break;
     }
@@ -34,7 +32,7 @@ async function refresh() {
       tr.append(
         name, el("td", {}, String(run.distributions)), el("td", {}, run.strategy),
         el("td", {}, String(run.version)), el("td", {}, run.created_at),
-        el("td", {}, run.reported_at === null ? "never" : `${age(now - run.reported_at)} ago`),
+        el("td", {}, run.reported_at === null ? "never" : `${age(serverNow() - run.reported_at)} ago`),
       );
       return tr;
     }));

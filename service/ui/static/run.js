@@ -1,6 +1,6 @@
 // One run: weights over steps, signal and exploration, rewards, the distributions' table
 // and each rank's last report, refreshed by polling.
-import { AuthError, age, el, getJson, poll, takeTokenFromFragment, tokenForm } from "./api.js";
+import { AuthError, age, el, getJson, poll, serverNow, takeTokenFromFragment, tokenForm } from "./api.js";
 import { bars, color, lines, stackedArea } from "./charts.js";
 
 const REFRESH_MS = 2000;
@@ -41,7 +41,7 @@ function renderFacts(run) {
     const tr = el("tr", { "data-rank": r.rank === null ? "none" : String(r.rank) });
     tr.append(
       el("td", {}, r.rank === null ? "(no rank)" : String(r.rank)), el("td", {}, String(r.step)),
-      el("td", {}, String(r.version)), el("td", {}, age(run.activity.server_time - r.at)),
+      el("td", {}, String(r.version)), el("td", {}, age(serverNow() - r.at)),
     );
     return tr;
   }) : [el("tr", {}, "no report yet")]));
