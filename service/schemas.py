@@ -168,8 +168,8 @@ class ActivityOut(BaseModel):
 
     reporters: list[ReporterOut] = Field(description="Each rank's last applied report, by rank.")
     last_step: dict[str, int] = Field(
-        description="Per distribution, the highest step whose applied report carried samples "
-        "of it (distributions never sampled are left out)."
+        description="Per distribution, the step of the last applied report that carried "
+        "samples of it (distributions never sampled are left out)."
     )
 
 

@@ -255,7 +255,7 @@ def decode_reporters(flat: list[bytes]) -> list[Reporter]:
 
 
 def decode_last_steps(blob: bytes, k: int) -> list[int | None]:
-    """The ``last_step`` string as the highest step that sampled each of ``k``
+    """The ``last_step`` string as the step of the last report that sampled each of ``k``
     distributions (``None``: never)."""
     stored = np.zeros(k)
     known = np.frombuffer(blob[: 8 * k], dtype=_F64)

@@ -60,9 +60,11 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     applied report, ``<f8 at, f8 step, f8 version>`` (``at`` in Unix seconds). Shown, never
     scheduled on; not part of a snapshot.
 ``rc:{run}:last_step`` (string)
-    Per distribution one float64, ``1 +`` the highest step whose applied report carried
+    Per distribution one float64, ``1 +`` the step of the last applied report that carried
     samples of it (0: never; the string is shorter than ``8 K`` bytes until the last
-    distribution is first sampled). Shown, never scheduled on; not part of a snapshot.
+    distribution is first sampled). Written, never read, by a report: the last report wins
+    (keeping the highest step instead cost a report touching 64 distributions 8 % more of
+    Redis's time). Shown, never scheduled on; not part of a snapshot.
 
 Besides a run's keys, the service reads nothing and keeps no index: ``GET /v1/runs`` lists
 runs by ``SCAN`` over :data:`META_PATTERN` (every primary of a Cluster in turn).

@@ -139,7 +139,7 @@ def test_a_run_shows_each_ranks_last_report_and_each_distributions_last_step(
     _report(http, operator_url, "kk", "s0-r0", 0, 0, {"easy": [1.0, -1.0], "hard": [0.0] * 16})
     _report(http, operator_url, "kk", "s0-r1", 0, 1, {"medium": [0.5]})
     _report(http, operator_url, "kk", "s2-r0", 2, 0, {"easy": [0.25]})
-    _report(http, operator_url, "kk", "s1-r1", 1, 1, {"easy": [0.25]})  # late: step 1 < 2
+    _report(http, operator_url, "kk", "s1-r1", 1, 1, {"easy": [0.25]})  # late: the last wins
     _report(http, operator_url, "kk", "s5", 5, None, {"hard": [0.0]})
     _report(http, operator_url, "kk", "s2-r0", 2, 0, {"easy": [9.0]})  # duplicate: no trace
     info = http.get(f"{operator_url}/v1/runs/kk", headers=OPERATOR).json()
@@ -148,7 +148,7 @@ def test_a_run_shows_each_ranks_last_report_and_each_distributions_last_step(
         (0, 2, 3), (1, 1, 4), (None, 5, 5),
     ]  # fmt: skip
     assert all(before - 1 <= r["at"] <= time.time() for r in activity["reporters"])
-    assert activity["last_step"] == {"easy": 2, "medium": 0, "hard": 5}
+    assert activity["last_step"] == {"easy": 1, "medium": 0, "hard": 5}
     stats = info["stats"]
     n = {"easy": 4, "medium": 1, "hard": 17}
     for name, s in stats.items():

@@ -46,6 +46,8 @@ local W = tonumber(ARGV[3])
 local alpha = tonumber(ARGV[5])
 local heads, all_values, reward_entries = ARGV[6], ARGV[7], ARGV[8]
 local step = tonumber(ARGV[13])
+-- 1 + the step of the last report that sampled a distribution (keys.py: last_step)
+local last_step = struct.pack('<d', step + 1)
 local value_pos = 1
 
 for i = 1, #heads / 12 do
@@ -85,11 +87,7 @@ for i = 1, #heads / 12 do
   head = (head + m) % W
   redis.call('SETRANGE', KEYS[2], stats_at,
              struct.pack('<ddI4I4d', n + count, sum / new_len, head, new_len, sum))
-  -- 1 + the highest step that sampled it (keys.py: last_step); shorter string: never
-  local seen_at = redis.call('GETRANGE', KEYS[12], 8 * idx, 8 * idx + 7)
-  if #seen_at < 8 or struct.unpack('<d', seen_at) < step + 1 then
-    redis.call('SETRANGE', KEYS[12], 8 * idx, struct.pack('<d', step + 1))
-  end
+  redis.call('SETRANGE', KEYS[12], 8 * idx, last_step)
 end
 
 for i = 1, #reward_entries / 16 do
