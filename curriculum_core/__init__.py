@@ -7,6 +7,7 @@ nothing but numpy (a test checks), so a trainer machine needs neither FastAPI no
 
 from curriculum_core.bandits import Exp3S, LearningProgress, Sec
 from curriculum_core.composition import compose_batch, counts_of, plan_rng
+from curriculum_core.diagnostics import exploration_bonus, saturated, starved
 from curriculum_core.discounted import DiscountedDumpUcb
 from curriculum_core.registry import (
     DEFAULT_STRATEGY,
@@ -35,7 +36,14 @@ from curriculum_core.stats import (
     BatchSummary,
     RunStats,
 )
-from curriculum_core.strategies import DumpUcb, Uniform, mix_uniform, softmax, ucb_scores
+from curriculum_core.strategies import (
+    DumpUcb,
+    Uniform,
+    mix_uniform,
+    softmax,
+    ucb_bonus,
+    ucb_scores,
+)
 
 __all__ = [
     "DEFAULT_REPORT_ID_RETENTION",
@@ -61,15 +69,19 @@ __all__ = [
     "advance",
     "compose_batch",
     "counts_of",
+    "exploration_bonus",
     "initial_state",
     "mix_uniform",
     "parse_strategy",
     "plan_rng",
+    "saturated",
     "scores",
     "signal_of",
     "softmax",
+    "starved",
     "strategy_from_dict",
     "strategy_to_dict",
+    "ucb_bonus",
     "ucb_scores",
     "weights",
     "window_values",

@@ -74,12 +74,16 @@ class DiscountedDumpUcb:
         np.add.at(out, k + batch.index, batch.count * batch.mean_abs_advantage)
         return out
 
+    def bonus(self, state: np.ndarray) -> np.ndarray:
+        """The exploration bonus ``c * sqrt(2 ln(N + 1) / (N_j + 1))``, shape ``(K,)``."""
+        counts = state[: state.shape[0] // 2]
+        return self.c * np.sqrt(2.0 * math.log(counts.sum() + 1.0) / (counts + 1.0))
+
     def scores(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
         counts, sums = np.split(state, 2)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(counts > 0, sums / np.where(counts > 0, counts, 1.0), 0.0)
-        bonus = self.c * np.sqrt(2.0 * math.log(counts.sum() + 1.0) / (counts + 1.0))
-        return mean + bonus
+        return mean + self.bonus(state)
 
     def weights(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
         return mix_uniform(softmax(self.scores(stats, state), self.tau), self.floor)

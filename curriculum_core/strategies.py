@@ -65,12 +65,16 @@ class _Stateless:
         return state
 
 
+def ucb_bonus(stats: RunStats, c: float) -> np.ndarray:
+    """DUMP's exploration bonus per distribution, ``c * sqrt(2 ln(N + 1) / (n_j + 1))``,
+    shape ``(K,)``: what the UCB score adds to the learning signal."""
+    n = stats.n.astype(np.float64)
+    return c * np.sqrt(2.0 * math.log(n.sum() + 1.0) / (n + 1.0))
+
+
 def ucb_scores(stats: RunStats, c: float) -> np.ndarray:
     """DUMP's UCB score per distribution, shape ``(K,)``."""
-    n = stats.n.astype(np.float64)
-    total = n.sum()
-    bonus = c * np.sqrt(2.0 * math.log(total + 1.0) / (n + 1.0))
-    return stats.window_mean.astype(np.float64) + bonus
+    return stats.window_mean.astype(np.float64) + ucb_bonus(stats, c)
 
 
 @dataclass(frozen=True)

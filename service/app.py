@@ -16,13 +16,17 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
+from service.doctor import Doctor
 from service.errors import CurriculumError, StoreUnavailable
 from service.limits import BodySizeLimit
 from service.metrics import Metrics
 from service.routes import BEARER_SCHEME, router
+from service.run_gauges import RunGauges
+from service.run_index import RunIndex
 from service.runs import RunService
 from service.settings import Settings
 from service.store.redis_store import open_store
+from service.ui_routes import ui_routes
 
 DESCRIPTION = """\
 Decides, step by step, how much of each prompt distribution the next batch of an RL
@@ -180,6 +184,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ) as store:
             app.state.store = store
             app.state.runs = RunService(store, settings, metrics)
+            app.state.run_index = RunIndex(store, settings)
+            app.state.doctor = Doctor(store, settings)
+            app.state.run_gauges = RunGauges(store) if settings.run_metrics else None
             # Everything made so far (modules, FastAPI's and pydantic's schemas: ~75,000
             # objects) lives as long as the process: keep it out of the cyclic collector's
             # passes, which otherwise walk it again and again (+3 % kept plans/s at c = 1,
@@ -196,7 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The routes go straight into the app's router: include_router() would add a layer
         # that FastAPI walks on every request to find the route (about 50 us of a kept
         # plan's CPU, docs/benchmarks.md).
-        routes=list(router.routes),
+        routes=[*router.routes, *ui_routes()],
     )
     app.state.settings = settings
     app.state.metrics = metrics

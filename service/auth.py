@@ -11,6 +11,9 @@ import hashlib
 import hmac
 import secrets
 
+from service.errors import Forbidden, Unauthorized
+from service.settings import Settings
+
 TOKEN_PREFIX = "rct_"
 
 
@@ -34,3 +37,16 @@ def is_operator(token: str | None, admin_token: str | None) -> bool:
     if token is None or admin_token is None:
         return False
     return hmac.compare_digest(token.encode("utf-8"), admin_token.encode("utf-8"))
+
+
+def require_operator(token: str | None, settings: Settings, what: str) -> None:
+    """Raise unless ``token`` is the deployment's operator token (401 without a token)."""
+    if token is None:
+        raise Unauthorized(f"{what} needs 'Authorization: Bearer <operator token>'")
+    admin = settings.admin_token
+    if admin is None:
+        raise Forbidden(
+            f"{what} needs the operator token, and this deployment sets none (ADMIN_TOKEN)"
+        )
+    if not is_operator(token, admin.get_secret_value()):
+        raise Forbidden(f"{what} needs the operator token (ADMIN_TOKEN); this token is not it")

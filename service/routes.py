@@ -8,11 +8,15 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from service.doctor import Doctor
+from service.run_gauges import RunGauges
+from service.run_index import RunIndex
 from service.runs import RunService
 from service.schemas import (
     CreateRunRequest,
     CreateRunResponse,
     DeleteOut,
+    DoctorOut,
     ErrorOut,
     HistoryOut,
     ImportOut,
@@ -21,10 +25,12 @@ from service.schemas import (
     ReportOut,
     ReportRequest,
     RunId,
+    RunListOut,
     RunOut,
     Snapshot,
 )
 from service.store.keys import RUN_ID_PATTERN
+from service.store.listing import CURSOR_PATTERN
 from service.store.redis_store import RedisStore
 
 
@@ -101,6 +107,37 @@ async def create_run(body: CreateRunRequest, request: Request) -> JSONResponse:
     return JSONResponse(
         created.model_dump(mode="json"), status_code=201 if created.created else 200
     )
+
+
+@router.get(
+    "/v1/runs",
+    openapi_extra=_AUTH,
+    response_model=RunListOut,
+    responses={
+        403: {
+            "model": ErrorOut,
+            "description": "The token is not the operator's (or the "
+            "deployment sets no ADMIN_TOKEN)",
+        },
+        422: {"model": ErrorOut, "description": "A cursor or limit out of range"},
+    },
+    tags=["runs"],
+)
+async def list_runs(
+    request: Request,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_PATTERN,
+            max_length=160,
+            description="`next_cursor` of the page before; absent for the first page.",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most runs in the page.")] = 100,
+) -> Response:
+    """The deployment's runs, a page at a time (operator token only)."""
+    index: RunIndex = request.app.state.run_index
+    return _json(await index.page(_caller(request)[1], cursor, limit))
 
 
 @router.get("/v1/runs/{run_id}", openapi_extra=_AUTH, response_model=RunOut, tags=["runs"])
@@ -189,6 +226,19 @@ async def import_(run_id: RunIdPath, body: Snapshot, request: Request) -> Import
     return await runs.import_(run_id, token, body)
 
 
+@router.get(
+    "/v1/doctor",
+    openapi_extra=_AUTH,
+    response_model=DoctorOut,
+    responses={403: {"model": ErrorOut, "description": "The token is not the operator's"}},
+    tags=["health"],
+)
+async def doctor(request: Request) -> DoctorOut:
+    """Redis reachable, scripts loaded, the runs' storage layout, the clock (operator only)."""
+    checker: Doctor = request.app.state.doctor
+    return await checker.check(_caller(request)[1])
+
+
 @router.get("/healthz", tags=["health"])
 async def healthz() -> dict[str, str]:
     """The process is up (Redis is not asked)."""
@@ -210,6 +260,9 @@ async def readyz(request: Request) -> dict[str, str]:
     tags=["health"],
 )
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics of this process."""
+    """Prometheus metrics of this process (and of every run, with CURRICULUM_RUN_METRICS)."""
     body = request.app.state.metrics.render()
+    gauges: RunGauges | None = request.app.state.run_gauges
+    if gauges is not None:
+        body += await gauges.render()
     return Response(body, media_type="text/plain; version=0.0.4")

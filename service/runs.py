@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ from curriculum_core import (
     counts_of,
     initial_state,
     plan_rng,
-    scores,
     signal_of,
     strategy_from_dict,
     strategy_to_dict,
@@ -45,10 +45,10 @@ from service.errors import (
     UnknownDistribution,
 )
 from service.metrics import Metrics
+from service.run_view import run_out
 from service.schemas import (
     CreateRunRequest,
     CreateRunResponse,
-    DistributionStatsOut,
     HistoryOut,
     HistoryPoint,
     ImportOut,
@@ -386,6 +386,9 @@ class RunService:
                 reward_alpha=run.strategy.reward_alpha,
                 journal_entry=self._journal_entry(run, request),
                 with_rewards=run.strategy.reads_rewards,
+                step=request.step,
+                rank=request.rank,
+                at=time.time(),
             )
             inputs = outcome.inputs
             if not outcome.duplicate:
@@ -453,33 +456,12 @@ class RunService:
         """The run's configuration, weights and per-distribution statistics."""
 
         async def action(run: Run) -> RunOut:
-            state = await self._store.read_state(run_id, run.incarnation)
+            state = await self._store.read_state(run_id, run.incarnation, activity=True)
             w = state.weights
             if state.weights_version < state.inputs.version:
                 w = await self._store_weights(run, state.inputs, None)
             stats, strategy_state = _strategy_view(run.strategy, state.inputs)
-            score = scores(run.strategy, stats, strategy_state)
-            rewards = state.inputs.rewards
-            per_dist = {
-                name: DistributionStatsOut(
-                    n=int(stats.n[i]),
-                    window_mean=float(stats.window_mean[i]),
-                    score=float(score[i]),
-                    weight=float(w[i]),
-                    reward_n=int(rewards[i, 0]),
-                    reward_mean=float(rewards[i, 1]),
-                    reward_last=float(rewards[i, 2]),
-                    reward_best=float(rewards[i, 3]),
-                )
-                for i, name in enumerate(run.distributions)
-            }
-            return RunOut(
-                run_id=run_id,
-                version=state.inputs.version,
-                config=run.config_out(),
-                weights=run.named(w),
-                stats=per_dist,
-            )
+            return run_out(run, state, stats, strategy_state, w)
 
         return await self._with_run(run_id, token, action)
 

@@ -19,6 +19,7 @@ from service.store.keys import RUN_ID_PATTERN
 
 MAX_STEP = 2**53
 MAX_SEED = 2**53 - 1
+MAX_RANK = 2**20 - 1
 """Seeds and steps stay below 2**53: every JSON parser reads them exactly."""
 
 DistributionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -130,6 +131,24 @@ class DistributionStatsOut(BaseModel):
     reward_last: float = Field(description="Mean reward of the last report.")
     reward_best: float = Field(description="Highest the reward moving average has been.")
     reward_n: int = Field(description="Rewards reported, in all.")
+    exploration_bonus: float = Field(
+        description="What the strategy adds to the window mean to explore (dump-ucb: "
+        "c * sqrt(2 ln(N + 1) / (n + 1)); 0 for strategies without a bonus)."
+    )
+    starved: bool = Field(description="Its weight is under a tenth of the uniform 1/K.")
+    saturated: bool = Field(
+        description="Its window holds at least min(16, window) samples and their mean "
+        "absolute advantage is at most 0.01: its groups are all right or all wrong."
+    )
+
+
+class ReporterOut(BaseModel):
+    """The last applied report of one rank."""
+
+    rank: int | None = Field(description="The rank the reports named; null: reports naming none.")
+    step: int
+    version: int = Field(description="The run's version after that report.")
+    at: float = Field(description="When it was applied, Unix seconds (the service's clock).")
 
 
 class RunOut(BaseModel):
@@ -140,6 +159,18 @@ class RunOut(BaseModel):
     config: RunConfigOut
     weights: dict[str, float]
     stats: dict[str, DistributionStatsOut]
+    activity: ActivityOut
+
+
+class ActivityOut(BaseModel):
+    """What the run's reporters did lately: shown, never scheduled on, not in a snapshot
+    (an import starts it afresh)."""
+
+    reporters: list[ReporterOut] = Field(description="Each rank's last applied report, by rank.")
+    last_step: dict[str, int] = Field(
+        description="Per distribution, the step of the last applied report that carried "
+        "samples of it (distributions never sampled are left out)."
+    )
 
 
 class PlanRequest(_Body):
@@ -193,6 +224,12 @@ class ReportRequest(_Body):
     )
     rewards: dict[DistributionName, list[FiniteFloat]] | None = Field(
         None, description="Per distribution, each sample's reward (for statistics)."
+    )
+    rank: JsonInt | None = Field(
+        None,
+        ge=0,
+        le=MAX_RANK,
+        description="The data-parallel rank that reports (shown with its last report).",
     )
 
 
@@ -282,3 +319,44 @@ class ErrorOut(BaseModel):
     """Every non-2xx answer has this shape."""
 
     error: ErrorBody
+
+
+class RunSummaryOut(BaseModel):
+    """One run as the operator's listing shows it."""
+
+    run_id: str
+    distributions: int = Field(description="How many distributions it has.")
+    strategy: str = Field(description="Its strategy's name.")
+    version: int
+    created_at: str
+    reported_at: float | None = Field(
+        description="When its last report was applied, Unix seconds; null before any."
+    )
+    layout: int = Field(description="The storage layout it is kept in (this service reads 2).")
+
+
+class RunListOut(BaseModel):
+    """One page of the operator's listing of runs."""
+
+    runs: list[RunSummaryOut] = Field(description="At most `limit` runs, in no stated order.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null: the listing is done (a short "
+        "or even empty page is not the end while this is set)."
+    )
+
+
+class CheckOut(BaseModel):
+    """One check of ``GET /v1/doctor``."""
+
+    name: Literal["redis", "scripts", "store layout", "clock"]
+    status: Literal["ok", "warn", "fail"]
+    detail: str = Field(description="What was found, and what to do about a warn or fail.")
+
+
+class DoctorOut(BaseModel):
+    """The deployment's health as the service sees it, check by check."""
+
+    service_version: str
+    store_layout: int = Field(description="The storage layout this service reads and writes.")
+    checks: list[CheckOut]
+    server_time: float = Field(description="This service process's clock, Unix seconds.")

@@ -79,5 +79,10 @@ class Settings(BaseSettings):
     config_cache_size: int = Field(
         4096, ge=0, description="Run configs cached per process (validated on every write)."
     )
+    run_metrics: bool = Field(
+        False,
+        description="Add per-run gauges to /metrics (weights, window means, counts, rewards: "
+        "one series per run and distribution, read from Redis at each scrape).",
+    )
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with a 503.")
     log_level: str = Field("info", description="uvicorn log level.")

@@ -36,6 +36,7 @@ class PendingReport:
     step: int
     advantages: dict[str, list[float]]
     rewards: dict[str, list[float]] | None
+    rank: int | None = None
     kind: Literal["report"] = "report"
 
     def body(self) -> dict[str, Any]:
@@ -47,6 +48,8 @@ class PendingReport:
         }
         if self.rewards is not None:
             body["rewards"] = self.rewards
+        if self.rank is not None:
+            body["rank"] = self.rank
         return body
 
 

@@ -321,6 +321,14 @@ class CurriculumClient(_ClientBase):
         """Delete the run on the service, then forget what it was owed."""
         self._run(self._proto.delete())
 
+    def call(
+        self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """One request to any endpoint (``path`` from the service's root) with this client's
+        token, timeout and retries, replaying nothing: the JSON answer. A 4xx raises its
+        ``RequestRejected``; a service unreachable after the retries, ``ServiceUnavailable``."""
+        return self._run(self._proto.request(method, path, body, params))
+
     def close(self) -> None:
         """Close the connections (what is owed stays in ``buffer_path``, if any)."""
         self._http.close()

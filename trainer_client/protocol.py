@@ -449,7 +449,8 @@ class ClientProtocol:
             adv, rew = validate_report(self.model, advantages, rewards)
         except ReportError as exc:
             raise InvalidRequest(422, "invalid_input", str(exc)) from None
-        item = PendingReport(self.run_id, report_id or self._next_report_id(step), step, adv, rew)
+        report_id = report_id or self._next_report_id(step)
+        item = PendingReport(self.run_id, report_id, step, adv, rew, rank=self.rank)
         path = self.run_path("/reports" if with_weights else "/reports?weights=false")
         data = yield from self.online("POST", path, item.body(), required=False)
         if data is None:
@@ -547,6 +548,7 @@ class ClientProtocol:
                 int(body["step"]),
                 body["advantages"],
                 body.get("rewards"),
+                rank=body.get("rank"),
             )
             for body in pending
         ]

@@ -221,3 +221,43 @@ def decode_journal(blob: bytes) -> tuple[int, BatchSummary]:
         mean_abs_advantage=rest[1].copy(),
         mean_reward=rest[2].copy(),
     )
+
+
+UNRANKED = "-"
+"""The ``ranks`` field of reports that named no rank (keys.py)."""
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """The last applied report of one rank (``rank`` ``None``: reports that named none)."""
+
+    rank: int | None
+    at: float
+    step: int
+    version: int
+
+
+def rank_field(rank: int | None) -> str:
+    """The field of ``ranks`` that holds rank ``rank``'s last report."""
+    return UNRANKED if rank is None else str(rank)
+
+
+def decode_reporters(flat: list[bytes]) -> list[Reporter]:
+    """``HGETALL ranks`` (field, value, field, value, ...) as reporters, by rank (the
+    unranked last)."""
+    out = []
+    for field, value in zip(flat[::2], flat[1::2], strict=True):
+        name = field.decode("ascii") if isinstance(field, bytes) else str(field)
+        at, step, version = struct.unpack("<ddd", value)
+        rank = None if name == UNRANKED else int(name)
+        out.append(Reporter(rank=rank, at=at, step=int(step), version=int(version)))
+    return sorted(out, key=lambda r: (r.rank is None, r.rank or 0))
+
+
+def decode_last_steps(blob: bytes, k: int) -> list[int | None]:
+    """The ``last_step`` string as the step of the last report that sampled each of ``k``
+    distributions (``None``: never)."""
+    stored = np.zeros(k)
+    known = np.frombuffer(blob[: 8 * k], dtype=_F64)
+    stored[: known.size] = known
+    return [int(v) - 1 if v > 0 else None for v in stored.tolist()]

@@ -17,6 +17,8 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     ``history_step``: the step of the newest ``history`` entry (absent while there is none).
     ``layout``: the storage layout the run was written in (:data:`STORE_LAYOUT`); the
     scripts touch no run of another layout.
+    ``reported_at``: when the last report was applied, Unix seconds by the clock of the
+    service process that applied it (absent before any).
 ``rc:{run}:stats`` (string)
     One 32-byte record per distribution, ``<f8 n, f8 mean, I4 head, I4 length, f8 sum>``:
     the cumulative sample count, the mean absolute advantage over the window (0 while it is
@@ -53,6 +55,19 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     and ``m`` float64 each of counts, mean absolute advantages and mean rewards (NaN where
     none). The state is the fold of the strategy's ``advance`` over these; whoever folds
     stores the result, and the entries it covered are trimmed.
+``rc:{run}:ranks`` (hash)
+    Field: the reporting rank (``"-"`` for reports that named none); value: its last
+    applied report, ``<f8 at, f8 step, f8 version>`` (``at`` in Unix seconds). Shown, never
+    scheduled on; not part of a snapshot.
+``rc:{run}:last_step`` (string)
+    Per distribution one float64, ``1 +`` the step of the last applied report that carried
+    samples of it (0: never; the string is shorter than ``8 K`` bytes until the last
+    distribution is first sampled). Written, never read, by a report: the last report wins
+    (keeping the highest step instead cost a report touching 64 distributions 8 % more of
+    Redis's time). Shown, never scheduled on; not part of a snapshot.
+
+Besides a run's keys, the service reads nothing and keeps no index: ``GET /v1/runs`` lists
+runs by ``SCAN`` over :data:`META_PATTERN` (every primary of a Cluster in turn).
 """
 
 from __future__ import annotations
@@ -76,7 +91,13 @@ RUN_KEY_NAMES: tuple[str, ...] = (
     "history",
     "state",
     "journal",
+    "ranks",
+    "last_step",
 )
+
+META_PATTERN = "rc:{*}:meta"
+"""Matches the ``meta`` key of every run, and no other key (run ids have no braces or
+colons)."""
 
 STORE_LAYOUT = 2
 """The layout of this module's keys. Layout 1 kept ``n`` and ``mean`` as two strings and each
@@ -104,6 +125,14 @@ def run_keys(run_id: str) -> tuple[str, ...]:
 
 
 PLANS_KEY = RUN_KEY_NAMES.index("plans")
+
+
+def run_id_of_meta_key(key: str) -> str | None:
+    """The run id of a ``meta`` key (``rc:{kk}:meta`` -> ``kk``); ``None`` for another key."""
+    if key.startswith("rc:{") and key.endswith("}:meta"):
+        run_id = key[4:-6]
+        return run_id if is_valid_run_id(run_id) else None
+    return None
 
 
 def plan_field(incarnation: str, step: int, batch_size: int) -> str:

@@ -7,6 +7,7 @@ a missing run :class:`RunNotFound`, a recreated run :class:`StaleRun`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,14 +22,20 @@ from redis.asyncio.cluster import RedisCluster
 from service.errors import PlanExpired, RunConflict, RunNotFound, StaleRun, StoreUnavailable
 from service.store.codec import (
     PackedReport,
+    Reporter,
+    decode_last_steps,
+    decode_reporters,
     join_rings,
     pack_stats,
+    rank_field,
     split_windows,
     unpack_f64,
     unpack_rewards,
     unpack_stats,
 )
+from service.store.diagnosis import StoreDiagnosis, diagnose
 from service.store.keys import PLANS_KEY, REWARD_FIELDS, STORE_LAYOUT, plan_field, run_keys
+from service.store.listing import RunPage, scan_runs
 from service.store.scripts import register_scripts
 
 T = TypeVar("T")
@@ -73,11 +80,14 @@ class StrategyInputs:
 
 @dataclass(frozen=True)
 class RunState:
-    """Everything ``GET /runs/{run}`` shows, read in one consistent view."""
+    """Everything ``GET /runs/{run}`` shows, read in one consistent view. ``reporters`` and
+    ``last_step`` (per distribution, ``None``: never sampled) are read only when asked."""
 
     inputs: StrategyInputs
     weights_version: int
     weights: np.ndarray
+    reporters: list[Reporter] | None = None
+    last_step: list[int | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,17 @@ class RawSnapshot:
     report_ids: list[tuple[str, int]]
     history: list[bytes]
     inputs: StrategyInputs
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the listing of runs shows of one, from its ``meta`` alone."""
+
+    run_id: str
+    config_json: str
+    version: int
+    layout: int
+    reported_at: float | None
 
 
 def _inputs(version: int, stats: bytes, rewards: bytes, rest: list[Any]) -> StrategyInputs:
@@ -198,6 +219,40 @@ class RedisStore:
         """Whether Redis answers."""
         return bool(await self._run(self._client.ping))
 
+    async def list_runs(self, cursor: str | None, limit: int) -> RunPage:
+        """At most ``limit`` run ids, from ``cursor`` on (:mod:`service.store.listing`);
+        ``BadCursor`` for a cursor not of its form."""
+        return await self._run(lambda: scan_runs(self._client, cursor, limit))
+
+    async def run_summaries(self, run_ids: list[str]) -> list[RunSummary]:
+        """The listing's view of each run, in order; runs deleted meanwhile are left out."""
+        fields = ["config", "version", "layout", "reported_at"]
+
+        async def read() -> list[Any]:
+            keys = [run_keys(run_id)[0] for run_id in run_ids]
+            return list(await asyncio.gather(*(self._client.hmget(k, fields) for k in keys)))
+
+        out = []
+        for run_id, values in zip(run_ids, await self._run(read), strict=True):
+            config, version, layout, reported_at = values
+            if config is None:
+                continue
+            out.append(
+                RunSummary(
+                    run_id=run_id,
+                    config_json=_decode(config),
+                    version=int(version or 0),
+                    layout=int(layout or 1),
+                    reported_at=float(reported_at) if reported_at is not None else None,
+                )
+            )
+        return out
+
+    async def diagnose(self) -> StoreDiagnosis:
+        """Redis's version, round trip, clock, scripts and the runs' layouts
+        (:mod:`service.store.diagnosis`); loads scripts Redis lacks."""
+        return await self._run(lambda: diagnose(self._client, STORE_LAYOUT))
+
     async def load_meta(self, run_id: str) -> RunMeta:
         """The run's config, incarnation and token hash; :class:`RunNotFound` if none."""
         meta_key = run_keys(run_id)[0]
@@ -243,8 +298,12 @@ class RedisStore:
         reward_alpha: float,
         journal_entry: bytes,
         with_rewards: bool,
+        step: int,
+        rank: int | None,
+        at: float,
     ) -> ReportOutcome:
-        """Apply one report atomically (see ``lua/report.lua``)."""
+        """Apply one report atomically (see ``lua/report.lua``); ``at`` is now, in Unix
+        seconds, recorded with ``rank``'s last report."""
         args: list[Any] = [
             incarnation,
             report_id,
@@ -256,6 +315,9 @@ class RedisStore:
             packed.rewards,
             journal_entry,
             "1" if with_rewards else "0",
+            repr(at),
+            rank_field(rank),
+            step,
         ]
         reply = await self._script("report", run_id, args)
         inputs = _inputs(int(reply[1]), reply[2], reply[3], reply[4:7])
@@ -268,13 +330,19 @@ class RedisStore:
             weights=unpack_f64(reply[8]),
         )
 
-    async def read_state(self, run_id: str, incarnation: str) -> RunState:
-        """The run's counts, weights and reward statistics in one view."""
-        reply = await self._script("read_state", run_id, [incarnation])
+    async def read_state(
+        self, run_id: str, incarnation: str, *, activity: bool = False
+    ) -> RunState:
+        """The run's counts, weights and reward statistics in one view; with ``activity``
+        also each rank's last report and each distribution's last sampled step."""
+        reply = await self._script("read_state", run_id, [incarnation, "1" if activity else "0"])
+        inputs = _inputs(int(reply[1]), reply[4], reply[5], reply[6:9])
         return RunState(
-            inputs=_inputs(int(reply[1]), reply[4], reply[5], reply[6:9]),
+            inputs=inputs,
             weights_version=int(reply[2]),
             weights=unpack_f64(reply[3]),
+            reporters=decode_reporters(reply[9]) if activity else None,
+            last_step=decode_last_steps(reply[10], inputs.n.size) if activity else None,
         )
 
     async def set_weights(

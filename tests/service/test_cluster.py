@@ -29,6 +29,11 @@ from tests.service.test_reports import (  # noqa: F401
     test_same_report_id_counts_once,
     test_weights_match_the_math_run_in_process,
 )
+from tests.service.test_run_listing import (  # noqa: F401
+    operator_url,
+    test_a_run_shows_each_ranks_last_report_and_each_distributions_last_step,
+    test_the_operator_pages_through_every_run_once,
+)
 from tests.service.test_runs_api import (  # noqa: F401
     test_create_returns_a_token_once,
     test_recreated_run_is_not_served_from_a_stale_cache,

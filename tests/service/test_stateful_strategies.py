@@ -123,6 +123,7 @@ def test_a_writer_that_dies_after_the_report_is_healed(
                     run, meta.incarnation, body["report_id"], window=300, packed=packed,
                     report_id_retention=100, reward_alpha=0.1,
                     journal_entry=encode_journal_body(summary), with_rewards=False,
+                    step=body["step"], rank=None, at=0.0,
                 )  # fmt: skip
 
     asyncio.run(apply_raw())

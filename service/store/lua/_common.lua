@@ -3,6 +3,7 @@
 -- KEYS, in every script, are the run's keys in the order of service/store/keys.py:
 --   KEYS[1] meta      KEYS[2] stats    KEYS[3] rewards   KEYS[4] windows   KEYS[5] reports
 --   KEYS[6] plans     KEYS[7] plan_steps KEYS[8] history KEYS[9] state     KEYS[10] journal
+--   KEYS[11] ranks    KEYS[12] last_step
 --
 -- Status codes shared by every script (first element of the reply):
 --   -1  the run does not exist
@@ -40,7 +41,7 @@ end
 -- Delete every key of the run but meta.
 local function delete_state()
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
-             KEYS[10])
+             KEYS[10], KEYS[11], KEYS[12])
 end
 
 -- The strategy's stored state, its version, and the journal of reports applied since:

@@ -10,6 +10,8 @@
 -- ARGV[8] reward entries: per entry <I4 distribution index, I4 reward count, f8 batch mean>
 -- ARGV[9] journal entry body for a stateful strategy ('' for a stateless one)
 -- ARGV[10] '1' to return the rewards array (a strategy that reads it), '0' for '' instead
+-- ARGV[11] now, Unix seconds (the service's clock)   ARGV[12] the reporting rank ('-': none)
+-- ARGV[13] the report's step
 -- (service/store/codec.py, PackedReport, writes ARGV[6..8]: three arguments however many
 -- distributions a report touches.)
 --
@@ -43,6 +45,9 @@ end
 local W = tonumber(ARGV[3])
 local alpha = tonumber(ARGV[5])
 local heads, all_values, reward_entries = ARGV[6], ARGV[7], ARGV[8]
+local step = tonumber(ARGV[13])
+-- 1 + the step of the last report that sampled a distribution (keys.py: last_step)
+local last_step = struct.pack('<d', step + 1)
 local value_pos = 1
 
 for i = 1, #heads / 12 do
@@ -82,6 +87,7 @@ for i = 1, #heads / 12 do
   head = (head + m) % W
   redis.call('SETRANGE', KEYS[2], stats_at,
              struct.pack('<ddI4I4d', n + count, sum / new_len, head, new_len, sum))
+  redis.call('SETRANGE', KEYS[12], 8 * idx, last_step)
 end
 
 for i = 1, #reward_entries / 16 do
@@ -101,6 +107,8 @@ for i = 1, #reward_entries / 16 do
 end
 
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[1], 'reported_at', ARGV[11])
+redis.call('HSET', KEYS[11], ARGV[12], struct.pack('<ddd', tonumber(ARGV[11]), step, version))
 redis.call('ZADD', KEYS[5], version, ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(tonumber(ARGV[4]) + 1))
 if ARGV[9] ~= '' then

@@ -1,0 +1,61 @@
+"""``GET /v1/runs/{run}``'s answer, built from what the store read and the core computed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from curriculum_core import RunStats, exploration_bonus, saturated, scores, starved
+from service.schemas import ActivityOut, DistributionStatsOut, ReporterOut, RunOut
+from service.store.redis_store import RunState
+
+if TYPE_CHECKING:
+    from service.runs import Run
+
+
+def run_out(
+    run: Run, state: RunState, stats: RunStats, strategy_state: np.ndarray, weights: np.ndarray
+) -> RunOut:
+    """The run's configuration, weights, per-distribution statistics (with what tells signal
+    from exploration, and the starved and saturated flags) and its recent activity."""
+    rewards = state.inputs.rewards
+    score = scores(run.strategy, stats, strategy_state)
+    bonus = exploration_bonus(run.strategy, stats, strategy_state)
+    is_starved = starved(weights)
+    is_saturated = saturated(run.strategy, stats)
+    per_dist = {
+        name: DistributionStatsOut(
+            n=int(stats.n[i]),
+            window_mean=float(stats.window_mean[i]),
+            score=float(score[i]),
+            weight=float(weights[i]),
+            reward_n=int(rewards[i, 0]),
+            reward_mean=float(rewards[i, 1]),
+            reward_last=float(rewards[i, 2]),
+            reward_best=float(rewards[i, 3]),
+            exploration_bonus=float(bonus[i]),
+            starved=bool(is_starved[i]),
+            saturated=bool(is_saturated[i]),
+        )
+        for i, name in enumerate(run.distributions)
+    }
+    activity = ActivityOut(
+        reporters=[
+            ReporterOut(rank=r.rank, step=r.step, version=r.version, at=r.at)
+            for r in state.reporters or []
+        ],
+        last_step={
+            name: step
+            for name, step in zip(run.distributions, state.last_step or [], strict=False)
+            if step is not None
+        },
+    )
+    return RunOut(
+        run_id=run.run_id,
+        version=state.inputs.version,
+        config=run.config_out(),
+        weights=run.named(weights),
+        stats=per_dist,
+        activity=activity,
+    )

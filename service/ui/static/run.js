@@ -1,0 +1,139 @@
+// One run: weights over steps, signal and exploration, rewards, the distributions' table
+// and each rank's last report, refreshed by polling.
+import { AuthError, age, el, getJson, poll, serverNow, takeTokenFromFragment, tokenForm } from "./api.js";
+import { bars, color, lines, stackedArea } from "./charts.js";
+
+const REFRESH_MS = 2000;
+const HISTORY_LIMIT = 1000;
+
+takeTokenFromFragment();
+const runId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
+document.title = `${runId} · curriculum`;
+document.querySelector("[data-testid=run-id]").textContent = runId;
+const main = document.getElementById("run");
+const gate = tokenForm(() => refresh());
+let sort = { key: "weight", descending: true };
+let latest = null;
+let shownVersion = null;
+
+function strategyText(strategy) {
+  const { name, ...params } = strategy;
+  return `${name} (${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(", ")})`;
+}
+
+function rowsOf(run) {
+  return run.config.distributions.map((name, index) => {
+    const s = run.stats[name];
+    const flags = [s.starved ? "starved" : "", s.saturated ? "saturated" : ""].filter(Boolean);
+    return { name, index, ...s, last_step: run.activity.last_step[name] ?? null, flags: flags.join(" ") };
+  });
+}
+
+function renderFacts(run) {
+  const q = (id) => document.querySelector(`[data-testid=${id}]`);
+  q("run-version").textContent = String(run.version);
+  q("run-strategy").textContent = strategyText(run.config.strategy);
+  q("run-seed").textContent = String(run.config.seed);
+  q("run-created").textContent = run.config.created_at;
+  const body = document.querySelector("[data-testid=reporters-table] tbody");
+  const reporters = run.activity.reporters;
+  body.replaceChildren(...(reporters.length ? reporters.map((r) => {
+    const tr = el("tr", { "data-rank": r.rank === null ? "none" : String(r.rank) });
+    tr.append(
+      el("td", {}, r.rank === null ? "(no rank)" : String(r.rank)), el("td", {}, String(r.step)),
+      el("td", {}, String(r.version)), el("td", {}, age(serverNow() - r.at)),
+    );
+    return tr;
+  }) : [el("tr", {}, "no report yet")]));
+}
+
+function renderTable(run) {
+  const rows = rowsOf(run);
+  const { key, descending } = sort;
+  rows.sort((a, b) => {
+    const x = a[key] ?? -Infinity;
+    const y = b[key] ?? -Infinity;
+    const order = typeof x === "string" ? String(x).localeCompare(String(y)) : x - y;
+    return descending ? -order : order;
+  });
+  const fmt = (v, digits = 3) => (v === null ? "-" : Number(v).toFixed(digits));
+  document.querySelector("[data-testid=distribution-table] tbody").replaceChildren(...rows.map((r) => {
+    const tr = el("tr", { "data-distribution": r.name });
+    const name = el("td");
+    name.append(el("span", { class: "swatch", style: `background:${color(r.index)}` }), document.createTextNode(r.name));
+    tr.append(
+      name, el("td", {}, fmt(r.weight)), el("td", {}, String(r.n)), el("td", {}, fmt(r.window_mean)),
+      el("td", {}, fmt(r.exploration_bonus)), el("td", {}, r.reward_n ? fmt(r.reward_mean) : "-"),
+      el("td", {}, r.reward_n ? fmt(r.reward_best) : "-"),
+      el("td", {}, r.last_step === null ? "never" : String(r.last_step)),
+      el("td", { class: "flags" }, r.flags),
+    );
+    return tr;
+  }));
+  document.querySelectorAll("[data-testid=distribution-table] th").forEach((th) => {
+    th.classList.toggle("sorted", th.dataset.key === key);
+    th.classList.toggle("descending", th.dataset.key === key && descending);
+  });
+}
+
+function renderCharts(run, history) {
+  const names = history.distributions;
+  const steps = history.entries.map((e) => e.step);
+  stackedArea(document.querySelector("[data-testid=weights-chart]"), names, steps, history.entries.map((e) => e.weights));
+  lines(document.querySelector("[data-testid=signal-chart]"), names, steps, history.entries.map((e) => e.window_mean));
+  const legend = document.querySelector("[data-testid=weights-legend]");
+  legend.replaceChildren(...names.map((name, i) => {
+    const item = el("span", { class: "item" });
+    item.append(el("span", { class: "swatch", style: `background:${color(i)}` }), document.createTextNode(name));
+    return item;
+  }));
+  const rows = rowsOf(run);
+  const maxScore = Math.max(...rows.map((r) => r.window_mean + r.exploration_bonus), 1e-9);
+  bars(document.querySelector("[data-testid=score-bars]"), rows.map((r) => ({
+    name: r.name, index: r.index, parts: [[r.window_mean, "signal"], [r.exploration_bonus, "bonus"]],
+    label: `${r.window_mean.toFixed(3)} + ${r.exploration_bonus.toFixed(3)}`,
+  })), maxScore);
+  const maxReward = Math.max(...rows.map((r) => Math.max(r.reward_best, r.reward_mean)), 1e-9);
+  bars(document.querySelector("[data-testid=reward-bars]"), rows.map((r) => ({
+    name: r.name, index: r.index, parts: [[r.reward_mean, "signal"]], tick: r.reward_best,
+    label: r.reward_n ? `${r.reward_mean.toFixed(3)} (best ${r.reward_best.toFixed(3)})` : "no reward yet",
+  })), maxReward);
+}
+
+async function refresh() {
+  try {
+    const path = `/v1/runs/${encodeURIComponent(runId)}`;
+    const run = await getJson(path);
+    gate.accepted();
+    main.hidden = false;
+    latest = run;
+    renderFacts(run);
+    renderTable(run);
+    if (run.version !== shownVersion) {
+      const history = await getJson(`${path}/history?limit=${HISTORY_LIMIT}`);
+      renderCharts(run, history);
+      shownVersion = run.version;
+    }
+    return true;
+  } catch (error) {
+    if (error instanceof AuthError) {
+      main.hidden = true;
+      shownVersion = null;
+      gate.refused(error.message);
+    } else {
+      document.querySelector("[data-testid=live-status]").textContent = `not updated: ${error.message}`;
+    }
+    return false;
+  }
+}
+
+document.querySelectorAll("[data-testid=distribution-table] th").forEach((th) => {
+  th.addEventListener("click", () => {
+    const key = th.dataset.key;
+    sort = { key, descending: sort.key === key ? !sort.descending : key !== "name" };
+    if (latest) renderTable(latest);
+  });
+});
+
+const now = poll(refresh, REFRESH_MS);
+window.addEventListener("resize", () => { shownVersion = null; now(); });
