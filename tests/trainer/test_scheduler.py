@@ -135,7 +135,6 @@ def test_build_scheduler_local_and_service(service_url: str) -> None:
     import httpx
 
     from tests.conftest import free_port
-
     from trainer_client.grpo.cli import build_scheduler
 
     args = SimpleNamespace(
