@@ -133,7 +133,11 @@ class Rank:
     steps: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     last_from_service_s: float = -1.0
-    """When (seconds into the soak) the service last made this rank's plan."""
+    """When (seconds into the soak) this rank last got the service's plan."""
+    local_s: float | None = None
+    """When this rank first got a local plan (the service unreachable)."""
+    back_s: float | None = None
+    """When this rank first got the service's plan again after that."""
 
 
 def rss_bytes(pid: int) -> int:
@@ -151,8 +155,13 @@ async def _train(rank: Rank, soak: Soak, t0: float, stop_at: float) -> None:
         started = time.monotonic()
         plan = await rank.client.plan(rank.steps, soak.batch)
         rank.statuses[f"plan from {plan.source}"] += 1
+        now = round(time.monotonic() - t0, 2)  # when the plan came
         if plan.source == "service":
-            rank.last_from_service_s = round(started - t0, 2)
+            rank.last_from_service_s = now
+            if rank.local_s is not None and rank.back_s is None:
+                rank.back_s = now
+        elif rank.local_s is None:
+            rank.local_s = now
         advantages: dict[str, list[float]] = {}
         for name in plan.assignment[rank.rank :: soak.ranks]:
             advantages.setdefault(name, []).extend(rng.normal(size=soak.group).round(4).tolist())
@@ -323,12 +332,20 @@ async def _drive(soak: Soak, urls: list[str], services: list[HttpApp], redis_ser
         "flushed": all(flushed),
         "report_statuses": dict(statuses),
         "last_plan_from_service_s": min(rank.last_from_service_s for rank in ranks),
+        "planned_locally_from_s": _spread([rank.local_s for rank in ranks]),
+        "back_online_from_s": _spread([rank.back_s for rank in ranks]),
         "client_http": dict(client_tally.counts),
         "reader_http": dict(reader_tally.counts),
         "reader_answers": answered,
         "events": events,
         "samples": samples,
     }
+
+
+def _spread(times: list[float | None]) -> list[float] | None:
+    """The earliest and latest of the ranks' times; None when no rank has one."""
+    found = [t for t in times if t is not None]
+    return [min(found), max(found)] if found else None
 
 
 def memory_growth(samples: list[dict[str, Any]], state_steps: int) -> dict[str, Any] | None:
@@ -342,8 +359,19 @@ def memory_growth(samples: list[dict[str, Any]], state_steps: int) -> dict[str, 
         found = [v for v in (value(row) for row in rows) if v is not None]
         return float(statistics.median(found)) if found else float("nan")
 
+    def slope_per_min(value: Any) -> float:
+        points = [(row["t_s"], value(row)) for row in built if value(row) is not None]
+        if len(points) < 2:
+            return float("nan")
+        t, v = np.array(points, dtype=float).T
+        return float(np.polyfit(t / 60.0, v, 1)[0])
+
     first, last = built[:3], built[-3:]
     out: dict[str, Any] = {"from_t_s": built[0]["t_s"], "to_t_s": built[-1]["t_s"]}
+    out["slope_per_min"] = {
+        "redis_used_memory": slope_per_min(lambda row: row["redis_used_memory"]),
+        "rss": [slope_per_min(lambda row, i=i: row["rss"][i]) for i in range(len(built[0]["rss"]))],
+    }
     out["redis_used_memory"] = [
         median(first, lambda row: row["redis_used_memory"]),
         median(last, lambda row: row["redis_used_memory"]),
@@ -447,6 +475,11 @@ def summary(result: dict[str, Any]) -> str:
         f"reader HTTP answers {result['reader_http']}",
         *(f"at {e['t_s']} s: {e['event']}" for e in result["events"]),
     ]
+    if result["planned_locally_from_s"] is not None:
+        lines.append(
+            f"ranks planned locally from {result['planned_locally_from_s']} s, from the "
+            f"service again from {result['back_online_from_s']} s (earliest, latest rank)"
+        )
     growth = result["memory_growth"]
     if growth is not None:
         mib = [[round(v / 2**20, 1) for v in pair] for pair in growth["rss"]]

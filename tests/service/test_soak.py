@@ -56,4 +56,7 @@ def test_redis_stopped_for_10_s_under_load(caplog: pytest.LogCaptureFixture) -> 
     resumed_at = result["events"][1]["t_s"]
     assert result["client_http"]["503"] > 0  # every 5xx carried Retry-After: problems()
     assert result["report_statuses"]["report buffered"] > 0
-    assert result["last_plan_from_service_s"] > resumed_at  # every rank back online
+    stopped_at = result["events"][0]["t_s"]
+    assert stopped_at < result["planned_locally_from_s"][0]
+    assert resumed_at < result["back_online_from_s"][0]  # every rank back online, after
+    assert result["last_plan_from_service_s"] > resumed_at
