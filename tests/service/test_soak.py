@@ -44,7 +44,11 @@ def test_kill_9_of_one_replica_under_load(caplog: pytest.LogCaptureFixture) -> N
     result = _soak(caplog, fault="kill")
     assert result["events"][0]["event"].startswith("SIGKILL")
     assert result["client_http"]["transport error"] >= 1  # the kill was felt
-    assert set(result["report_statuses"]) == {"plan from service", "report applied"}
+    # a report the killed replica applied before it could answer is a duplicate on the other
+    assert set(result["report_statuses"]) - {"report duplicate"} == {
+        "plan from service",
+        "report applied",
+    }
     assert not {key for key in result["client_http"] if key.startswith("5")}
 
 
