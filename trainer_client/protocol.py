@@ -16,6 +16,8 @@ What a :class:`ClientProtocol` keeps:
   owed (the run's creation, a snapshot's import, reports), replayed in order before
   anything else once it answers.
 - ``probe``: the cool-down between attempts to reach a service that is down.
+- ``base_urls``: the service's replicas; a request goes to the one that answered last and
+  moves on to the next on a transport error or a 5xx (see :meth:`ClientProtocol.request`).
 """
 
 from __future__ import annotations
