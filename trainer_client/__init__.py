@@ -1,8 +1,9 @@
 """What a trainer imports to be scheduled by the curriculum service.
 
 - :class:`CurriculumClient` / :class:`AsyncCurriculumClient`: HTTP clients of one run, with
-  timeouts, retries, and a local fallback (same scheduling math, reports buffered and
-  replayed with their ids) so that an outage of the service never stops training.
+  timeouts, retries over one or several replicas, and a local fallback (same scheduling
+  math, reports buffered and replayed with their ids) so that an outage of the service never
+  stops training.
 - :class:`CurriculumBatchSampler` (needs torch; imported on first use): a batch sampler
   whose batches follow the run's plans, sharded across data-parallel ranks.
 - :class:`LocalService`: the service as a child process on this machine.

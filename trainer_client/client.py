@@ -56,6 +56,7 @@ from trainer_client.protocol import (
     Send,
     TokenRequired,
     Wait,
+    parse_base_urls,
 )
 
 T = TypeVar("T")
@@ -77,17 +78,20 @@ def _create_body(
 
 
 _CLIENT_DOC_ARGS = """
-    ``token`` is the run's bearer token (or the operator token). ``rank`` goes into each
-    report's id so that the ranks of one run never collide. ``timeout`` is per request, in
-    seconds; ``retries`` extra attempts follow a failure after ``backoff * 2**i`` seconds
-    (jittered). ``buffer_path`` mirrors what is owed to the service to a JSONL file,
-    reloaded by the next client made on it; at most ``max_buffer`` reports are kept (the
-    oldest are dropped). ``distributions``, ``strategy`` and ``seed`` let the client
+    ``base_url`` is the service's URL, or several replicas' (a list, or one string with commas):
+    a connection failure or a 5xx moves a request on to the next replica at once, and the
+    service counts as down only when none answers (a retried report keeps its id, so no replica
+    counts it twice). ``token`` is the run's bearer token (or the operator token). ``rank`` goes
+    into each report's id so that the ranks of one run never collide. ``timeout`` is per
+    request, in seconds; ``retries`` extra rounds over the replicas follow a failure after
+    ``backoff * 2**i`` seconds (jittered). ``buffer_path`` mirrors what is owed to the service
+    to a JSONL file, reloaded by the next client made on it; at most ``max_buffer`` reports are
+    kept (the oldest are dropped). ``distributions``, ``strategy`` and ``seed`` let the client
     schedule locally before it ever reached the service (they are replaced by the service's
-    configuration once it answers). When the service's state moves in ways this client did
-    not see (other ranks), the local state is refreshed from it at most every
-    ``refresh_every`` reports; ``probe_initial_s``/``probe_max_s`` bound the cool-down
-    between probes of a down service. ``transport`` is handed to httpx (tests, proxies).
+    configuration once it answers). When the service's state moves in ways this client did not
+    see (other ranks), the local state is refreshed from it at most every ``refresh_every``
+    reports; ``probe_initial_s``/``probe_max_s`` bound the cool-down between probes of a down
+    service. ``transport`` is handed to httpx (tests, proxies).
 """
 
 
@@ -96,7 +100,7 @@ class _ClientBase:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         run_id: str,
         token: str | None = None,
         *,
@@ -114,9 +118,8 @@ class _ClientBase:
         probe_initial_s: float = 1.0,
         probe_max_s: float = 30.0,
     ) -> None:
-        base_url = base_url.rstrip("/")
         self._proto = ClientProtocol(
-            base_url,
+            parse_base_urls(base_url),
             run_id,
             token,
             rank=rank,
@@ -130,15 +133,15 @@ class _ClientBase:
             probe_initial_s=probe_initial_s,
             probe_max_s=probe_max_s,
         )
-        self._http = self._open_http(base_url, timeout, transport)
+        self._http = self._open_http(timeout, transport)
 
-    def _open_http(self, base_url: str, timeout: float, transport: Any) -> Any:
+    def _open_http(self, timeout: float, transport: Any) -> Any:
         raise NotImplementedError
 
     @classmethod
     def _for_new_run(
         cls,
-        base_url: str,
+        base_url: str | Sequence[str],
         distributions: Sequence[str],
         run_id: str | None,
         strategy: str | Mapping[str, Any] | None,
@@ -165,6 +168,11 @@ class _ClientBase:
         return self._proto.run_id
 
     @property
+    def base_urls(self) -> list[str]:
+        """The replicas' base URLs, in the order they are tried."""
+        return list(self._proto.base_urls)
+
+    @property
     def token(self) -> str | None:
         """The bearer token in use (the run's own after creating it)."""
         return self._proto.token
@@ -189,10 +197,8 @@ class _ClientBase:
 class CurriculumClient(_ClientBase):
     __doc__ = "Blocking client of one run of the curriculum service.\n" + _CLIENT_DOC_ARGS
 
-    def _open_http(
-        self, base_url: str, timeout: float, transport: httpx.BaseTransport | None
-    ) -> httpx.Client:
-        return httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+    def _open_http(self, timeout: float, transport: httpx.BaseTransport | None) -> httpx.Client:
+        return httpx.Client(timeout=timeout, transport=transport)
 
     def _run(self, flow: Flow[T]) -> T:
         """Drive ``flow`` to its end with blocking I/O."""
@@ -212,7 +218,7 @@ class CurriculumClient(_ClientBase):
         try:
             return self._http.request(
                 command.method,
-                command.path,
+                command.base_url + command.path,
                 json=command.body,
                 params=command.params,
                 headers=command.headers,
@@ -223,7 +229,7 @@ class CurriculumClient(_ClientBase):
     @classmethod
     def create_or_attach(
         cls,
-        base_url: str,
+        base_url: str | Sequence[str],
         distributions: Sequence[str],
         *,
         run_id: str | None = None,
@@ -352,9 +358,9 @@ class AsyncCurriculumClient(_ClientBase):
     )
 
     def _open_http(
-        self, base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None
+        self, timeout: float, transport: httpx.AsyncBaseTransport | None
     ) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        return httpx.AsyncClient(timeout=timeout, transport=transport)
 
     async def _run(self, flow: Flow[T]) -> T:
         """Drive ``flow`` to its end on the event loop."""
@@ -374,7 +380,7 @@ class AsyncCurriculumClient(_ClientBase):
         try:
             return await self._http.request(
                 command.method,
-                command.path,
+                command.base_url + command.path,
                 json=command.body,
                 params=command.params,
                 headers=command.headers,
@@ -385,7 +391,7 @@ class AsyncCurriculumClient(_ClientBase):
     @classmethod
     async def create_or_attach(
         cls,
-        base_url: str,
+        base_url: str | Sequence[str],
         distributions: Sequence[str],
         *,
         run_id: str | None = None,

@@ -16,6 +16,8 @@ What a :class:`ClientProtocol` keeps:
   owed (the run's creation, a snapshot's import, reports), replayed in order before
   anything else once it answers.
 - ``probe``: the cool-down between attempts to reach a service that is down.
+- ``base_urls``: the service's replicas; a request goes to the one that answered last and
+  moves on to the next on a transport error or a 5xx (see :meth:`ClientProtocol.request`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class Send:
     body: Any = None
     params: Mapping[str, Any] | None = None
     headers: Mapping[str, str] | None = None
+    base_url: str = ""
+    """The replica to send it to (``path`` is relative to it)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,16 @@ class TokenRequired(CurriculumError):
     """The run exists already and no token was given to attach to it."""
 
 
+def parse_base_urls(base_url: str | Sequence[str]) -> list[str]:
+    """The base URLs of the service's replicas, from a list or one string (several
+    separated by commas, as an environment variable or a flag gives them)."""
+    parts = base_url.split(",") if isinstance(base_url, str) else list(base_url)
+    urls = [part.strip().rstrip("/") for part in parts if part.strip()]
+    if not urls:
+        raise ValueError(f"need at least one base URL, got {base_url!r}")
+    return urls
+
+
 def checkpoint_parts(state: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The snapshot and the pending report bodies of a :meth:`ClientProtocol.checkpoint`;
     a bare snapshot (``export()``, as older checkpoints hold) has no pending reports."""
@@ -129,7 +143,7 @@ class ClientProtocol:
 
     def __init__(
         self,
-        base_url: str,
+        base_urls: Sequence[str],
         run_id: str,
         token: str | None,
         *,
@@ -146,7 +160,8 @@ class ClientProtocol:
     ) -> None:
         if retries < 0 or backoff < 0 or refresh_every < 1 or rank < 0:
             raise ValueError("need retries >= 0, backoff >= 0, refresh_every >= 1, rank >= 0")
-        self.base_url = base_url
+        self.base_urls = list(base_urls)
+        self._replica = 0  # the index of the replica requests go to first
         self.run_id = run_id
         self.token = token
         self.rank = rank
@@ -181,6 +196,14 @@ class ClientProtocol:
             asked = 0.0
         return max(delay, min(asked, self.probe.max_s))
 
+    @property
+    def base_url(self) -> str:
+        """The replica requests go to first: the last one that answered."""
+        return self.base_urls[self._replica]
+
+    def _where(self) -> str:
+        return ", ".join(self.base_urls)
+
     def request(
         self,
         method: str,
@@ -188,8 +211,13 @@ class ClientProtocol:
         body: Any = None,
         params: Mapping[str, Any] | None = None,
     ) -> Flow[Any]:
-        """The JSON answer; retried on transport errors and 5xx (one try while the service
-        is down: a probe); a 4xx raises the matching ``RequestRejected``."""
+        """The JSON answer; a 4xx raises the matching ``RequestRejected``.
+
+        A transport error or a 5xx moves on to the next replica at once; only when every
+        replica failed is the round retried, after a backoff (one round while the service is
+        down: a probe). Requests then stay with the replica that answered. Moving a report
+        to another replica is safe: every replica shares one Redis, which counts a report id
+        once, atomically with the report."""
         attempts = 1 if self.probe.down else 1 + self.retries
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         retry_after: str | None = None
@@ -197,17 +225,27 @@ class ClientProtocol:
         for attempt in range(attempts):
             if attempt:
                 yield Wait(self._retry_delay(attempt - 1, retry_after))
-            reply = yield Send(method, path, body, params, headers)
-            if isinstance(reply, httpx.TransportError):
-                retry_after, last = None, f"{type(reply).__name__}: {reply}"
-                continue
-            assert reply is not None
-            if reply.status_code < 500:
-                return _answer(reply)
-            retry_after, last = reply.headers.get("Retry-After"), f"HTTP {reply.status_code}"
+            retry_after = None  # the round's last Retry-After
+            for _ in self.base_urls:
+                reply = yield Send(method, path, body, params, headers, self.base_url)
+                if isinstance(reply, httpx.TransportError):
+                    last = f"{self.base_url}: {type(reply).__name__}: {reply}"
+                elif reply is not None and reply.status_code < 500:
+                    return _answer(reply)
+                else:
+                    assert reply is not None
+                    retry_after = reply.headers.get("Retry-After")
+                    last = f"{self.base_url}: HTTP {reply.status_code}"
+                self._next_replica(last)
         raise ServiceUnavailable(
-            f"{method} {self.base_url}{path} failed after {attempts} attempt(s): {last}"
+            f"{method} {path} failed after {attempts} attempt(s) of "
+            f"{len(self.base_urls)} replica(s); last: {last}"
         )
+
+    def _next_replica(self, failure: str) -> None:
+        if len(self.base_urls) > 1:
+            self._replica = (self._replica + 1) % len(self.base_urls)
+            log.info("%s; trying %s", failure, self.base_url)
 
     # --- health ----------------------------------------------------------------------------
 
@@ -216,7 +254,7 @@ class ClientProtocol:
             log.warning(
                 "curriculum service at %s unreachable (%s); scheduling locally and buffering "
                 "reports until it answers",
-                self.base_url,
+                self._where(),
                 exc,
             )
 
@@ -625,4 +663,5 @@ __all__ = [
     "TokenRequired",
     "Wait",
     "checkpoint_parts",
+    "parse_base_urls",
 ]

@@ -105,7 +105,11 @@ def replay_main(argv: list[str] | None = None) -> int:
         description="Replay the scheduler calls a trainer left in its output folder.",
     )
     p.add_argument("folder", help="the trainer's output folder (holds scheduler-buffer.jsonl)")
-    p.add_argument("--service-url", help="default: the URL recorded in scheduler-run.json")
+    p.add_argument(
+        "--service-url",
+        help="the service's URL, or replicas' separated by commas (default: the URL(s) "
+        "recorded in scheduler-run.json)",
+    )
     p.add_argument("--token", help="default: the token recorded in scheduler-run.json")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to keep trying (60)")
     args = p.parse_args(argv)

@@ -79,6 +79,8 @@ def test_command_runs_the_service_module(dockerfile: str) -> None:
 def test_redis_persists_to_a_volume(compose: dict[str, Any]) -> None:
     redis = compose["services"]["redis"]
     assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    # every acknowledged report survives a crash of the host (docs/reliability.md)
+    assert redis["command"][redis["command"].index("--appendfsync") + 1] == "always"
     volume, target = redis["volumes"][0].split(":")
     assert target == "/data" and volume in compose["volumes"]
 

@@ -145,9 +145,11 @@ def test_service_scheduler_adapts_the_client() -> None:
 
 def test_build_scheduler_local_and_service(service_url: str) -> None:
     """Local mode builds LocalScheduler; service mode creates the run on a real service,
-    and its plans and weights come from there."""
+    and its plans and weights come from there (``--service-url`` a comma-separated list of
+    replicas, a dead one first)."""
     import httpx
 
+    from tests.conftest import free_port
     from trainer_client.grpo.cli import build_scheduler
 
     args = SimpleNamespace(
@@ -161,8 +163,12 @@ def test_build_scheduler_local_and_service(service_url: str) -> None:
     )
     local = build_scheduler(args, NAMES)
     assert isinstance(local, LocalScheduler) and local.strategy.tau == 0.5 and local.seed == 4
-    service = build_scheduler(SimpleNamespace(**{**vars(args), "scheduler": "service"}), NAMES)
+    replicas = f"http://127.0.0.1:{free_port()},{service_url}"
+    service = build_scheduler(
+        SimpleNamespace(**{**vars(args), "scheduler": "service", "service_url": replicas}), NAMES
+    )
     assert isinstance(service, ServiceScheduler)
+    assert service.client.base_urls == replicas.split(",")
     try:
         assert service.plan(0, 8) == local.plan(0, 8)  # same math, same seed, no reports yet
         service.report(0, {NAMES[0]: [1.0, -1.0]}, {NAMES[0]: [1.0, 0.0]})

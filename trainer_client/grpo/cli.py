@@ -85,8 +85,9 @@ def add_service_flags(p: argparse.ArgumentParser) -> None:
     """The flags that say which scheduling service to use, and as whom."""
     p.add_argument(
         "--service-url",
-        help="scheduling service URL; unset: start a local one on its embedded Redis, with "
-        "its data in OUTPUT_DIR/scheduler",
+        help="scheduling service URL, or several replicas' separated by commas (tried in "
+        "turn when one fails); unset: start a local one on its embedded Redis, with its data "
+        "in OUTPUT_DIR/scheduler",
     )
     p.add_argument("--run-id", help="run id on the scheduling service (default: a new run)")
     p.add_argument(
