@@ -21,6 +21,7 @@ import numpy as np
 
 from curriculum_core.composition import compose_batch, plan_rng
 from curriculum_core.registry import (
+    DEFAULT_STRATEGY,
     Strategy,
     advance,
     initial_state,
@@ -47,7 +48,7 @@ class ReportError(ValueError):
 def parse_strategy(strategy: str | Mapping[str, Any] | None) -> Strategy:
     """A strategy from its wire form: a name, ``{"name": ..., **params}`` or None (default)."""
     if strategy is None:
-        return strategy_from_dict({})
+        return strategy_from_dict({"name": DEFAULT_STRATEGY})
     if isinstance(strategy, str):
         return strategy_from_dict({"name": strategy})
     return strategy_from_dict(dict(strategy))

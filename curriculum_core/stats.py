@@ -11,15 +11,10 @@ DEFAULT_WINDOW = 300
 """Sliding window of absolute advantages kept per distribution (DUMP's ``W``)."""
 
 MAX_WINDOW = 10_000
+"""The longest window a strategy may keep."""
 
 DEFAULT_REWARD_ALPHA = 0.1
 """Weight of each report's batch mean in a distribution's reward moving average."""
-
-
-def check_window(window: int) -> None:
-    """Raise ``ValueError`` unless ``window`` is a usable window length."""
-    if not 1 <= window <= MAX_WINDOW:
-        raise ValueError(f"window must be between 1 and {MAX_WINDOW}, got {window}")
 
 
 @dataclass(frozen=True)

@@ -246,8 +246,6 @@ class RunService:
                 f"a report may carry at most {self._settings.max_report_values} numbers, "
                 f"got {total}; split it into several reports"
             )
-        if not any(request.advantages.values()):
-            raise InvalidInput("a report needs at least one advantage value")
         try:
             values = window_values(signal_of(run.strategy), request.advantages, rewards)
         except MissingRewards as exc:

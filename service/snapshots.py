@@ -126,7 +126,7 @@ def imported_state(run: Run, snapshot: Snapshot, history_limit: int) -> Imported
 def _strategy_state(run: Run, snapshot: Snapshot) -> np.ndarray:
     """The snapshot's strategy state, checked against the run's strategy."""
     expected = initial_state(run.strategy, run.k)
-    if not snapshot.strategy_state or snapshot.config.strategy.get("name") != run.strategy.name:
+    if not snapshot.strategy_state or snapshot.config.strategy.name != run.strategy.name:
         return expected  # the statistics carry over between strategies; a state does not
     state = np.asarray(snapshot.strategy_state, dtype=np.float64)
     if state.shape != expected.shape:

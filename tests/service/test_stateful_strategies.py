@@ -164,5 +164,5 @@ def test_rewards_track_their_best(http: httpx.Client, service_url: str) -> None:
     stats = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()["stats"]["a"]
     assert stats["reward_best"] == 1.0
     assert stats["reward_mean"] == pytest.approx(0.81)  # 1 -> 0.9 -> 0.81
-    expected = weights(strategy_from_dict({}), RunStats.empty(4))
+    expected = weights(strategy_from_dict({"name": "dump-ucb"}), RunStats.empty(4))
     assert expected.sum() == pytest.approx(1.0)
