@@ -30,9 +30,11 @@ from curriculum_core.signals import SIGNALS, MissingRewards, window_values
 from curriculum_core.stats import (
     DEFAULT_REWARD_ALPHA,
     DEFAULT_WINDOW,
+    MAX_REPORT_VALUE,
     MAX_WINDOW,
     BatchSummary,
     RunStats,
+    reportable,
 )
 from curriculum_core.strategies import DumpUcb, Uniform, mix_uniform, softmax, ucb_scores
 
@@ -41,6 +43,7 @@ __all__ = [
     "DEFAULT_REWARD_ALPHA",
     "DEFAULT_STRATEGY",
     "DEFAULT_WINDOW",
+    "MAX_REPORT_VALUE",
     "MAX_WINDOW",
     "SIGNALS",
     "SNAPSHOT_FORMAT",
@@ -63,6 +66,7 @@ __all__ = [
     "mix_uniform",
     "parse_strategy",
     "plan_rng",
+    "reportable",
     "scores",
     "signal_of",
     "softmax",

@@ -12,7 +12,6 @@ same weights, composes the same plans, and reads and writes the service's snapsh
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,7 +30,7 @@ from curriculum_core.registry import (
     weights,
 )
 from curriculum_core.signals import MissingRewards, window_values
-from curriculum_core.stats import BatchSummary, RunStats
+from curriculum_core.stats import MAX_REPORT_VALUE, BatchSummary, RunStats, reportable
 
 SNAPSHOT_FORMAT = "rl-curriculum.snapshot/1"
 """The ``format`` field of a snapshot (the service's export format)."""
@@ -121,8 +120,11 @@ class RunModel:
                         f"it has {self.k}: {shown}"
                     )
                 floats = np.asarray(values, dtype=np.float64).ravel().tolist()
-                if not all(math.isfinite(v) for v in floats):
-                    raise ReportError(f"{label} of {name!r} hold NaN or infinite values")
+                if not reportable(floats):
+                    raise ReportError(
+                        f"{label} of {name!r} hold NaN, infinite or values beyond "
+                        f"+-{MAX_REPORT_VALUE:g}"
+                    )
                 out[str(name)] = floats
             checked.append(out)
         if not any(checked[0].values()):

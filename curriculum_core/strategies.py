@@ -42,8 +42,10 @@ _EMPTY = np.zeros(0)
 def softmax(x: np.ndarray, tau: float) -> np.ndarray:
     """``exp(x / tau)`` normalised to sum to 1, computed without overflow."""
     x = np.asarray(x, dtype=np.float64)
-    # shifted before the division: x / tau itself overflows for a tiny tau
-    z = (x - x.max()) / tau
+    # Shifted before the division: x / tau itself overflows for a tiny tau. What overflows
+    # now is only far below the top, to -inf, whose exp is the right 0.
+    with np.errstate(over="ignore"):
+        z = (x - x.max()) / tau
     e = np.exp(z)
     return e / e.sum()
 
@@ -107,10 +109,10 @@ class DumpUcb(_Stateless):
     name: Literal["dump-ucb"] = "dump-ucb"
     window: int = param(DEFAULT_WINDOW, ge=1, le=MAX_WINDOW)
     reward_alpha: float = param(DEFAULT_REWARD_ALPHA, gt=0, le=1)
-    c: float = param(1.0, ge=0)
+    c: float = param(1.0, ge=0, le=1e6)
     tau: float = param(0.1, gt=0)
     floor: float = param(0.0, ge=0, lt=1)
-    regress_bonus: float = param(0.0, ge=0)
+    regress_bonus: float = param(0.0, ge=0, le=1e6)
     signal: Signal = "advantage"
 
     def __post_init__(self) -> None:

@@ -19,6 +19,7 @@ from pydantic import (
 
 from curriculum_core import (
     DEFAULT_STRATEGY,
+    MAX_REPORT_VALUE,
     SNAPSHOT_FORMAT,
     STRATEGIES,
     Strategy,
@@ -32,9 +33,23 @@ MAX_SEED = 2**53 - 1
 """Seeds and steps stay below 2**53: every JSON parser reads them exactly."""
 
 DistributionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+MAX_STATE_VALUE = 1e300
+"""The largest magnitude of a number in an imported strategy state: a difference of two
+stays finite."""
+
 # strict: a JSON number only (1 or 1.5), never "1.5" or true, which a lax float would read
-FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-AbsoluteValue = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+ReportValue = Annotated[
+    float, Field(strict=True, ge=-MAX_REPORT_VALUE, le=MAX_REPORT_VALUE, allow_inf_nan=False)
+]
+"""An advantage or a reward (or a statistic of them): float32 windows hold it."""
+WindowValue = Annotated[
+    float, Field(strict=True, ge=0, le=2 * MAX_REPORT_VALUE, allow_inf_nan=False)
+]
+"""A value of a window (an absolute advantage, or a reward's distance from a mean reward)."""
+Probability = Annotated[float, Field(strict=True, ge=0, le=1)]
+StateValue = Annotated[
+    float, Field(strict=True, ge=-MAX_STATE_VALUE, le=MAX_STATE_VALUE, allow_inf_nan=False)
+]
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
 
 
@@ -49,7 +64,8 @@ def _json_integer(value: object) -> object:
 
 
 JsonInt = Annotated[int, BeforeValidator(_json_integer)]
-Count = Annotated[int, Field(ge=0), BeforeValidator(_json_integer)]
+Count = Annotated[int, Field(ge=0, le=MAX_STEP), BeforeValidator(_json_integer)]
+"""A count of samples, reports or steps: exact in float64, as the store keeps it."""
 # the constraints before the validator, or the schema shows them under pydantic's own names
 Step = Annotated[int, Field(ge=0, le=MAX_STEP), BeforeValidator(_json_integer)]
 
@@ -261,13 +277,13 @@ class ReportRequest(_Body):
         description="Unique per report (printable ASCII, no spaces); a repeat is not counted.",
     )
     step: Step
-    advantages: dict[DistributionName, list[FiniteFloat]] = Field(
+    advantages: dict[DistributionName, list[ReportValue]] = Field(
         description="Per distribution, each sample's scalar advantage (signed). At least one "
         "value in all: a distribution's list may be empty, not every list.",
         # JSON Schema for "not every list is empty" (an empty object included)
         json_schema_extra={"not": {"additionalProperties": {"maxItems": 0}}},
     )
-    rewards: dict[DistributionName, list[FiniteFloat]] | None = Field(
+    rewards: dict[DistributionName, list[ReportValue]] | None = Field(
         None, description="Per distribution, each sample's reward (for statistics)."
     )
 
@@ -294,11 +310,11 @@ class SnapshotDistribution(_Body):
     """One distribution's learnt state in a snapshot."""
 
     n: Count
-    window: list[AbsoluteValue] = Field(description="Absolute advantages, oldest first.")
+    window: list[WindowValue] = Field(description="Absolute advantages, oldest first.")
     reward_n: Count = 0
-    reward_mean: FiniteFloat = 0.0
-    reward_last: FiniteFloat = 0.0
-    reward_best: FiniteFloat = 0.0
+    reward_mean: ReportValue = 0.0
+    reward_last: ReportValue = 0.0
+    reward_best: ReportValue = 0.0
 
 
 class HistoryPoint(_Body):
@@ -307,8 +323,8 @@ class HistoryPoint(_Body):
 
     step: Step
     version: Count
-    weights: list[FiniteFloat]
-    window_mean: list[FiniteFloat]
+    weights: list[Probability]
+    window_mean: list[WindowValue]
 
 
 class HistoryOut(BaseModel):
@@ -322,6 +338,34 @@ class HistoryOut(BaseModel):
 class Snapshot(_Body):
     """Everything a run has learnt: saved beside a checkpoint, imported on resume."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "format": SNAPSHOT_FORMAT,
+                    "run_id": "kk-demo",
+                    "version": 1,
+                    "config": {
+                        "distributions": _EXAMPLE_DISTS,
+                        "strategy": {"name": "dump-ucb"},
+                        "seed": 0,
+                        "created_at": "2026-11-29T07:00:00+00:00",
+                    },
+                    "distributions": {
+                        name: {"n": 2, "window": [0.7, 0.0]}
+                        if name == "kk-4"
+                        else {"n": 0, "window": []}
+                        for name in _EXAMPLE_DISTS
+                    },
+                    "report_ids": [["kk-demo/step-0/rank-0", 1]],
+                    "history": [],
+                    "strategy_state": [],
+                }
+            ]
+        },
+    )
+
     format: Literal["rl-curriculum.snapshot/1"] = SNAPSHOT_FORMAT
     run_id: str
     version: Count
@@ -331,7 +375,7 @@ class Snapshot(_Body):
         default_factory=list, description="Remembered report ids with their versions."
     )
     history: list[HistoryPoint] = Field(default_factory=list)
-    strategy_state: list[FiniteFloat] = Field(
+    strategy_state: list[StateValue] = Field(
         default_factory=list,
         description="A stateful strategy's state (sec, learning-progress, exp3s); empty for "
         "the others.",

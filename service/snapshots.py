@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from curriculum_core import RunStats, initial_state, weights
-from service.errors import InvalidInput, RunConflict
+from service.errors import RunConflict
 from service.run_cache import Run
 from service.schemas import HistoryPoint, Snapshot, SnapshotDistribution
 from service.store.codec import (
@@ -71,8 +71,8 @@ class ImportedState:
 
 
 def imported_state(run: Run, snapshot: Snapshot, history_limit: int) -> ImportedState:
-    """The snapshot's state for ``run``: :class:`RunConflict` if its distributions are not
-    the run's, :class:`InvalidInput` if its arrays do not fit the run. The newest
+    """The snapshot's state for ``run``: :class:`RunConflict` if it does not fit the run
+    (other distributions, a history or strategy state of another shape). The newest
     ``history_limit`` history entries are kept."""
     names = list(snapshot.distributions)
     if names != list(run.distributions):
@@ -96,9 +96,10 @@ def imported_state(run: Run, snapshot: Snapshot, history_limit: int) -> Imported
     history = []
     for entry in snapshot.history:
         if len(entry.weights) != k or len(entry.window_mean) != k:
-            raise InvalidInput(
-                f"history entry of step {entry.step} has arrays of the wrong length "
-                f"(the run has {k} distributions)"
+            raise RunConflict(
+                f"the snapshot's history entry of step {entry.step} has arrays of "
+                f"{len(entry.weights)} and {len(entry.window_mean)} numbers; run "
+                f"{run.run_id!r} has {k} distributions"
             )
         history.append(
             encode_history(
@@ -130,9 +131,9 @@ def _strategy_state(run: Run, snapshot: Snapshot) -> np.ndarray:
         return expected  # the statistics carry over between strategies; a state does not
     state = np.asarray(snapshot.strategy_state, dtype=np.float64)
     if state.shape != expected.shape:
-        raise InvalidInput(
-            f"the snapshot's strategy_state has {state.size} numbers; strategy "
-            f"{run.strategy.name!r} with {run.k} distributions needs {expected.size}"
+        raise RunConflict(
+            f"the snapshot's strategy_state has {state.size} numbers; run {run.run_id!r}'s "
+            f"strategy {run.strategy.name!r} with {run.k} distributions needs {expected.size}"
         )
     return state
 

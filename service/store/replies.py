@@ -33,11 +33,15 @@ class Status(IntEnum):
 
 
 class CreateReply(NamedTuple):
+    """``lua/create.lua``'s reply."""
+
     status: Status
     existing_config: bytes | None = None  # EXISTS: the run's config JSON
 
 
 class ReportReply(NamedTuple):
+    """``lua/report.lua``'s reply."""
+
     status: Status  # OK: applied; EXISTS: the report id was applied before
     version: int
     stats: bytes
@@ -50,6 +54,8 @@ class ReportReply(NamedTuple):
 
 
 class ReadStateReply(NamedTuple):
+    """``lua/read_state.lua``'s reply."""
+
     status: Status
     version: int
     weights_version: int
@@ -62,6 +68,8 @@ class ReadStateReply(NamedTuple):
 
 
 class GetPlanReply(NamedTuple):
+    """``lua/get_plan.lua``'s reply."""
+
     status: Status  # OK: to be drawn; EXISTS: fixed; EXPIRED: too old
     # EXISTS: the plan's JSON; EXPIRED: the highest planned step; OK: the run's version
     value: Any = None
@@ -70,11 +78,15 @@ class GetPlanReply(NamedTuple):
 
 
 class PutPlanReply(NamedTuple):
+    """``lua/put_plan.lua``'s reply."""
+
     status: Status  # OK: stored; EXISTS: fixed first by another caller; EXPIRED: too old
     value: Any = None  # OK, EXISTS: the plan that holds, JSON; EXPIRED: the highest step
 
 
 class ExportReply(NamedTuple):
+    """``lua/export.lua``'s reply."""
+
     status: Status
     version: int
     stats: bytes
@@ -88,11 +100,15 @@ class ExportReply(NamedTuple):
 
 
 class ImportReply(NamedTuple):
+    """``lua/import.lua``'s reply."""
+
     status: Status
     version: int
 
 
 class HistoryReply(NamedTuple):
+    """``lua/history.lua``'s reply."""
+
     status: Status
     entries: list[bytes]
 
