@@ -38,7 +38,8 @@ from typing import Any
 import httpx
 import redis
 
-from benchmarks.procs import HttpApp, Proc, free_port, redis_server_binary, wait_until
+from benchmarks.procs import HttpApp, Proc
+from local_processes import find_redis_server, free_port, wait_until
 
 POLICIES = ("always", "everysec")
 
@@ -56,7 +57,7 @@ class Trial:
 
 def _redis_args(port: int, folder: Path, policy: str) -> list[str]:
     return [
-        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+        find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
         "--save", "", "--appendonly", "yes", "--appendfsync", policy,
     ]  # fmt: skip
 
@@ -69,7 +70,11 @@ def _start_redis(args: list[str], port: int, trace_to: Path | None = None) -> Pr
     proc.start()
     client = redis.Redis(port=port, socket_timeout=0.5)
     try:
-        wait_until(lambda: bool(client.ping()), f"redis-server on port {port}")
+        wait_until(
+            lambda: bool(client.ping()),
+            f"redis-server on port {port}",
+            ignore=(OSError, redis.exceptions.ConnectionError),
+        )
     finally:
         client.close()
     return proc
@@ -190,6 +195,7 @@ def run_trial(trial: Trial) -> dict[str, Any]:
         wait_until(
             lambda: httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200,
             "the service to reconnect",
+            ignore=(OSError, httpx.TransportError),
         )
         export = httpx.get(
             f"{service.url}/v1/runs/aof/export", params={"history": "false"}, headers=headers,

@@ -104,7 +104,7 @@ IFS=, read -r -a labels <<<"$labels"
 runs=$((${#labels[@]} * SEEDS))
 read -r -a extra <<<"${EXTRA_ARGS:-}"
 args+=(${extra[@]+"${extra[@]}"})
-bench=(benchmarks/grpo_curriculum.py "${args[@]}")
+bench=(-m benchmarks.grpo_curriculum "${args[@]}")
 mkdir -p "$OUTDIR"
 
 pids=()

@@ -15,13 +15,13 @@ steps to a target mean test reward: per seed, halfway from the seed's starting r
 best final reward any strategy reached on that seed (a run that never reaches it is reported
 as not reaching it).
 
-    python benchmarks/grpo_curriculum.py --seeds 3 --steps 1000 \
+    python -m benchmarks.grpo_curriculum --seeds 3 --steps 1000 \
         --strategies dump-ucb,uniform,sec --out runs/grpo-bench --img-dir docs/img
-    python benchmarks/grpo_curriculum.py --smoke --out /tmp/grpo-smoke
+    python -m benchmarks.grpo_curriculum --smoke --out /tmp/grpo-smoke
 
 With a local checkpoint on a GPU (no warm start: the checkpoint is the starting policy):
 
-    python benchmarks/grpo_curriculum.py --model /path/to/checkpoint --task kk \
+    python -m benchmarks.grpo_curriculum --model /path/to/checkpoint --task kk \
         --levels 3,4,5,6,7,8 --device cuda --seeds 3 --steps 300 --out runs/kk-bench
 
 Runs already finished in ``--out`` (their ``run.json`` exists) are reused, so a cut-off grid
@@ -33,9 +33,9 @@ Seeds can run in parallel, one process each, into one ``--out`` (``benchmarks/gp
 with ``--seeds N`` afterwards finds every run done and only writes the report, and
 ``--report-only`` writes it from the seeds whose runs are all done, training nothing.
 
-    for s in 0 1 2; do python benchmarks/grpo_curriculum.py --seeds 3 --only-seed $s \
+    for s in 0 1 2; do python -m benchmarks.grpo_curriculum --seeds 3 --only-seed $s \
         --out runs/grpo-bench & done; wait
-    python benchmarks/grpo_curriculum.py --seeds 3 --out runs/grpo-bench
+    python -m benchmarks.grpo_curriculum --seeds 3 --out runs/grpo-bench
 """
 
 from __future__ import annotations
@@ -56,12 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
-# The repository root, so trainer_client/ imports from the checkout however this is started
-# (sys.path[0] is benchmarks/, which makes sim/ importable).
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-
-from sim.stats import interval
-
+from benchmarks.sim.stats import interval
 from trainer_client.grpo.cli import scheduler_session
 from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.demo import DEMO

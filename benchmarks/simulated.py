@@ -12,8 +12,8 @@ under the mean-success curve, the final mean success; per cell, their means and 
 t-intervals over seeds. A run that never reaches the target counts its step budget as its
 steps to target (a lower bound; the table says how many runs reached it).
 
-    python benchmarks/simulated.py --seeds 10 --out results.json
-    python benchmarks/simulated.py --smoke --out smoke.json
+    python -m benchmarks.simulated --seeds 10 --out results.json
+    python -m benchmarks.simulated --smoke --out smoke.json
 """
 
 from __future__ import annotations
@@ -34,14 +34,9 @@ from typing import Any
 
 import numpy as np
 
-# The repository root, so that service/ and trainer_client/ import from the checkout however
-# the script is started (sys.path[0] is benchmarks/, which makes sim/ importable).
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-
-from sim.learner import PopulationLearner
-from sim.regimes import TARGET, Regime, all_regimes
-from sim.stats import curve_band, interval, run_metrics
-
+from benchmarks.sim.learner import PopulationLearner
+from benchmarks.sim.regimes import TARGET, Regime, all_regimes
+from benchmarks.sim.stats import curve_band, interval, run_metrics
 from curriculum_core import RunModel, strategy_from_dict
 from trainer_client import AsyncCurriculumClient, ServiceUnavailable
 from trainer_client.local_service import LocalService
@@ -522,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic() - start
 
     report: dict[str, Any] = {
-        "command": " ".join(["python", "benchmarks/simulated.py", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python", "-m", "benchmarks.simulated", *(argv or sys.argv[1:])]),
         "wall_s": wall,
         "config": {
             "batch": BATCH,

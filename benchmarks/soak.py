@@ -33,6 +33,7 @@ import logging
 import os
 import signal
 import statistics
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -43,7 +44,8 @@ import httpx
 import numpy as np
 import redis.asyncio as aioredis
 
-from benchmarks.procs import HttpApp, RedisServer
+from benchmarks.procs import HttpApp
+from local_processes import RedisServer
 from trainer_client import AsyncCurriculumClient
 
 FAULTS = ("none", "kill", "redis-stop", "script-flush")
@@ -420,7 +422,8 @@ def run_soak(soak: Soak, log: Any = print) -> dict[str, Any]:
     (``problems`` lists what failed)."""
     if soak.fault not in FAULTS:
         raise ValueError(f"fault must be one of {FAULTS}, got {soak.fault!r}")
-    redis_server = RedisServer()
+    folder = tempfile.TemporaryDirectory(prefix="soak-redis-")
+    redis_server = RedisServer(Path(folder.name))
     services: list[HttpApp] = []
     try:
         redis_server.start()
@@ -442,6 +445,7 @@ def run_soak(soak: Soak, log: Any = print) -> dict[str, Any]:
         for service in services:
             service.stop()
         redis_server.stop()
+        folder.cleanup()
     result["soak"] = asdict(soak)
     result["memory_growth"] = memory_growth(result["samples"], soak.state_steps)
     result["problems"] = problems(result, soak)

@@ -19,8 +19,8 @@ loop does for one step (data loading, generation, reward, reference and policy f
 loss, backward, optimizer step and its bookkeeping). The first ``--warmup`` steps of each are
 dropped.
 
-    python benchmarks/trainer_speed.py --steps 100 --json runs/trainer-speed.json
-    python benchmarks/trainer_speed.py --smoke --json /tmp/trainer-speed.json
+    python -m benchmarks.trainer_speed --steps 100 --json runs/trainer-speed.json
+    python -m benchmarks.trainer_speed --smoke --json /tmp/trainer-speed.json
 """
 
 from __future__ import annotations
@@ -39,9 +39,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-# The repository root, so trainer_client/ imports from the checkout however this is started.
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.model import build_tiny, char_tokenizer

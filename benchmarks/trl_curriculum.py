@@ -21,8 +21,8 @@ TRL step: the time the training loop spends on the curriculum (waiting for a pla
 report over) over the training time, and the time of the client's calls themselves (on the
 integration's worker thread, off the loop's path).
 
-    python benchmarks/trl_curriculum.py --seeds 5 --steps 400 --out runs/trl-bench
-    python benchmarks/trl_curriculum.py --smoke --out /tmp/trl-smoke
+    python -m benchmarks.trl_curriculum --seeds 5 --steps 400 --out runs/trl-bench
+    python -m benchmarks.trl_curriculum --smoke --out /tmp/trl-smoke
 
 Two processes on two cores: ``--seeds 3`` and ``--first-seed 3 --seeds 5`` into one
 ``--out``, then ``--seeds 5`` once both are done (every run is found, the summary written).
@@ -42,12 +42,9 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-
-from grpo_curriculum import SMOKE, warm_model
-from sim.stats import curve_band, interval
-from trainer_speed import trl_config
-
+from benchmarks.grpo_curriculum import SMOKE, warm_model
+from benchmarks.sim.stats import curve_band, interval
+from benchmarks.trainer_speed import trl_config
 from trainer_client import CurriculumClient
 from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.demo import DEMO

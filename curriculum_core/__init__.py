@@ -32,9 +32,11 @@ from curriculum_core.signals import SIGNALS, MissingRewards, window_values
 from curriculum_core.stats import (
     DEFAULT_REWARD_ALPHA,
     DEFAULT_WINDOW,
+    MAX_REPORT_VALUE,
     MAX_WINDOW,
     BatchSummary,
     RunStats,
+    reportable,
 )
 from curriculum_core.strategies import (
     DumpUcb,
@@ -50,6 +52,7 @@ __all__ = [
     "DEFAULT_REWARD_ALPHA",
     "DEFAULT_STRATEGY",
     "DEFAULT_WINDOW",
+    "MAX_REPORT_VALUE",
     "MAX_WINDOW",
     "SIGNALS",
     "SNAPSHOT_FORMAT",
@@ -74,6 +77,7 @@ __all__ = [
     "mix_uniform",
     "parse_strategy",
     "plan_rng",
+    "reportable",
     "saturated",
     "scores",
     "signal_of",

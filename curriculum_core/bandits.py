@@ -11,8 +11,14 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from curriculum_core.checks import check_finite, check_fraction, check_rate, check_window
-from curriculum_core.stats import DEFAULT_REWARD_ALPHA, DEFAULT_WINDOW, BatchSummary, RunStats
+from curriculum_core.params import check_params, param
+from curriculum_core.stats import (
+    DEFAULT_REWARD_ALPHA,
+    DEFAULT_WINDOW,
+    MAX_WINDOW,
+    BatchSummary,
+    RunStats,
+)
 from curriculum_core.strategies import mix_uniform, softmax
 
 
@@ -28,19 +34,16 @@ class Sec:
     """
 
     name: Literal["sec"] = "sec"
-    window: int = DEFAULT_WINDOW
-    reward_alpha: float = DEFAULT_REWARD_ALPHA
-    lr: float = 0.5
-    tau: float = 0.4
+    window: int = param(DEFAULT_WINDOW, ge=1, le=MAX_WINDOW)
+    reward_alpha: float = param(DEFAULT_REWARD_ALPHA, gt=0, le=1)
+    lr: float = param(0.5, gt=0, le=1)
+    tau: float = param(0.4, gt=0)
 
     stateful: ClassVar[bool] = True
     reads_rewards: ClassVar[bool] = False  # rewards reach it through the journal
 
     def __post_init__(self) -> None:
-        check_window(self.window)
-        check_rate("reward_alpha", self.reward_alpha)
-        check_rate("lr", self.lr)
-        check_finite("tau", self.tau, low=0, strict=True)
+        check_params(self)
 
     def initial_state(self, k: int) -> np.ndarray:
         return np.zeros(k)
@@ -90,21 +93,17 @@ class LearningProgress:
     """
 
     name: Literal["learning-progress"] = "learning-progress"
-    window: int = DEFAULT_WINDOW
-    reward_alpha: float = DEFAULT_REWARD_ALPHA
-    alpha: float = 0.1
-    tau: float = 0.05
-    epsilon: float = 0.1
+    window: int = param(DEFAULT_WINDOW, ge=1, le=MAX_WINDOW)
+    reward_alpha: float = param(DEFAULT_REWARD_ALPHA, gt=0, le=1)
+    alpha: float = param(0.1, gt=0, le=1)
+    tau: float = param(0.05, gt=0)
+    epsilon: float = param(0.1, ge=0, lt=1)
 
     stateful: ClassVar[bool] = True
     reads_rewards: ClassVar[bool] = False  # rewards reach it through the journal
 
     def __post_init__(self) -> None:
-        check_window(self.window)
-        check_rate("reward_alpha", self.reward_alpha)
-        check_rate("alpha", self.alpha)
-        check_finite("tau", self.tau, low=0, strict=True)
-        check_fraction("epsilon", self.epsilon)
+        check_params(self)
 
     def initial_state(self, k: int) -> np.ndarray:
         return np.zeros(3 * k)
@@ -141,22 +140,17 @@ class Exp3S:
     """
 
     name: Literal["exp3s"] = "exp3s"
-    window: int = DEFAULT_WINDOW
-    reward_alpha: float = DEFAULT_REWARD_ALPHA
-    eta: float = 0.1
-    epsilon: float = 0.05
-    history: int = 1000
+    window: int = param(DEFAULT_WINDOW, ge=1, le=MAX_WINDOW)
+    reward_alpha: float = param(DEFAULT_REWARD_ALPHA, gt=0, le=1)
+    eta: float = param(0.1, gt=0)
+    epsilon: float = param(0.05, ge=0, lt=1)
+    history: int = param(1000, ge=2, le=100_000)
 
     stateful: ClassVar[bool] = True
     reads_rewards: ClassVar[bool] = False  # rewards reach it through the journal
 
     def __post_init__(self) -> None:
-        check_window(self.window)
-        check_rate("reward_alpha", self.reward_alpha)
-        check_finite("eta", self.eta, low=0, strict=True)
-        check_fraction("epsilon", self.epsilon)
-        if not 2 <= self.history <= 100_000:
-            raise ValueError(f"history must be between 2 and 100000, got {self.history}")
+        check_params(self)
 
     def initial_state(self, k: int) -> np.ndarray:
         return np.zeros(3 * k + 3 + self.history)

@@ -18,8 +18,14 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from curriculum_core.checks import check_finite, check_fraction, check_rate, check_window
-from curriculum_core.stats import DEFAULT_REWARD_ALPHA, DEFAULT_WINDOW, BatchSummary, RunStats
+from curriculum_core.params import check_params, param
+from curriculum_core.stats import (
+    DEFAULT_REWARD_ALPHA,
+    DEFAULT_WINDOW,
+    MAX_WINDOW,
+    BatchSummary,
+    RunStats,
+)
 from curriculum_core.strategies import mix_uniform, softmax
 
 MAX_HORIZON = 10_000_000
@@ -43,25 +49,18 @@ class DiscountedDumpUcb:
     """
 
     name: Literal["dump-ducb"] = "dump-ducb"
-    window: int = DEFAULT_WINDOW
-    reward_alpha: float = DEFAULT_REWARD_ALPHA
-    c: float = 1.0
-    tau: float = 0.1
-    horizon: float = 4096.0
-    floor: float = 0.0
+    window: int = param(DEFAULT_WINDOW, ge=1, le=MAX_WINDOW)
+    reward_alpha: float = param(DEFAULT_REWARD_ALPHA, gt=0, le=1)
+    c: float = param(1.0, ge=0, le=1e6)
+    tau: float = param(0.1, gt=0)
+    horizon: float = param(4096.0, ge=1, le=MAX_HORIZON)
+    floor: float = param(0.0, ge=0, lt=1)
 
     stateful: ClassVar[bool] = True
     reads_rewards: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        check_window(self.window)
-        check_rate("reward_alpha", self.reward_alpha)
-        check_finite("c", self.c, low=0)
-        check_finite("tau", self.tau, low=0, strict=True)
-        check_finite("horizon", self.horizon, low=1)
-        if self.horizon > MAX_HORIZON:
-            raise ValueError(f"horizon must be at most {MAX_HORIZON}, got {self.horizon}")
-        check_fraction("floor", self.floor)
+        check_params(self)
 
     def initial_state(self, k: int) -> np.ndarray:
         return np.zeros(2 * k)

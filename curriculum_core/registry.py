@@ -23,11 +23,13 @@ DEFAULT_STRATEGY = "dump-ucb"
 def strategy_from_dict(data: dict[str, object]) -> Strategy:
     """Build a strategy from its wire form, ``{"name": ..., **params}``.
 
-    Raises ``ValueError`` with a message naming the problem for an unknown name, an
-    unknown parameter or a value out of range.
+    Raises ``ValueError`` with a message naming the problem for a missing or unknown name,
+    an unknown parameter or a value out of range.
     """
     params = dict(data)
-    name = params.pop("name", DEFAULT_STRATEGY)
+    if "name" not in params:
+        raise ValueError(f"a strategy object needs its 'name', one of {list(STRATEGIES)}")
+    name = params.pop("name")
     cls = STRATEGIES.get(str(name))
     if cls is None:
         raise ValueError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}")

@@ -12,7 +12,6 @@ same weights, composes the same plans, and reads and writes the service's snapsh
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 
 from curriculum_core.composition import compose_batch, plan_rng
 from curriculum_core.registry import (
+    DEFAULT_STRATEGY,
     Strategy,
     advance,
     initial_state,
@@ -30,7 +30,7 @@ from curriculum_core.registry import (
     weights,
 )
 from curriculum_core.signals import MissingRewards, window_values
-from curriculum_core.stats import BatchSummary, RunStats
+from curriculum_core.stats import MAX_REPORT_VALUE, BatchSummary, RunStats, reportable
 
 SNAPSHOT_FORMAT = "rl-curriculum.snapshot/1"
 """The ``format`` field of a snapshot (the service's export format)."""
@@ -47,7 +47,7 @@ class ReportError(ValueError):
 def parse_strategy(strategy: str | Mapping[str, Any] | None) -> Strategy:
     """A strategy from its wire form: a name, ``{"name": ..., **params}`` or None (default)."""
     if strategy is None:
-        return strategy_from_dict({})
+        return strategy_from_dict({"name": DEFAULT_STRATEGY})
     if isinstance(strategy, str):
         return strategy_from_dict({"name": strategy})
     return strategy_from_dict(dict(strategy))
@@ -120,8 +120,11 @@ class RunModel:
                         f"it has {self.k}: {shown}"
                     )
                 floats = np.asarray(values, dtype=np.float64).ravel().tolist()
-                if not all(math.isfinite(v) for v in floats):
-                    raise ReportError(f"{label} of {name!r} hold NaN or infinite values")
+                if not reportable(floats):
+                    raise ReportError(
+                        f"{label} of {name!r} hold NaN, infinite or values beyond "
+                        f"+-{MAX_REPORT_VALUE:g}"
+                    )
                 out[str(name)] = floats
             checked.append(out)
         if not any(checked[0].values()):

@@ -14,12 +14,13 @@ rewards.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 
-SIGNALS = ("advantage", "reward-spread")
-"""The values a ``dump-ucb`` window may hold."""
+Signal = Literal["advantage", "reward-spread"]
+"""What a ``dump-ucb`` window may hold."""
+SIGNALS: tuple[str, ...] = get_args(Signal)
 
 K = TypeVar("K")
 

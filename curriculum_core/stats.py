@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -11,15 +12,21 @@ DEFAULT_WINDOW = 300
 """Sliding window of absolute advantages kept per distribution (DUMP's ``W``)."""
 
 MAX_WINDOW = 10_000
+"""The longest window a strategy may keep."""
+
+MAX_REPORT_VALUE = 1e38
+"""The largest magnitude a reported advantage or reward may have. Windows hold float32
+(largest 3.4e38), and a ``reward-spread`` value, ``|r - mean r|``, is at most twice a reward;
+every sum and difference the strategies take of such values stays finite in float64."""
+
+
+def reportable(values: Sequence[float]) -> bool:
+    """Whether every value is finite and at most :data:`MAX_REPORT_VALUE` in magnitude."""
+    return all(math.isfinite(v) and -MAX_REPORT_VALUE <= v <= MAX_REPORT_VALUE for v in values)
+
 
 DEFAULT_REWARD_ALPHA = 0.1
 """Weight of each report's batch mean in a distribution's reward moving average."""
-
-
-def check_window(window: int) -> None:
-    """Raise ``ValueError`` unless ``window`` is a usable window length."""
-    if not 1 <= window <= MAX_WINDOW:
-        raise ValueError(f"window must be between 1 and {MAX_WINDOW}, got {window}")
 
 
 @dataclass(frozen=True)

@@ -26,17 +26,26 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from curriculum_core.checks import check_finite, check_fraction, check_rate, check_window
-from curriculum_core.signals import SIGNALS
-from curriculum_core.stats import DEFAULT_REWARD_ALPHA, DEFAULT_WINDOW, BatchSummary, RunStats
+from curriculum_core.params import check_params, param
+from curriculum_core.signals import Signal
+from curriculum_core.stats import (
+    DEFAULT_REWARD_ALPHA,
+    DEFAULT_WINDOW,
+    MAX_WINDOW,
+    BatchSummary,
+    RunStats,
+)
 
 _EMPTY = np.zeros(0)
 
 
 def softmax(x: np.ndarray, tau: float) -> np.ndarray:
     """``exp(x / tau)`` normalised to sum to 1, computed without overflow."""
-    z = np.asarray(x, dtype=np.float64) / tau
-    z = z - z.max()
+    x = np.asarray(x, dtype=np.float64)
+    # Shifted before the division: x / tau itself overflows for a tiny tau. What overflows
+    # now is only far below the top, to -inf, whose exp is the right 0.
+    with np.errstate(over="ignore"):
+        z = (x - x.max()) / tau
     e = np.exp(z)
     return e / e.sum()
 
@@ -102,23 +111,16 @@ class DumpUcb(_Stateless):
     """
 
     name: Literal["dump-ucb"] = "dump-ucb"
-    window: int = DEFAULT_WINDOW
-    reward_alpha: float = DEFAULT_REWARD_ALPHA
-    c: float = 1.0
-    tau: float = 0.1
-    floor: float = 0.0
-    regress_bonus: float = 0.0
-    signal: Literal["advantage", "reward-spread"] = "advantage"
+    window: int = param(DEFAULT_WINDOW, ge=1, le=MAX_WINDOW)
+    reward_alpha: float = param(DEFAULT_REWARD_ALPHA, gt=0, le=1)
+    c: float = param(1.0, ge=0, le=1e6)
+    tau: float = param(0.1, gt=0)
+    floor: float = param(0.0, ge=0, lt=1)
+    regress_bonus: float = param(0.0, ge=0, le=1e6)
+    signal: Signal = "advantage"
 
     def __post_init__(self) -> None:
-        check_window(self.window)
-        check_rate("reward_alpha", self.reward_alpha)
-        check_finite("c", self.c, low=0)
-        check_finite("tau", self.tau, low=0, strict=True)
-        check_fraction("floor", self.floor)
-        check_finite("regress_bonus", self.regress_bonus, low=0)
-        if self.signal not in SIGNALS:
-            raise ValueError(f"signal must be one of {list(SIGNALS)}, got {self.signal!r}")
+        check_params(self)
 
     @property
     def reads_rewards(self) -> bool:
@@ -140,12 +142,11 @@ class Uniform(_Stateless):
     """Every distribution with the same probability; statistics are still kept for display."""
 
     name: Literal["uniform"] = "uniform"
-    window: int = DEFAULT_WINDOW
-    reward_alpha: float = DEFAULT_REWARD_ALPHA
+    window: int = param(DEFAULT_WINDOW, ge=1, le=MAX_WINDOW)
+    reward_alpha: float = param(DEFAULT_REWARD_ALPHA, gt=0, le=1)
 
     def __post_init__(self) -> None:
-        check_window(self.window)
-        check_rate("reward_alpha", self.reward_alpha)
+        check_params(self)
 
     def scores(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
         return np.zeros(stats.k)

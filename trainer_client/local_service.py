@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -22,18 +20,13 @@ from typing import IO, Self
 
 import httpx
 
+from local_processes import free_port, wait_until
+
 _INHERITED_REDIS_VARS = ("REDIS_URL", "CURRICULUM_REDIS_URL")
 
 
 class LocalServiceError(RuntimeError):
     """The service process did not become ready; the message ends with its log's tail."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LocalService:
@@ -90,28 +83,35 @@ class LocalService:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + self.ready_timeout_s
         with httpx.Client(base_url=self.url, timeout=1.0) as http:
-            while time.monotonic() < deadline:
-                if self._process.poll() is not None:
-                    code = self._process.returncode
-                    self._close_log()
-                    self._process = None
-                    raise LocalServiceError(
-                        f"the service exited with code {code} while starting; its log "
-                        f"({self.log_path}) ends with:\n{self._log_tail()}"
-                    )
-                try:
-                    if http.get("/readyz").status_code == 200:
-                        return self
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
-        self.stop()
-        raise LocalServiceError(
-            f"the service at {self.url} was not ready within {self.ready_timeout_s:.0f} s; "
-            f"its log ({self.log_path}) ends with:\n{self._log_tail()}"
-        )
+            try:
+                wait_until(
+                    lambda: self._ready(http),
+                    f"the service at {self.url}",
+                    self.ready_timeout_s,
+                    ignore=(httpx.TransportError,),
+                )
+            except TimeoutError:
+                self.stop()
+                raise LocalServiceError(
+                    f"the service at {self.url} was not ready within "
+                    f"{self.ready_timeout_s:.0f} s; its log ({self.log_path}) ends with:\n"
+                    f"{self._log_tail()}"
+                ) from None
+        return self
+
+    def _ready(self, http: httpx.Client) -> bool:
+        """Whether ``/readyz`` answers 200; :class:`LocalServiceError` if the process died."""
+        assert self._process is not None
+        if self._process.poll() is not None:
+            code = self._process.returncode
+            self._close_log()
+            self._process = None
+            raise LocalServiceError(
+                f"the service exited with code {code} while starting; its log "
+                f"({self.log_path}) ends with:\n{self._log_tail()}"
+            )
+        return http.get("/readyz").status_code == 200
 
     def _close_log(self) -> None:
         if self._log is not None:

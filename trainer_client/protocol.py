@@ -23,7 +23,6 @@ What a :class:`ClientProtocol` keeps:
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections import Counter, OrderedDict
@@ -33,7 +32,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from curriculum_core import SNAPSHOT_FORMAT, ReportError, RunModel
+from curriculum_core import MAX_REPORT_VALUE, SNAPSHOT_FORMAT, ReportError, RunModel, reportable
 from trainer_client.buffer import Pending, PendingCall, PendingReport, ReportBuffer
 from trainer_client.errors import (
     CurriculumError,
@@ -635,8 +634,8 @@ def validate_report(
     out: list[dict[str, list[float]]] = []
     for label, by_name in (("advantages", advantages), ("rewards", rewards or {})):
         floats = {str(k): [float(v) for v in values] for k, values in by_name.items()}
-        if not all(math.isfinite(v) for values in floats.values() for v in values):
-            raise ReportError(f"{label} hold NaN or infinite values")
+        if not all(reportable(values) for values in floats.values()):
+            raise ReportError(f"{label} hold NaN, infinite or values beyond +-{MAX_REPORT_VALUE:g}")
         out.append(floats)
     return out[0], (out[1] if rewards is not None else None)
 

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sim.learner import Dynamics
+
+from benchmarks.sim.learner import Dynamics
 
 ETA = 0.1
 TRANSFER = 0.3

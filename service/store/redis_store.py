@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -36,6 +36,18 @@ from service.store.codec import (
 from service.store.diagnosis import StoreDiagnosis, diagnose
 from service.store.keys import PLANS_KEY, REWARD_FIELDS, STORE_LAYOUT, plan_field, run_keys
 from service.store.listing import RunPage, scan_runs
+from service.store.replies import (
+    CreateReply,
+    ExportReply,
+    GetPlanReply,
+    HistoryReply,
+    ImportReply,
+    PutPlanReply,
+    ReadStateReply,
+    ReportReply,
+    Status,
+    status_of,
+)
 from service.store.scripts import register_scripts
 
 T = TypeVar("T")
@@ -135,28 +147,45 @@ class RunSummary:
     reported_at: float | None
 
 
-def _inputs(version: int, stats: bytes, rewards: bytes, rest: list[Any]) -> StrategyInputs:
-    """Decode the strategy inputs of a reply: ``rest`` is ``[state, state_version, journal]``."""
-    state, state_version, journal = rest[0], rest[1], rest[2]
-    records = unpack_stats(stats)
+class _WithInputs(Protocol):
+    """A reply that carries a strategy's inputs (report, read_state, export)."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def stats(self) -> bytes: ...
+    @property
+    def rewards(self) -> bytes: ...
+    @property
+    def state(self) -> bytes: ...
+    @property
+    def state_version(self) -> int: ...
+    @property
+    def journal(self) -> list[bytes]: ...
+
+
+def _inputs(reply: _WithInputs) -> StrategyInputs:
+    """Decode the strategy inputs of a reply."""
+    records = unpack_stats(reply.stats)
+    rewards = reply.rewards
     return StrategyInputs(
-        version=version,
+        version=int(reply.version),
         n=records["n"].copy(),
         window_mean=records["mean"].copy(),
         rewards=unpack_rewards(rewards) if rewards else np.zeros((records.size, REWARD_FIELDS)),
-        state=unpack_f64(state or b""),
-        state_version=int(state_version),
-        journal=list(journal),
+        state=unpack_f64(reply.state or b""),
+        state_version=int(reply.state_version),
+        journal=list(reply.journal),
     )
 
 
 def _check_status(reply: list[Any]) -> None:
-    status = int(reply[0])
-    if status == -1:
+    status = status_of(reply)
+    if status == Status.RUN_MISSING:
         raise RunNotFound("no such run")
-    if status == -2:
+    if status == Status.RUN_RECREATED:
         raise StaleRun()
-    if status == -3:
+    if status == Status.OTHER_LAYOUT:
         raise RunConflict(
             "this run was stored by another version of the service, in a storage layout this "
             f"version does not read (it reads layout {STORE_LAYOUT}); export the run with the "
@@ -283,8 +312,11 @@ class RedisStore:
             state.tobytes(),
             4 * window * k,
         ]
-        reply = await self._script("create", run_id, args)
-        return None if int(reply[0]) == 0 else _decode(reply[1])
+        reply = CreateReply(*await self._script("create", run_id, args))
+        if reply.status == Status.OK:
+            return None
+        assert reply.existing_config is not None
+        return _decode(reply.existing_config)
 
     async def report(
         self,
@@ -319,15 +351,16 @@ class RedisStore:
             rank_field(rank),
             step,
         ]
-        reply = await self._script("report", run_id, args)
-        inputs = _inputs(int(reply[1]), reply[2], reply[3], reply[4:7])
-        if int(reply[0]) == 0:
+        reply = ReportReply(*await self._script("report", run_id, args))
+        inputs = _inputs(reply)
+        if reply.status == Status.OK:
             return ReportOutcome(duplicate=False, inputs=inputs)
+        assert reply.weights_version is not None and reply.weights is not None
         return ReportOutcome(
             duplicate=True,
             inputs=inputs,
-            weights_version=int(reply[7]),
-            weights=unpack_f64(reply[8]),
+            weights_version=int(reply.weights_version),
+            weights=unpack_f64(reply.weights),
         )
 
     async def read_state(
@@ -335,14 +368,16 @@ class RedisStore:
     ) -> RunState:
         """The run's counts, weights and reward statistics in one view; with ``activity``
         also each rank's last report and each distribution's last sampled step."""
-        reply = await self._script("read_state", run_id, [incarnation, "1" if activity else "0"])
-        inputs = _inputs(int(reply[1]), reply[4], reply[5], reply[6:9])
+        reply = ReadStateReply(
+            *await self._script("read_state", run_id, [incarnation, "1" if activity else "0"])
+        )
+        inputs = _inputs(reply)
         return RunState(
             inputs=inputs,
-            weights_version=int(reply[2]),
-            weights=unpack_f64(reply[3]),
-            reporters=decode_reporters(reply[9]) if activity else None,
-            last_step=decode_last_steps(reply[10], inputs.n.size) if activity else None,
+            weights_version=int(reply.weights_version),
+            weights=unpack_f64(reply.weights),
+            reporters=decode_reporters(reply.ranks) if activity else None,
+            last_step=decode_last_steps(reply.last_step, inputs.n.size) if activity else None,
         )
 
     async def set_weights(
@@ -368,7 +403,7 @@ class RedisStore:
             state.tobytes(),
         ]
         reply = await self._script("set_weights", run_id, args)
-        return int(reply[0]) == 1
+        return status_of(reply) == Status.OK
 
     async def kept_plan(
         self, run_id: str, incarnation: str, step: int, batch_size: int
@@ -385,17 +420,18 @@ class RedisStore:
     ) -> PlanLookup:
         """The plan fixed for ``(step, batch_size)``, or the current weights to draw it."""
         field = plan_field(incarnation, step, batch_size)
-        reply = await self._script("get_plan", run_id, [incarnation, field, step, retention])
-        status = int(reply[0])
-        if status == 1:
-            return PlanLookup(plan_json=bytes(reply[1]))
-        if status == 2:
-            raise _expired(step, int(reply[1]), retention)
+        args = [incarnation, field, step, retention]
+        reply = GetPlanReply(*await self._script("get_plan", run_id, args))
+        if reply.status == Status.EXISTS:
+            return PlanLookup(plan_json=bytes(reply.value))
+        if reply.status == Status.EXPIRED:
+            raise _expired(step, int(reply.value), retention)
+        assert reply.weights is not None
         return PlanLookup(
             plan_json=None,
-            version=int(reply[1]),
-            weights_version=int(reply[2]),
-            weights=unpack_f64(reply[3]),
+            version=int(reply.value),
+            weights_version=int(reply.weights_version or 0),
+            weights=unpack_f64(reply.weights),
         )
 
     async def put_plan(
@@ -410,10 +446,10 @@ class RedisStore:
         """Fix a plan unless one was fixed first; returns the plan that holds."""
         field = plan_field(incarnation, step, batch_size)
         args = [incarnation, field, step, plan_json, retention]
-        reply = await self._script("put_plan", run_id, args)
-        if int(reply[0]) == 2:
-            raise _expired(step, int(reply[1]), retention)
-        return bytes(reply[1])
+        reply = PutPlanReply(*await self._script("put_plan", run_id, args))
+        if reply.status == Status.EXPIRED:
+            raise _expired(step, int(reply.value), retention)
+        return bytes(reply.value)
 
     async def delete(self, run_id: str, incarnation: str) -> None:
         """Remove the run and all its keys."""
@@ -423,20 +459,21 @@ class RedisStore:
         self, run_id: str, incarnation: str, *, window: int, history: bool
     ) -> RawSnapshot:
         """Everything a snapshot holds, read in one view (the history only if asked)."""
-        reply = await self._script("export", run_id, [incarnation, "1" if history else "0"])
-        inputs = _inputs(int(reply[1]), reply[2], reply[3], reply[7:10])
-        flat_ids = reply[5]
+        args = [incarnation, "1" if history else "0"]
+        reply = ExportReply(*await self._script("export", run_id, args))
+        inputs = _inputs(reply)
+        flat_ids = reply.report_ids
         report_ids = [
             (_decode(flat_ids[i]), int(float(flat_ids[i + 1]))) for i in range(0, len(flat_ids), 2)
         ]
         return RawSnapshot(
-            version=int(reply[1]),
+            version=inputs.version,
             n=inputs.n,
             window_mean=inputs.window_mean,
-            rewards=unpack_rewards(reply[3]),
-            windows=split_windows(reply[2], reply[4], window),
+            rewards=unpack_rewards(reply.rewards),
+            windows=split_windows(reply.stats, reply.windows, window),
             report_ids=report_ids,
-            history=list(reply[6]),
+            history=list(reply.history),
             inputs=inputs,
         )
 
@@ -469,13 +506,13 @@ class RedisStore:
         for report_id, score in report_ids:
             args += [score, report_id]
         args += history
-        reply = await self._script("import", run_id, args)
-        return int(reply[1])
+        reply = ImportReply(*await self._script("import", run_id, args))
+        return int(reply.version)
 
     async def history(self, run_id: str, incarnation: str, limit: int) -> list[bytes]:
         """The newest ``limit`` history entries, oldest first."""
-        reply = await self._script("history", run_id, [incarnation, limit])
-        return list(reply[1])
+        reply = HistoryReply(*await self._script("history", run_id, [incarnation, limit]))
+        return list(reply.entries)
 
 
 def _expired(step: int, max_step: int, retention: int) -> PlanExpired:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import checkout_env
 
 
 def _finite_unit(values: list[float]) -> bool:
@@ -20,12 +20,14 @@ def test_smoke_run_writes_finite_rewards(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "grpo_curriculum.py"),
+            "-m",
+            "benchmarks.grpo_curriculum",
             "--smoke",
             "--out",
             str(out),
         ],
         cwd=tmp_path,
+        env=checkout_env(),
         capture_output=True,
         text=True,
         timeout=180,
@@ -61,13 +63,15 @@ def test_seeds_run_in_parallel_then_one_report(tmp_path: Path) -> None:
     out = tmp_path / "grid"
     common = [
         sys.executable,
-        str(ROOT / "benchmarks" / "grpo_curriculum.py"),
+        "-m",
+        "benchmarks.grpo_curriculum",
         *("--smoke", "--seeds", "2", "--strategies", "uniform", "--out", str(out)),
     ]
     procs = [
         subprocess.Popen(
             [*common, "--only-seed", str(seed)],
             cwd=tmp_path,
+            env=checkout_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -85,7 +89,9 @@ def test_seeds_run_in_parallel_then_one_report(tmp_path: Path) -> None:
     assert not (out / "results.json").exists()  # a seed's process writes no report
     services = {p.name for p in out.iterdir() if p.name.startswith("service")}
     assert services == {"service-seed0-uniform", "service-seed1-uniform"}
-    proc = subprocess.run(common, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        common, cwd=tmp_path, env=checkout_env(), capture_output=True, text=True, timeout=180
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (out / "service").exists()  # every run was done: no service was started
     report = json.loads((out / "results.json").read_text())

@@ -8,14 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import checkout_env
 
 
 def test_smoke_run_writes_finite_metrics(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "simulated.py"), "--smoke", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks.simulated", "--smoke", "--out", str(out)],
         cwd=tmp_path,
+        env=checkout_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -48,10 +49,10 @@ def test_core_engine_matches_the_service(tmp_path: Path) -> None:
         out = tmp_path / f"{engine}.json"
         proc = subprocess.run(
             [
-                sys.executable, str(ROOT / "benchmarks" / "simulated.py"), "--smoke",
+                sys.executable, "-m", "benchmarks.simulated", "--smoke",
                 "--strategies", "dump-ducb", "sec", "--engine", engine, "--out", str(out),
             ],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            cwd=tmp_path, env=checkout_env(), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
         cells = json.loads(out.read_text())["cells"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("trl")
+from tests.conftest import checkout_env
 
-ROOT = Path(__file__).resolve().parents[2]
+pytest.importorskip("trl")
 
 
 def test_smoke_run_times_both_trainers(tmp_path: Path) -> None:
@@ -23,7 +23,8 @@ def test_smoke_run_times_both_trainers(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "trainer_speed.py"),
+            "-m",
+            "benchmarks.trainer_speed",
             "--smoke",
             "--threads",
             "1",
@@ -31,6 +32,7 @@ def test_smoke_run_times_both_trainers(tmp_path: Path) -> None:
             str(out),
         ],
         cwd=tmp_path,
+        env=checkout_env(),
         capture_output=True,
         text=True,
         timeout=240,

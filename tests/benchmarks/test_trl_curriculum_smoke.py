@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("trl")
+from tests.conftest import checkout_env
 
-ROOT = Path(__file__).resolve().parents[2]
+pytest.importorskip("trl")
 
 
 def test_smoke_run_trains_every_arm_and_writes_the_summary(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "trl_curriculum.py"), "--smoke",
+        [sys.executable, "-m", "benchmarks.trl_curriculum", "--smoke",
          "--out", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=checkout_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from local_processes import free_port
 from tests.conftest import RedisProcess
-from trainer_client.local_service import LocalService, free_port
+from trainer_client.local_service import LocalService
 
 
 @pytest.fixture(scope="session")

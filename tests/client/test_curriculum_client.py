@@ -158,8 +158,10 @@ def test_4xx_raise_with_status_code_and_message_and_are_never_retried(service_ur
             assert transport.requests == [("GET", "/v1/runs/errors/export")]
         with pytest.raises(InvalidRequest, match="kk-99"):
             owner.report(0, {"kk-99": [1.0]})
-        with pytest.raises(InvalidRequest, match="NaN or infinite"):
+        with pytest.raises(InvalidRequest, match="NaN, infinite or values beyond"):
             owner.report(0, {"kk-3": [float("nan")]})
+        with pytest.raises(InvalidRequest, match=r"beyond \+-1e\+38"):
+            owner.report(0, {"kk-3": [1e39]})
         assert owner.run_info()["version"] == 0
         owner.delete()
 

@@ -19,11 +19,11 @@ from datasets import Dataset
 from transformers import PrinterCallback
 from trl import GRPOConfig
 
+from local_processes import free_port
 from trainer_client import CurriculumClient
 from trainer_client.grpo.model import build_tiny, char_tokenizer
 from trainer_client.grpo.tasks import reverse_distributions, reverse_reward
 from trainer_client.integrations.trl import CurriculumGRPOTrainer
-from trainer_client.local_service import free_port
 
 # TRL 1.16 itself calls a transformers API that transformers 5 deprecates
 pytestmark = pytest.mark.filterwarnings(

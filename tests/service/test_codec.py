@@ -71,3 +71,24 @@ def test_lua_scripts_and_python_agree_on_the_layout() -> None:
     from service.store.scripts import script_source
 
     assert f"local STORE_LAYOUT = '{STORE_LAYOUT}'" in script_source("report")
+
+
+def test_lua_scripts_and_python_agree_on_the_status_codes() -> None:
+    """Every status the scripts answer is a name that ``_common.lua`` defines with the value
+    :class:`Status` gives it; no script answers a bare number."""
+    import re
+    from importlib import resources
+
+    from service.store.replies import Status
+    from service.store.scripts import SCRIPT_NAMES
+
+    lua = resources.files("service.store") / "lua"
+    common = (lua / "_common.lua").read_text(encoding="utf-8")
+    defined = {n: int(v) for n, v in re.findall(r"^local ([A-Z_]+) = (-?\d+)\b", common, re.M)}
+    assert defined == {status.name: status.value for status in Status}
+    for name in SCRIPT_NAMES:
+        body = (lua / f"{name}.lua").read_text(encoding="utf-8")
+        answers = re.findall(r"return \{([^,}]+)", body) + re.findall(r"reply\(([^,]+),", body)
+        assert answers, name
+        for first in answers:
+            assert first.strip() in {*defined, "status"}, (name, first)

@@ -281,3 +281,83 @@ def test_the_schema_states_this_deployments_limits(
     assert schemas["PlanRequest"]["properties"]["batch_size"]["maximum"] == 512
     names = schemas["CreateRunRequest"]["properties"]["distributions"]
     assert names["maxItems"] == 40 and names["uniqueItems"] is True
+
+
+def test_the_schema_states_each_strategys_parameters_exactly(
+    http: httpx.Client, service_url: str
+) -> None:
+    """One object form per strategy, with exactly the parameters curriculum_core declares
+    (no others), their kinds, defaults and ranges; a value outside them is a 422, a value of
+    the wrong type too (never a 500)."""
+    from curriculum_core import STRATEGIES
+    from curriculum_core.params import parameters_of
+
+    schemas = http.get(f"{service_url}/openapi.json").json()["components"]["schemas"]
+    choice = schemas["CreateRunRequest"]["properties"]["strategy"]["oneOf"]
+    assert choice[0]["enum"] == list(STRATEGIES)
+    refs = {ref["$ref"].rsplit("/", 1)[1] for ref in choice[1:]}
+    assert len(refs) == len(STRATEGIES)
+    forms = {schemas[ref]["properties"]["name"]["const"]: schemas[ref] for ref in refs}
+    assert set(forms) == set(STRATEGIES)
+    for name, cls in STRATEGIES.items():
+        form = forms[name]
+        assert form["additionalProperties"] is False and form["required"] == ["name"]
+        params = {p.name: p for p in parameters_of(cls)}
+        assert set(form["properties"]) == {"name", *params}
+        for p in params.values():
+            prop = form["properties"][p.name]
+            assert prop["default"] == p.default
+            if p.choices:
+                assert prop["enum"] == list(p.choices)
+                continue
+            assert prop["type"] == ("integer" if p.kind is int else "number")
+            assert prop.get("minimum") == p.range.minimum
+            assert prop.get("exclusiveMinimum") == p.range.exclusive_minimum
+            assert prop.get("maximum") == p.range.maximum
+            assert prop.get("exclusiveMaximum") == p.range.exclusive_maximum
+    dump = forms["dump-ucb"]["properties"]
+    assert (dump["window"]["minimum"], dump["window"]["maximum"]) == (1, 10_000)
+    assert dump["tau"]["exclusiveMinimum"] == 0 and "minimum" not in dump["tau"]
+    assert (dump["floor"]["minimum"], dump["floor"]["exclusiveMaximum"]) == (0, 1)
+
+    def create(strategy: object) -> httpx.Response:
+        body = {"distributions": ["a"], "strategy": strategy}
+        return http.post(f"{service_url}/v1/runs", json=body)
+
+    assert create({"name": "dump-ucb", "c": "1.5"}).status_code == 422
+    assert create({"name": "dump-ucb", "window": True}).status_code == 422
+    assert create({"name": "uniform", "tau": 1.0}).status_code == 422
+    assert create({"name": "exp3s", "history": 1}).status_code == 422
+    missing = create({"window": 10})
+    assert missing.status_code == 422 and "'name'" in missing.json()["error"]["message"]
+    wrong = create({"name": "sec", "lr": 2.0})
+    assert wrong.status_code == 422
+    assert wrong.json()["error"]["message"].startswith("body.strategy.sec.lr:")
+    made = create({"name": "exp3s", "history": 10.0, "eta": 1})
+    assert made.status_code == 201, made.text
+    assert made.json()["config"]["strategy"]["history"] == 10
+
+
+def test_the_schema_states_that_a_report_carries_a_value(
+    http: httpx.Client, service_url: str
+) -> None:
+    """A report whose advantage lists are all empty is refused, as its schema says (``not``
+    every list empty); an empty list beside a full one is taken; numbers are JSON numbers."""
+    schemas = http.get(f"{service_url}/openapi.json").json()["components"]["schemas"]
+    advantages = schemas["ReportRequest"]["properties"]["advantages"]
+    assert advantages["not"] == {"additionalProperties": {"maxItems": 0}}
+    run, headers = create_run(http, service_url, DISTS)
+    url = f"{service_url}/v1/runs/{run}/reports"
+
+    def report(advantages: object, report_id: str = "r") -> httpx.Response:
+        body = {"report_id": report_id, "step": 0, "advantages": advantages}
+        return http.post(url, json=body, headers=headers)
+
+    for empty in ({}, {"easy": []}, {"easy": [], "hard": []}):
+        refused = report(empty)
+        assert refused.status_code == 422
+        assert "at least one advantage value" in refused.json()["error"]["message"]
+    assert report({"easy": ["1.5"]}).status_code == 422
+    assert report({"easy": [True]}).status_code == 422
+    taken = report({"easy": [], "hard": [1]}, "r2")
+    assert taken.status_code == 200 and taken.json()["version"] == 1

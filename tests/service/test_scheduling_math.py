@@ -106,6 +106,12 @@ def test_uniform_ignores_statistics() -> None:
         ({"name": "dump-ucb", "gamma": 1}, "unknown parameter"),
         ({"name": "uniform", "tau": 1}, "unknown parameter"),
         ({"name": "dump-ucb", "signal": "vibes"}, "signal must be one of"),
+        ({"name": "dump-ucb", "c": "1.5"}, "c must be a finite number"),
+        ({"name": "dump-ucb", "window": 12.5}, "window must be an integer"),
+        ({"name": "dump-ucb", "window": True}, "window must be an integer"),
+        ({"name": "exp3s", "history": 1}, "history must be between 2 and 100000"),
+        ({"name": "sec", "lr": 0}, r"lr must be a finite number in \(0, 1\]"),
+        ({"window": 10}, "needs its 'name'"),
     ],
 )
 def test_bad_strategy_parameters_are_refused(data: dict[str, object], message: str) -> None:

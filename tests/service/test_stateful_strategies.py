@@ -155,7 +155,7 @@ def test_snapshot_carries_the_strategy_state(http: httpx.Client, service_url: st
     assert after == pytest.approx(before, rel=1e-9)
     snapshot["strategy_state"] = [0.0, 1.0]
     bad = http.put(f"{service_url}/v1/runs/{fresh}/import", json=snapshot, headers=fresh_headers)
-    assert bad.status_code == 422 and "strategy_state" in bad.json()["error"]["message"]
+    assert bad.status_code == 409 and "strategy_state" in bad.json()["error"]["message"]
 
 
 def test_rewards_track_their_best(http: httpx.Client, service_url: str) -> None:
@@ -166,5 +166,5 @@ def test_rewards_track_their_best(http: httpx.Client, service_url: str) -> None:
     stats = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()["stats"]["a"]
     assert stats["reward_best"] == 1.0
     assert stats["reward_mean"] == pytest.approx(0.81)  # 1 -> 0.9 -> 0.81
-    expected = weights(strategy_from_dict({}), RunStats.empty(4))
+    expected = weights(strategy_from_dict({"name": "dump-ucb"}), RunStats.empty(4))
     assert expected.sum() == pytest.approx(1.0)

@@ -5,12 +5,18 @@
 --   KEYS[6] plans     KEYS[7] plan_steps KEYS[8] history KEYS[9] state     KEYS[10] journal
 --   KEYS[11] ranks    KEYS[12] last_step
 --
--- Status codes shared by every script (first element of the reply):
---   -1  the run does not exist
---   -2  the run exists but under another incarnation (deleted and created again since the
---       caller read its config): the caller reloads the config and retries
---   -3  the run was written in another storage layout (meta.layout, see keys.py) than
---       these scripts read: nothing is read or changed
+-- Status codes, the first element of every reply (service/store/replies.py, Status, has
+-- the same names and values; a test compares them):
+local OK = 0             -- done: created, applied, stored, read
+local EXISTS = 1         -- what the call would write is there already: the run (create),
+                         -- the report id (report), the step's plan (get_plan, put_plan),
+                         -- newer weights (set_weights)
+local EXPIRED = 2        -- the step is older than the kept plans (get_plan, put_plan)
+local RUN_MISSING = -1   -- the run does not exist
+local RUN_RECREATED = -2 -- the run exists under another incarnation (deleted and created
+                         -- again since the caller read its config): reload and retry
+local OTHER_LAYOUT = -3  -- the run was written in another storage layout (meta.layout,
+                         -- keys.py) than these scripts read: nothing is read or changed
 
 -- The storage layout these scripts read and write (service/store/keys.py STORE_LAYOUT).
 local STORE_LAYOUT = '2'
@@ -18,10 +24,12 @@ local STORE_LAYOUT = '2'
 local function check_run(expected_incarnation)
   local meta = redis.call('HMGET', KEYS[1], 'incarnation', 'layout')
   local incarnation = meta[1]
-  if not incarnation then return -1 end
-  if meta[2] ~= STORE_LAYOUT then return -3 end
-  if expected_incarnation ~= '' and incarnation ~= expected_incarnation then return -2 end
-  return 0
+  if not incarnation then return RUN_MISSING end
+  if meta[2] ~= STORE_LAYOUT then return OTHER_LAYOUT end
+  if expected_incarnation ~= '' and incarnation ~= expected_incarnation then
+    return RUN_RECREATED
+  end
+  return OK
 end
 
 -- Sum of the little-endian float32 values packed in s, in float64.

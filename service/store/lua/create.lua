@@ -7,11 +7,11 @@
 -- ARGV[7] bytes of the windows' rings (4 x window x K), allocated now: grown write by write,
 --         the string would be given up to twice that (Redis over-allocates as it grows)
 --
--- Returns {0} when created, {1, existing config JSON} when the run already exists (the
+-- Returns {OK} when created, {EXISTS, existing config JSON} when the run already exists (the
 -- caller compares the configurations: same is a no-op, different is a conflict).
 
 local existing = redis.call('HGET', KEYS[1], 'config')
-if existing then return {1, existing} end
+if existing then return {EXISTS, existing} end
 
 local k = tonumber(ARGV[5])
 -- No other key of a run can outlive its meta, but a clean slate costs nothing here.
@@ -24,4 +24,4 @@ redis.call('SET', KEYS[9], ARGV[6])
 redis.call('SET', KEYS[2], string.rep('\0', 32 * k))
 redis.call('SET', KEYS[3], string.rep('\0', 32 * k))
 redis.call('SETRANGE', KEYS[4], tonumber(ARGV[7]) - 1, '\0')
-return {0}
+return {OK}

@@ -2,10 +2,10 @@
 --
 -- ARGV[1] incarnation ('' to delete whatever run has this id)
 --
--- Returns {0} when deleted, or {-1} / {-2}.
+-- Returns {OK} when deleted, or check_run's refusal (_common.lua).
 
 local status = check_run(ARGV[1])
-if status ~= 0 then return {status} end
+if status ~= OK then return {status} end
 delete_state()
 redis.call('DEL', KEYS[1])
-return {0}
+return {OK}

@@ -2,14 +2,14 @@
 --
 -- ARGV[1] incarnation           ARGV[2] '1' to include the history, '0' to leave it out
 --
--- Returns {0, version, stats, rewards, windows (the rings' string: K rings, or fewer),
+-- Returns {OK, version, stats, rewards, windows (the rings' string: K rings, or fewer),
 --          report ids (flat member/score list, oldest first), history entries,
---          state, state_version, journal}, or {-1}/{-2}.
+--          state, state_version, journal}, or check_run's refusal (_common.lua).
 
 local status = check_run(ARGV[1])
-if status ~= 0 then return {status} end
+if status ~= OK then return {status} end
 local state, state_version, journal = strategy_inputs()
-return {0, tonumber(redis.call('HGET', KEYS[1], 'version')),
+return {OK, tonumber(redis.call('HGET', KEYS[1], 'version')),
         redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]),
         redis.call('GET', KEYS[4]) or '',
         redis.call('ZRANGE', KEYS[5], 0, -1, 'WITHSCORES'),

@@ -2,8 +2,8 @@
 --
 -- ARGV[1] incarnation           ARGV[2] how many entries, newest last
 --
--- Returns {0, entries (oldest first)}, or {-1} / {-2}.
+-- Returns {OK, entries (oldest first)}, or check_run's refusal (_common.lua).
 
 local status = check_run(ARGV[1])
-if status ~= 0 then return {status} end
-return {0, redis.call('LRANGE', KEYS[8], -tonumber(ARGV[2]), -1)}
+if status ~= OK then return {status} end
+return {OK, redis.call('LRANGE', KEYS[8], -tonumber(ARGV[2]), -1)}

@@ -9,10 +9,10 @@
 -- ARGV[8] strategy state, packed float64
 -- then R pairs (score, report id), H history entries
 --
--- Returns {0, new version}, or {-1} / {-2} / {-3}.
+-- Returns {OK, new version}, or check_run's refusal (_common.lua).
 
 local status = check_run(ARGV[1])
-if status ~= 0 then return {status} end
+if status ~= OK then return {status} end
 
 local n_reports = tonumber(ARGV[6])
 local n_history = tonumber(ARGV[7])
@@ -42,4 +42,4 @@ if #history > 0 then
 else
   redis.call('HDEL', KEYS[1], 'history_step')
 end
-return {0, version}
+return {OK, version}

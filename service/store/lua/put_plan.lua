@@ -5,18 +5,19 @@
 -- ARGV[3] step                  ARGV[4] the plan's answer, JSON
 -- ARGV[5] plan retention in steps
 --
--- Returns {0, plan JSON} when this plan was stored, {1, plan JSON} with the plan fixed
--- first by another caller, {2, highest planned step} when the step is too old, or {-1}/{-2}.
+-- Returns {OK, plan JSON} when this plan was stored, {EXISTS, plan JSON} with the plan fixed
+-- first by another caller, {EXPIRED, highest planned step} when the step is too old, or
+-- check_run's refusal (_common.lua).
 
 local status = check_run(ARGV[1])
-if status ~= 0 then return {status} end
+if status ~= OK then return {status} end
 local existing = redis.call('HGET', KEYS[6], ARGV[2])
-if existing then return {1, existing} end
+if existing then return {EXISTS, existing} end
 
 local step = tonumber(ARGV[3])
 local retention = tonumber(ARGV[5])
 local max_step = tonumber(redis.call('HGET', KEYS[1], 'plan_max_step'))
-if step < max_step - retention then return {2, max_step} end
+if step < max_step - retention then return {EXPIRED, max_step} end
 
 redis.call('HSET', KEYS[6], ARGV[2], ARGV[4])
 redis.call('ZADD', KEYS[7], step, ARGV[2])
@@ -30,4 +31,4 @@ if #expired > 0 then
   call_chunked('HDEL', KEYS[6], expired)
   redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', cutoff)
 end
-return {0, ARGV[4]}
+return {OK, ARGV[4]}

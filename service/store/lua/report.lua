@@ -16,13 +16,13 @@
 -- distributions a report touches.)
 --
 -- Returns, read after the write, for the caller to compute the new weights:
---   {0, version, stats, rewards, state, state_version, journal} when applied,
---   {1, version, stats, rewards, state, state_version, journal, weights_version, weights}
---   for a report id seen before (nothing changed); or {-1} / {-2}.
+--   {OK, version, stats, rewards, state, state_version, journal} when applied,
+--   {EXISTS, version, stats, rewards, state, state_version, journal, weights_version, weights}
+--   for a report id seen before (nothing changed); or check_run's refusal (_common.lua).
 -- stats and rewards are the strings of keys.py; journal is a list of entries.
 
 local status = check_run(ARGV[1])
-if status ~= 0 then return {status} end
+if status ~= OK then return {status} end
 
 local function reply(status, version)
   local state, state_version, journal = strategy_inputs()
@@ -30,7 +30,7 @@ local function reply(status, version)
   if ARGV[10] == '1' then rewards = redis.call('GET', KEYS[3]) end
   local out = {status, version, redis.call('GET', KEYS[2]), rewards, state, state_version,
                journal}
-  if status == 1 then
+  if status == EXISTS then
     local meta = redis.call('HMGET', KEYS[1], 'weights_version', 'weights')
     out[8] = tonumber(meta[1])
     out[9] = meta[2]
@@ -39,7 +39,7 @@ local function reply(status, version)
 end
 
 if redis.call('ZSCORE', KEYS[5], ARGV[2]) then
-  return reply(1, tonumber(redis.call('HGET', KEYS[1], 'version')))
+  return reply(EXISTS, tonumber(redis.call('HGET', KEYS[1], 'version')))
 end
 
 local W = tonumber(ARGV[3])
@@ -114,4 +114,4 @@ redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(tonumber(ARGV[4]) + 1))
 if ARGV[9] ~= '' then
   redis.call('RPUSH', KEYS[10], struct.pack('<d', version) .. ARGV[9])
 end
-return reply(0, version)
+return reply(OK, version)

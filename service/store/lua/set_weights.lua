@@ -10,13 +10,14 @@
 -- ARGV[6] how many history entries to keep
 -- ARGV[7] the strategy state at `version`, packed float64 ('' for a stateless strategy)
 --
--- Returns {1} when stored, {0} when newer weights were there, or {-1} / {-2}.
+-- Returns {OK} when stored, {EXISTS} when newer weights were there, or check_run's refusal
+-- (_common.lua).
 
 local status = check_run(ARGV[1])
-if status ~= 0 then return {status} end
+if status ~= OK then return {status} end
 local version = tonumber(ARGV[2])
 local stored = tonumber(redis.call('HGET', KEYS[1], 'weights_version'))
-if version <= stored then return {0} end
+if version <= stored then return {EXISTS} end
 redis.call('HSET', KEYS[1], 'weights', ARGV[3], 'weights_version', version)
 if ARGV[7] ~= '' and version > tonumber(redis.call('HGET', KEYS[1], 'state_version')) then
   redis.call('SET', KEYS[9], ARGV[7])
@@ -41,4 +42,4 @@ if ARGV[4] ~= '' then
     redis.call('HSET', KEYS[1], 'history_step', ARGV[4])
   end
 end
-return {1}
+return {OK}
