@@ -273,6 +273,7 @@ def summarise(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
             values = [mean_of(p, chosen) for p in curve]
             cell = per[arm]
             cell.setdefault("final", []).append(values[-1])
+            cell.setdefault("final_all", []).append(curve[-1]["eval/mean"])  # every bucket
             cell.setdefault("area", []).append(float(np.mean(values)))
             cell.setdefault("steps", []).append(first_reached(curve, values, target))
             cell.setdefault("steps_trl_end", []).append(first_reached(curve, values, trl_end))
@@ -288,7 +289,7 @@ def summarise(runs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         for key in step_keys:
             row[key] = cell[key]
         if arm != "trl":
-            for key in ("final", "area"):
+            for key in ("final", "area", "final_all"):
                 diffs = np.subtract(cell[key], per["trl"][key])
                 row[f"{key}_vs_trl"] = interval(diffs.tolist())
             for key in step_keys:  # paired, on the seeds where both arms reached it
@@ -349,8 +350,8 @@ def table(summary: dict[str, Any]) -> str:
     lines = [
         "| arm | final (learnable) | vs trl | area (learnable) | vs trl | steps to target "
         "(per seed) | vs trl | steps to TRL's end (per seed) | vs trl | scheduler overhead "
-        "| client calls (worker) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| client calls (worker) | final (all buckets) | vs trl |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
 
     def ci(c: dict[str, float], fmt: str = ".3f", sign: str = "") -> str:
@@ -374,7 +375,8 @@ def table(summary: dict[str, Any]) -> str:
             f"| {arm} | {ci(row['final'])} | {vs(row, 'final_vs_trl')} | {ci(row['area'])} | "
             f"{vs(row, 'area_vs_trl')} | {listed(row['steps'])} | "
             f"{vs(row, 'steps_vs_trl', '.0f')} | {listed(row['steps_trl_end'])} | "
-            f"{vs(row, 'steps_trl_end_vs_trl', '.0f')} | {overhead} | {worker} |"
+            f"{vs(row, 'steps_trl_end_vs_trl', '.0f')} | {overhead} | {worker} | "
+            f"{ci(row['final_all'])} | {vs(row, 'final_all_vs_trl')} |"
         )
     targets = ", ".join(
         f"seed {t['seed']}: {t['start']:.3f} -> {t['target']:.3f} (TRL ends {t['trl_end']:.3f})"
