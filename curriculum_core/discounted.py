@@ -26,7 +26,7 @@ from curriculum_core.stats import (
     BatchSummary,
     RunStats,
 )
-from curriculum_core.strategies import mix_uniform, softmax
+from curriculum_core.strategies import count_bonus, mix_uniform, softmax
 
 MAX_HORIZON = 10_000_000
 
@@ -75,8 +75,7 @@ class DiscountedDumpUcb:
 
     def bonus(self, state: np.ndarray) -> np.ndarray:
         """The exploration bonus ``c * sqrt(2 ln(N + 1) / (N_j + 1))``, shape ``(K,)``."""
-        counts = state[: state.shape[0] // 2]
-        return self.c * np.sqrt(2.0 * math.log(counts.sum() + 1.0) / (counts + 1.0))
+        return count_bonus(state[: state.shape[0] // 2], self.c)
 
     def scores(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
         counts, sums = np.split(state, 2)

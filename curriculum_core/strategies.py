@@ -74,11 +74,17 @@ class _Stateless:
         return state
 
 
-def ucb_bonus(stats: RunStats, c: float) -> np.ndarray:
-    """DUMP's exploration bonus per distribution, ``c * sqrt(2 ln(N + 1) / (n_j + 1))``,
-    shape ``(K,)``: what the UCB score adds to the learning signal."""
-    n = stats.n.astype(np.float64)
+def count_bonus(counts: np.ndarray, c: float) -> np.ndarray:
+    """``c * sqrt(2 ln(N + 1) / (n_j + 1))`` for per-distribution counts ``n`` (``N`` their
+    sum), shape ``(K,)``: UCB's exploration bonus."""
+    n = np.asarray(counts, dtype=np.float64)
     return c * np.sqrt(2.0 * math.log(n.sum() + 1.0) / (n + 1.0))
+
+
+def ucb_bonus(stats: RunStats, c: float) -> np.ndarray:
+    """DUMP's exploration bonus per distribution, on the cumulative counts, shape ``(K,)``:
+    what the UCB score adds to the learning signal."""
+    return count_bonus(stats.n, c)
 
 
 def ucb_scores(stats: RunStats, c: float) -> np.ndarray:
