@@ -14,6 +14,7 @@ Layout of ``checkpoint-<step>/``::
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,25 @@ def save_checkpoint(
     scheduler_snapshot: dict,
     config: dict[str, Any],
 ) -> Path:
-    """Write a checkpoint to ``path`` (created if needed) and return it."""
+    """Write a checkpoint to ``path`` and return it.
+
+    It is written whole into a hidden folder beside ``path`` and then renamed, so a process
+    killed mid-save leaves no ``checkpoint-<step>`` that ``--resume auto`` would take for
+    done (only the hidden folder, which the next save of that step replaces).
+    """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path / "policy")
-    tokenizer.save_pretrained(path / "policy")
+    tmp = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp / "policy")
+    tokenizer.save_pretrained(tmp / "policy")
     if reference is not None:
-        reference.save_pretrained(path / "reference")
-    torch.save(state, path / "trainer_state.pt")
-    (path / "scheduler.json").write_text(json.dumps(scheduler_snapshot), encoding="utf-8")
-    (path / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        reference.save_pretrained(tmp / "reference")
+    torch.save(state, tmp / "trainer_state.pt")
+    (tmp / "scheduler.json").write_text(json.dumps(scheduler_snapshot), encoding="utf-8")
+    (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
     return path
 
 
