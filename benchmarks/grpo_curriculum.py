@@ -71,6 +71,8 @@ from trainer_client.local_service import LocalService
 STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "dump-ucb": ("dump-ucb", {}),
     "uniform": ("uniform", {}),
+    "dump-rehearse": ("dump-rehearse", {}),
+    "dump-ducb": ("dump-ducb", {}),
     "sec": ("sec", {}),
     "learning-progress": ("learning-progress", {}),
     "exp3s": ("exp3s", {}),

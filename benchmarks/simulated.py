@@ -47,6 +47,7 @@ GROUP = 8  # rollouts per prompt (G)
 STRATEGY_CONFIGS: dict[str, dict[str, Any]] = {
     "dump-ucb": {"name": "dump-ucb"},
     "dump-ducb": {"name": "dump-ducb"},
+    "dump-rehearse": {"name": "dump-rehearse"},
     "uniform": {"name": "uniform"},
     "sec": {"name": "sec"},
     "learning-progress": {"name": "learning-progress"},

@@ -7,7 +7,7 @@ nothing but numpy (a test checks), so a trainer machine needs neither FastAPI no
 
 from curriculum_core.bandits import Exp3S, LearningProgress, Sec
 from curriculum_core.composition import compose_batch, counts_of, plan_rng
-from curriculum_core.diagnostics import exploration_bonus, saturated, starved
+from curriculum_core.diagnostics import exploration_bonus, rehearsal_share, saturated, starved
 from curriculum_core.discounted import DiscountedDumpUcb
 from curriculum_core.registry import (
     DEFAULT_STRATEGY,
@@ -21,6 +21,7 @@ from curriculum_core.registry import (
     strategy_to_dict,
     weights,
 )
+from curriculum_core.rehearsal import DumpRehearse
 from curriculum_core.run_model import (
     DEFAULT_REPORT_ID_RETENTION,
     SNAPSHOT_FORMAT,
@@ -59,6 +60,7 @@ __all__ = [
     "STRATEGIES",
     "BatchSummary",
     "DiscountedDumpUcb",
+    "DumpRehearse",
     "DumpUcb",
     "Exp3S",
     "LearningProgress",
@@ -77,6 +79,7 @@ __all__ = [
     "mix_uniform",
     "parse_strategy",
     "plan_rng",
+    "rehearsal_share",
     "reportable",
     "saturated",
     "scores",

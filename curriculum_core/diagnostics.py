@@ -11,6 +11,7 @@ import numpy as np
 
 from curriculum_core.discounted import DiscountedDumpUcb
 from curriculum_core.registry import Strategy
+from curriculum_core.rehearsal import DumpRehearse
 from curriculum_core.stats import RunStats
 from curriculum_core.strategies import DumpUcb, ucb_bonus
 
@@ -31,13 +32,23 @@ def exploration_bonus(
     strategy: Strategy, stats: RunStats, state: np.ndarray | None = None
 ) -> np.ndarray:
     """What the strategy adds to each distribution's learning signal to explore, shape
-    ``(K,)``: DUMP's UCB bonus, the discounted one of ``dump-ducb`` (read from the
-    strategy's ``state``; None: before any report), zeros for strategies without one."""
-    if isinstance(strategy, DumpUcb):
+    ``(K,)``: DUMP's UCB bonus (``dump-ucb``, ``dump-rehearse``), the discounted one of
+    ``dump-ducb`` (read from the strategy's ``state``; None: before any report), zeros for
+    strategies without one."""
+    if isinstance(strategy, DumpUcb | DumpRehearse):
         return ucb_bonus(stats, strategy.c)
     if isinstance(strategy, DiscountedDumpUcb):
         return strategy.bonus(strategy.initial_state(stats.k) if state is None else state)
     return np.zeros(stats.k)
+
+
+def rehearsal_share(strategy: Strategy, k: int, state: np.ndarray | None = None) -> np.ndarray:
+    """The share of the batch each distribution gets for rehearsal, because it was seen to
+    be forgotten while left out (``dump-rehearse``), shape ``(K,)``; zeros for the other
+    strategies and before any report (``state`` None)."""
+    if isinstance(strategy, DumpRehearse) and state is not None:
+        return strategy.shares(state)
+    return np.zeros(k)
 
 
 def starved(weights: np.ndarray) -> np.ndarray:

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from curriculum_core import RunStats, exploration_bonus, saturated, scores, starved
+from curriculum_core import (
+    RunStats,
+    exploration_bonus,
+    rehearsal_share,
+    saturated,
+    scores,
+    starved,
+)
 from service.schemas import ActivityOut, DistributionStatsOut, ReporterOut, RunOut
 from service.store.redis_store import RunState
 
@@ -22,6 +29,7 @@ def run_out(
     rewards = state.inputs.rewards
     score = scores(run.strategy, stats, strategy_state)
     bonus = exploration_bonus(run.strategy, stats, strategy_state)
+    rehearsal = rehearsal_share(run.strategy, stats.k, strategy_state)
     is_starved = starved(weights)
     is_saturated = saturated(run.strategy, stats)
     per_dist = {
@@ -35,6 +43,7 @@ def run_out(
             reward_last=float(rewards[i, 2]),
             reward_best=float(rewards[i, 3]),
             exploration_bonus=float(bonus[i]),
+            rehearsal_share=float(rehearsal[i]),
             starved=bool(is_starved[i]),
             saturated=bool(is_saturated[i]),
         )

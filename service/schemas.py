@@ -224,6 +224,10 @@ class DistributionStatsOut(BaseModel):
         description="What the strategy adds to the window mean to explore (dump-ucb: "
         "c * sqrt(2 ln(N + 1) / (n + 1)); 0 for strategies without a bonus)."
     )
+    rehearsal_share: float = Field(
+        description="The part of its weight given for rehearsal, because its reward was seen "
+        "to fall while it was left out (dump-rehearse; 0 for the other strategies)."
+    )
     starved: bool = Field(description="Its weight is under a tenth of the uniform 1/K.")
     saturated: bool = Field(
         description="Its window holds at least min(16, window) samples and their mean "
@@ -414,8 +418,8 @@ class Snapshot(_Body):
     history: list[HistoryPoint] = Field(default_factory=list)
     strategy_state: list[StateValue] = Field(
         default_factory=list,
-        description="A stateful strategy's state (dump-ducb, sec, learning-progress, exp3s); "
-        "empty for the others.",
+        description="A stateful strategy's state (dump-ducb, dump-rehearse, sec, "
+        "learning-progress, exp3s); empty for the others.",
     )
 
 

@@ -41,7 +41,7 @@ FLAGS = {
     "--strategy": (
         "strategy",
         str,
-        "dump-ucb | dump-ducb | uniform | sec | learning-progress | exp3s",
+        "dump-ucb | dump-rehearse | dump-ducb | uniform | sec | learning-progress | exp3s",
     ),
     "--output-dir": ("output_dir", str, "where metrics, checkpoints and reports go"),
     "--seed": ("seed", int, "run seed"),

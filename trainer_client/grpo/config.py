@@ -94,8 +94,8 @@ class TrainConfig:
     """``"service"`` (the HTTP scheduling service; a local one is started when no URL is
     given) or ``"local"`` (the same math in-process, no service)."""
     strategy: str = "dump-ucb"
-    """Scheduling strategy: ``"dump-ucb"``, ``"dump-ducb"``, ``"uniform"``, ``"sec"``,
-    ``"learning-progress"`` or ``"exp3s"`` (docs/strategies.md)."""
+    """Scheduling strategy: ``"dump-ucb"``, ``"dump-rehearse"``, ``"dump-ducb"``,
+    ``"uniform"``, ``"sec"``, ``"learning-progress"`` or ``"exp3s"`` (docs/strategies.md)."""
     strategy_params: dict[str, Any] = field(default_factory=dict)
     """Strategy parameters, e.g. ``{"window": 300, "c": 1.0, "tau": 0.1}``."""
     scheduler_drain_s: float = 60.0

@@ -42,7 +42,7 @@ def demo_main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--strategy",
         default="dump-ucb",
-        help="dump-ucb | dump-ducb | uniform | sec | learning-progress | exp3s",
+        help="dump-ucb | dump-rehearse | dump-ducb | uniform | sec | learning-progress | exp3s",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
