@@ -436,6 +436,60 @@ def checks(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
+STATIONARY_SLACK = 1.15
+"""A rule for forgetting learners may take this many times ``dump-ucb``'s steps to the
+target on a regime that does not forget (issue 9's bar)."""
+BASELINES = ("dump-ucb", "uniform", "sec")
+"""The rules every candidate is held against."""
+
+
+def _versus(mine: Mapping[str, float], theirs: Mapping[str, float]) -> str:
+    """``beyond`` when ``mine``'s 95 % interval lies wholly above ``theirs``, ``below`` when
+    wholly under it, ``level`` when the two meet."""
+    if mine["lo"] > theirs["hi"]:
+        return "beyond"
+    return "below" if mine["hi"] < theirs["lo"] else "level"
+
+
+def forgetting_checks(report: Mapping[str, Any]) -> list[str]:
+    """Issue 9's bars for each candidate rule (every label but the baselines), as sentences.
+
+    On a regime that does not forget: steps to target within :data:`STATIONARY_SLACK` times
+    ``dump-ucb``'s (the ratio of the means). On one that forgets: final success against
+    ``uniform``'s and ``sec``'s (:func:`_versus`).
+    """
+    out: list[str] = []
+    regimes = report.get("regimes", {})
+    for regime, by_label in report["cells"].items():
+        forgets = regimes.get(regime, {}).get("forgets")
+        for label, cell in by_label.items():
+            if label in BASELINES or forgets is None:
+                continue
+            r = cell["summary"]
+            if not forgets and "dump-ucb" in by_label:
+                ratio = (
+                    r["steps_to_target"]["mean"]
+                    / by_label["dump-ucb"]["summary"]["steps_to_target"]["mean"]
+                )
+                verdict = "met" if ratio <= STATIONARY_SLACK else "missed"
+                out.append(
+                    f"{regime} (stationary): {label}/dump-ucb steps to target = {ratio:.2f}; "
+                    f"target <= {STATIONARY_SLACK} {verdict}"
+                )
+            elif forgets:
+                versus = [
+                    f"{_versus(r['final'], by_label[b]['summary']['final'])} {b} "
+                    f"({by_label[b]['summary']['final']['mean']:.3f})"
+                    for b in ("uniform", "sec")
+                    if b in by_label
+                ]
+                out.append(
+                    f"{regime} (forgets): {label} final {r['final']['mean']:.3f}: "
+                    + ", ".join(versus)
+                )
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (``argv``, or ``sys.argv[1:]`` when None)."""
     regimes = all_regimes()
@@ -479,7 +533,7 @@ def render(report: Mapping[str, Any], args: argparse.Namespace) -> None:
     """Print (and write, as asked) the table, the target checks and the plots."""
     md = table(report)
     print(md)
-    for line in checks(report):
+    for line in [*checks(report), *forgetting_checks(report)]:
         print(line)
     if args.table:
         args.table.write_text(md + "\n")
@@ -531,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         "regimes": {
             r.name: {
                 "about": r.about,
+                "forgets": r.forgets,
                 "steps": r.steps,
                 "names": list(r.names),
                 "learnable": list(r.learnable),

@@ -37,6 +37,8 @@ class Regime:
     ``names``: the run's distribution names. ``learnable``: indices the metrics average over.
     ``steps``: training steps per run. ``make``: the learner's :class:`Dynamics` for a seed
     (only the drifting regime's shock schedule depends on it). ``about``: one line for docs.
+    ``forgets``: skill is lost within tens of steps (a bucket left out or not trained, or
+    undone by another's training); the others are stationary or drift slowly.
     """
 
     name: str
@@ -45,6 +47,7 @@ class Regime:
     steps: int
     make: Callable[[int], Dynamics]
     about: str
+    forgets: bool = False
 
 
 def _ladder_logits(k: int) -> np.ndarray:
@@ -153,6 +156,7 @@ def forgetting(steps: int) -> Regime:
     floor[0] = FORGET_FLOOR
     dyn = Dynamics(z0=z0, eta=ETA, transfer=TRANSFER, forget=forget, floor=floor, breaks=(0,))
     return Regime(
+        forgets=True,
         name="forgetting",
         names=("early", *(f"d{j:02d}" for j in range(FORGET_LADDER))),
         learnable=tuple(range(k)),
@@ -188,6 +192,7 @@ def fast_forgetting(k: int, steps: int) -> Regime:
         rehearsal=True,
     )
     return Regime(
+        forgets=True,
         name=f"fastforget{k}",
         names=tuple(f"d{j:02d}" for j in range(k)),
         learnable=tuple(range(k)),
@@ -222,6 +227,7 @@ def forgetting_sources(k: int, steps: int) -> Regime:
         rehearsal=True,
     )
     return Regime(
+        forgets=True,
         name=f"forget{k}",
         names=tuple(f"s{j:02d}" for j in range(k)),
         learnable=tuple(range(k)),
@@ -230,6 +236,36 @@ def forgetting_sources(k: int, steps: int) -> Regime:
         about=(
             f"{k} unrelated sources (s0 0.73 to 0.047); one left out of a step's batch "
             f"forgets {SOURCES_FORGET}/step towards s = 0.047 (half-life ~14 steps)"
+        ),
+    )
+
+
+def forgetting_mixture(k: int, steps: int) -> Regime:
+    """The sources of :func:`forgetting_sources` in a mixture with an impossible and a
+    trivial source, as real prompt pools have: prompts no rollout solves and prompts every
+    rollout solves. Neither teaches anything, so a batch share spent on them is lost to
+    the sources that need rehearsal."""
+    z0 = np.concatenate([[-FROZEN_LOGIT], np.linspace(1.0, FAST_FLOOR, k), [FROZEN_LOGIT]])
+    n = z0.size
+    dyn = Dynamics(
+        z0=z0,
+        eta=ETA,
+        transfer=0.0,
+        forget=np.full(n, SOURCES_FORGET),
+        floor=np.minimum(z0, FAST_FLOOR),
+        frozen=(0, n - 1),
+        rehearsal=True,
+    )
+    return Regime(
+        forgets=True,
+        name=f"forgetmix{k}",
+        names=("impossible", *(f"s{j:02d}" for j in range(k)), "trivial"),
+        learnable=tuple(range(1, n - 1)),
+        steps=steps,
+        make=lambda _seed: dyn,
+        about=(
+            f"the {k} sources of forget{k} beside an impossible (s = 0) and a trivial "
+            f"(s = 1) source"
         ),
     )
 
@@ -257,6 +293,7 @@ def interference(pairs: int, steps: int) -> Regime:
         interference=clash,
     )
     return Regime(
+        forgets=True,
         name=f"clash{pairs}",
         names=tuple(f"{ab}{i}" for i in range(pairs) for ab in ("a", "b")),
         learnable=tuple(range(k)),
@@ -285,6 +322,7 @@ def all_regimes(scale: float = 1.0) -> dict[str, Regime]:
         forgetting(n(500)),
         fast_forgetting(8, n(600)),
         forgetting_sources(10, n(600)),
+        forgetting_mixture(10, n(600)),
         interference(3, n(600)),
     ]
     return {r.name: r for r in regimes}
