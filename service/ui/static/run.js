@@ -47,6 +47,14 @@ function renderFacts(run) {
   }) : [el("tr", {}, "no report yet")]));
 }
 
+// The share of the batch a distribution gets for rehearsal, as a percent; "-" for none, and
+// the cell hidden (as its header) for strategies that never rehearse.
+function rehearsalCell(share, rehearses) {
+  const cell = el("td", { class: "rehearsal" }, share > 0 ? `${(100 * share).toFixed(1)}%` : "-");
+  cell.hidden = !rehearses;
+  return cell;
+}
+
 function renderTable(run) {
   const rows = rowsOf(run);
   const { key, descending } = sort;
@@ -57,6 +65,8 @@ function renderTable(run) {
     return descending ? -order : order;
   });
   const fmt = (v, digits = 3) => (v === null ? "-" : Number(v).toFixed(digits));
+  const rehearses = run.config.strategy.name === "dump-rehearse";
+  document.querySelector("[data-testid=distribution-table] th[data-key=rehearsal_share]").hidden = !rehearses;
   document.querySelector("[data-testid=distribution-table] tbody").replaceChildren(...rows.map((r) => {
     const tr = el("tr", { "data-distribution": r.name });
     const name = el("td");
@@ -66,6 +76,7 @@ function renderTable(run) {
       el("td", {}, fmt(r.exploration_bonus)), el("td", {}, r.reward_n ? fmt(r.reward_mean) : "-"),
       el("td", {}, r.reward_n ? fmt(r.reward_best) : "-"),
       el("td", {}, r.last_step === null ? "never" : String(r.last_step)),
+      rehearsalCell(r.rehearsal_share, rehearses),
       el("td", { class: "flags" }, r.flags),
     );
     return tr;
