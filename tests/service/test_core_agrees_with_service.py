@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curriculum_core import RunModel
+from curriculum_core import RunModel, rehearsal_share
 from tests.conftest import create_run
 
 TOL = 1e-9
@@ -99,6 +99,20 @@ def _family(name: str) -> st.SearchStrategy[dict[str, Any]]:
                 "window": SMALL_WINDOW,
             },
         )
+    if name == "dump-rehearse":
+        return st.fixed_dictionaries(
+            {"name": st.just("dump-rehearse")},
+            optional={
+                "c": st.floats(min_value=0.0, max_value=2.0),
+                "tau": st.floats(min_value=0.05, max_value=1.0),
+                "rehearse": st.floats(min_value=0.0, max_value=1.0),
+                "confidence": st.floats(min_value=0.01, max_value=10.0),
+                "memory": st.floats(min_value=0.0, max_value=1.0),
+                "ref_alpha": st.floats(min_value=0.01, max_value=1.0),
+                "floor": st.floats(min_value=0.0, max_value=0.5),
+                "window": SMALL_WINDOW,
+            },
+        )
     raise AssertionError(name)
 
 
@@ -112,16 +126,18 @@ FAMILIES = [
     "learning-progress",
     "exp3s",
     "dump-ducb",
+    "dump-rehearse",
 ]
 
 
 @st.composite
 def _report(
-    draw: st.DrawFn, names: list[str], needs_rewards: bool
+    draw: st.DrawFn, names: list[str], needs_rewards: bool, rewards_often: bool = False
 ) -> tuple[dict[str, list[float]], dict[str, list[float]] | None]:
     """One valid report: advantages over a random subset (some lists empty, at least one
     value in all) and rewards, absent, partial or over other distributions too (but for
-    every distribution with advantages when the signal needs them)."""
+    every distribution with advantages when the signal needs them; for most of them when
+    ``rewards_often``, so that a strategy that learns from rewards has some to learn from)."""
     chosen = draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True))
     advantages = {name: draw(st.lists(ADVANTAGES, max_size=8)) for name in chosen}
     if not any(advantages.values()):
@@ -130,7 +146,8 @@ def _report(
         return advantages, None
     rewards: dict[str, list[float]] = {}
     for name in names:
-        if needs_rewards and advantages.get(name):
+        carried = bool(advantages.get(name))
+        if carried and (needs_rewards or (rewards_often and draw(st.integers(0, 3)) > 0)):
             rewards[name] = draw(st.lists(REWARDS, min_size=1, max_size=8))
         elif draw(st.booleans()):  # sometimes absent; sometimes for a name without advantages
             rewards[name] = draw(st.lists(REWARDS, max_size=8))
@@ -139,16 +156,22 @@ def _report(
 
 @st.composite
 def _scenario(draw: st.DrawFn, family: str) -> dict[str, Any]:
-    """A strategy, K distributions, a seed and 1..12 reports (some with repeated ids)."""
+    """A strategy, K distributions, a seed and 1..12 reports (some with repeated ids; 8..12
+    over K >= 2 for dump-rehearse)."""
     strategy = draw(_family(family))
-    k = draw(st.integers(min_value=1, max_value=5))
+    # dump-rehearse learns from the rewards of distributions that return after a gap: give
+    # it rewards, more than one distribution and enough reports for some to return twice
+    rewards_often = strategy["name"] == "dump-rehearse"
+    k = draw(st.integers(min_value=2 if rewards_often else 1, max_value=5))
     names = [f"d{i}" for i in range(k)]
     needs_rewards = strategy.get("signal") == "reward-spread"
     # a report, whether it repeats an earlier report's id (1 in 4) and which (modulo the step)
     drawn = draw(
         st.lists(
-            st.tuples(_report(names, needs_rewards), st.integers(0, 3), st.integers(0, 11)),
-            min_size=1,
+            st.tuples(
+                _report(names, needs_rewards, rewards_often), st.integers(0, 3), st.integers(0, 11)
+            ),
+            min_size=8 if rewards_often else 1,
             max_size=12,
         )
     )
@@ -212,6 +235,7 @@ def _check_scenario(http: httpx.Client, url: str, scenario: dict[str, Any]) -> N
         assert info["version"] == model.version
         _assert_weights(info["weights"], model.named_weights(), "GET /v1/runs/{id}")
         stats = model.stats()
+        shares = rehearsal_share(model.strategy, model.k, model.state)
         for i, name in enumerate(names):
             got = info["stats"][name]
             assert got["n"] == int(model.n[i]), name
@@ -221,6 +245,7 @@ def _check_scenario(http: httpx.Client, url: str, scenario: dict[str, Any]) -> N
             assert got["reward_mean"] == pytest.approx(reward_mean, rel=0, abs=TOL)
             assert got["reward_last"] == pytest.approx(reward_last, rel=0, abs=TOL)
             assert got["reward_best"] == pytest.approx(reward_best, rel=0, abs=TOL)
+            assert got["rehearsal_share"] == pytest.approx(shares[i], rel=0, abs=TOL), name
 
         export = http.get(f"{url}/v1/runs/{run}/export?history=false", headers=headers)
         assert export.status_code == 200, export.text

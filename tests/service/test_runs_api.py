@@ -160,6 +160,50 @@ def test_recreated_run_is_not_served_from_a_stale_cache(
     assert info["config"]["distributions"] == ["x", "y"]
 
 
+def _forgetting_reports() -> list[dict[str, Any]]:
+    """Eight reports, four samples a distribution: ``easy`` at reward 1.0, then left out for
+    two reports (32 samples) and back at 0.75, left out for three (48) and back at 0.25, its
+    reward falling over both gaps; ``medium`` and ``hard`` in every report, steady."""
+    plan = [1.0, None, None, 0.75, None, None, None, 0.25]
+    out = []
+    for step, easy in enumerate(plan):
+        rewards = {"medium": [0.5] * 4, "hard": [0.0, 1.0, 0.0, 1.0]}
+        if easy is not None:
+            rewards["easy"] = [easy] * 4
+        advantages = {name: [0.5, -0.5, 0.25, -0.25] for name in rewards}
+        out.append({"report_id": f"r{step}", "step": step, "advantages": advantages,
+                    "rewards": rewards})  # fmt: skip
+    return out
+
+
+def test_the_run_shows_each_distributions_rehearsal_share(
+    http: httpx.Client, service_url: str
+) -> None:
+    """A dump-rehearse run: ``easy``, whose reward fell over both of its gaps, has a positive
+    rehearsal share, the one the core computes from the same reports; the two never left out
+    have none. A dump-ucb run given the same reports shows 0 for every distribution."""
+    from curriculum_core import RunModel, rehearsal_share
+
+    strategy = {"name": "dump-rehearse", "confidence": 8.0}
+    model = RunModel(DISTS, strategy)
+    run, headers = create_run(http, service_url, DISTS, strategy=strategy)
+    dump_run, dump_headers = create_run(http, service_url, DISTS, strategy="dump-ucb")
+    for body in _forgetting_reports():
+        assert model.apply(body["report_id"], body["advantages"], body["rewards"])
+        for target, auth in ((run, headers), (dump_run, dump_headers)):
+            reply = http.post(f"{service_url}/v1/runs/{target}/reports", json=body, headers=auth)
+            assert reply.status_code == 200, reply.text
+    expected = rehearsal_share(model.strategy, model.k, model.state)
+    stats = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()["stats"]
+    shares = {name: stats[name]["rehearsal_share"] for name in DISTS}
+    assert shares["easy"] > 0 and shares["medium"] == shares["hard"] == 0.0
+    for i, name in enumerate(DISTS):
+        assert abs(shares[name] - expected[i]) <= 1e-12, name
+    assert shares["easy"] < 1 / len(DISTS)  # t (4.17) < confidence: not yet the whole 1 / K
+    dump_stats = http.get(f"{service_url}/v1/runs/{dump_run}", headers=dump_headers).json()
+    assert [dump_stats["stats"][name]["rehearsal_share"] for name in DISTS] == [0.0] * 3
+
+
 def test_health_and_metrics(http: httpx.Client, service_url: str) -> None:
     assert http.get(f"{service_url}/healthz").json() == {"status": "ok"}
     assert http.get(f"{service_url}/readyz").json() == {"status": "ready"}

@@ -15,6 +15,7 @@ from curriculum_core import (
     RunStats,
     advance,
     initial_state,
+    rehearsal_share,
     strategy_from_dict,
     weights,
 )
@@ -26,6 +27,7 @@ STRATEGIES: list[dict[str, Any]] = [
     {"name": "learning-progress", "tau": 0.02},
     {"name": "exp3s", "history": 16},
     {"name": "dump-ducb", "horizon": 20.0},
+    {"name": "dump-rehearse", "confidence": 2.0},
     {"name": "dump-ucb", "floor": 0.1, "regress_bonus": 2.0},
 ]
 
@@ -62,6 +64,15 @@ def _reference(strategy_wire: dict[str, Any], reports: list[dict[str, Any]]) -> 
     return expected
 
 
+def _reference_shares(strategy_wire: dict[str, Any], reports: list[dict[str, Any]]) -> np.ndarray:
+    """The rehearsal share of each distribution after ``reports``, in process (0 but for
+    dump-rehearse)."""
+    model = RunModel(DISTS, strategy_wire)
+    for report in reports:
+        model.apply(report["report_id"], report["advantages"], report["rewards"])
+    return rehearsal_share(model.strategy, model.k, model.state)
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=[s["name"] for s in STRATEGIES])
 def test_service_weights_equal_the_fold_in_process(
     http: httpx.Client, service_url: str, redis_url: str, strategy: dict[str, Any]
@@ -79,6 +90,10 @@ def test_service_weights_equal_the_fold_in_process(
     got = np.array([info["weights"][d] for d in DISTS])
     np.testing.assert_allclose(got, _reference(strategy, reports), rtol=1e-6, atol=1e-9)
     assert not np.allclose(got, 0.25)
+    shares = np.array([info["stats"][d]["rehearsal_share"] for d in DISTS])
+    np.testing.assert_allclose(shares, _reference_shares(strategy, reports), rtol=1e-9, atol=0)
+    # dump-rehearse: some distribution's reward fell over its gaps in these reports
+    assert shares.any() == (strategy["name"] == "dump-rehearse")
 
     import redis
 

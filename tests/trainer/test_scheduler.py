@@ -85,6 +85,35 @@ def test_discounted_ucb_runs_locally_and_its_state_survives_a_checkpoint() -> No
     assert copy.weights() == s.weights() and copy.plan(5, 16) == s.plan(5, 16)
 
 
+def test_rehearsal_runs_locally_and_its_state_survives_a_checkpoint() -> None:
+    """``--scheduler local --strategy dump-rehearse``, memory and ref_alpha 0.5: ``b`` (4
+    samples, reward 0.5) is in every report; ``a`` (2 samples) is left out of two reports and
+    comes back 0.25 lower, then of three and comes back 0.625 lower than its reference.
+    Idle counts, references and forgetting sums survive the checkpoint exactly, and so do
+    the weights, the rehearsal share and the plans."""
+    params = {"memory": 0.5, "ref_alpha": 0.5}
+    s = LocalScheduler(NAMES, strategy="dump-rehearse", **params)
+    a_rewards = [1.0, None, None, 0.75, None, None, None, 0.25, None]
+    for step, a in enumerate(a_rewards):
+        advantages = {"b": [1.0, -1.0, 0.5, -0.5]}
+        rewards = {"b": [0.5] * 4}
+        if a is not None:
+            advantages["a"], rewards["a"] = [0.5, -0.5], [a, a]
+        s.report(step, advantages, rewards)
+    # a: gaps of 8 and 12 samples, drops 0.25 and 0.875 - 0.25; ref 1 -> 0.875 -> 0.5625
+    gd, gg, dd = 0.5 * 8 * 0.25 + 12 * 0.625, 0.5 * 64 + 144, 0.5 * 0.0625 + 0.390625
+    idle = [4.0, 0.0, 3 * 6 + 6 * 4.0]  # c was never reported: every sample counts
+    ref, seen, returns = [0.5625, 0.5, 0.0], [1.0, 1.0, 0.0], [1.5, 0.0, 0.0]
+    expected = [*idle, *ref, *seen, gd, 0, 0, gg, 0, 0, dd, 0, 0, *returns]
+    assert s.model.state.tolist() == pytest.approx(expected, abs=1e-12)
+    # t = 4.25 > confidence 1: a gets the whole rehearsal share, 1 / K
+    assert s.strategy.shares(s.model.state).tolist() == pytest.approx([1 / 3, 0.0, 0.0])
+    copy = LocalScheduler(NAMES, strategy="dump-rehearse", **params)
+    copy.import_(s.export())
+    assert copy.model.state.tolist() == s.model.state.tolist()
+    assert copy.weights() == s.weights() and copy.plan(9, 16) == s.plan(9, 16)
+
+
 def test_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="advantages name distribution 'z', which the run"):
         LocalScheduler(NAMES).report(0, {"z": [1.0]})
