@@ -38,8 +38,9 @@ PARTS = ("idle", "ref", "seen", "gap_drop", "gap_gap", "drop_drop", "returns")
 """The state's blocks, each of shape ``(K,)``, in order."""
 
 MIN_RETURNS = 1.5
-"""Discounted returns a bucket needs before its forgetting is judged (two returns, less
-their discount): a slope fitted to one return has no error estimate."""
+"""Discounted returns a bucket needs before its forgetting is judged: two returns, the first
+discounted once by ``memory``, which is at least 0.5 so that two suffice (a slope fitted to
+one return has no error estimate)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class DumpRehearse:
     tau: float = param(0.1, gt=0)
     rehearse: float = param(1.0, ge=0, le=1)
     confidence: float = param(1.0, gt=0, le=1e6)
-    memory: float = param(0.95, ge=0, le=1)
+    memory: float = param(0.95, ge=0.5, le=1)
     ref_alpha: float = param(0.3, gt=0, le=1)
     floor: float = param(0.0, ge=0, lt=1)
 

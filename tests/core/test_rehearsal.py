@@ -198,7 +198,7 @@ def test_an_exact_fit_with_zero_rate_gives_no_share_and_no_nan() -> None:
     "params",
     [
         {},
-        {"memory": 0.0},
+        {"memory": 0.5},
         {"memory": 1.0, "confidence": 1e-3, "rehearse": 1.0},
         {"memory": 0.5, "ref_alpha": 1.0, "confidence": 0.5, "tau": 1e-3, "floor": 0.2},
         {"c": 0.0, "rehearse": 0.0},

@@ -107,7 +107,7 @@ def _family(name: str) -> st.SearchStrategy[dict[str, Any]]:
                 "tau": st.floats(min_value=0.05, max_value=1.0),
                 "rehearse": st.floats(min_value=0.0, max_value=1.0),
                 "confidence": st.floats(min_value=0.01, max_value=10.0),
-                "memory": st.floats(min_value=0.0, max_value=1.0),
+                "memory": st.floats(min_value=0.5, max_value=1.0),
                 "ref_alpha": st.floats(min_value=0.01, max_value=1.0),
                 "floor": st.floats(min_value=0.0, max_value=0.5),
                 "window": SMALL_WINDOW,
