@@ -13,7 +13,9 @@ and the sampling weights every step. Per strategy: the mean test reward curve wi
 min-max band over seeds, the final mean test reward (mean, 95 % t-interval, min-max), and the
 steps to a target mean test reward: per seed, halfway from the seed's starting reward to the
 best final reward any strategy reached on that seed (a run that never reaches it is reported
-as not reaching it).
+as not reaching it); the distributions each run solved (greedy test reward at least
+``SOLVED`` at some evaluation) and ended below it; and every strategy's final reward and area
+paired by seed against ``--baseline``'s (``uniform`` by default).
 
     python -m benchmarks.grpo_curriculum --seeds 3 --steps 1000 \
         --strategies dump-ucb,uniform,sec --out runs/grpo-bench --img-dir docs/img
@@ -96,6 +98,8 @@ SMOKE_STEPS = 5
 DEFAULTS = dict(seeds=3, strategies="dump-ucb,uniform,sec", steps=1000, eval_every=50)
 SMOKE_DEFAULTS = dict(seeds=1, strategies="dump-ucb,uniform", steps=SMOKE_STEPS, eval_every=2)
 """What unset ``--seeds``, ``--strategies``, ``--steps``, ``--eval-every`` become."""
+SOLVED = 0.9
+"""A distribution counts as solved once its greedy test reward reaches this."""
 WEIGHTS_LABEL = "dump-ucb"  # whose first seed's weights are plotted
 
 
@@ -263,8 +267,21 @@ def run_one(
     return result
 
 
-def summarise(runs: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
-    """Per strategy: curves over seeds, final reward, steps to the target; and the targets.
+def solved_then_lost(run: dict[str, Any], solved: float = SOLVED) -> dict[str, float]:
+    """The distributions whose test reward reached ``solved`` at some evaluation (the start
+    included) and ended below it, with their final test reward."""
+    return {
+        name: values[-1]
+        for name, values in run["eval"].items()
+        if max(values) >= solved and values[-1] < solved
+    }
+
+
+def summarise(
+    runs: list[dict[str, Any]], labels: list[str], baseline: str = "uniform"
+) -> dict[str, Any]:
+    """Per strategy: curves over seeds, final reward, steps to the target, the solved
+    distributions it lost; the targets; and paired differences to ``baseline``'s runs.
 
     The target is per seed (seeds start from different warm starts): halfway from the seed's
     starting mean test reward (the same for every strategy: paired) to the best final mean
@@ -314,11 +331,13 @@ def summarise(runs: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
             "per_dist_min": {k: v.min(0).tolist() for k, v in per_dist.items()},
             "per_dist_max": {k: v.max(0).tolist() for k, v in per_dist.items()},
             "wall_s": [r["wall_s"] for r in mine],
+            "lost": [solved_then_lost(r) for r in mine],
         }
-    if "uniform" in out["cells"]:
-        ref = out["cells"]["uniform"]
+    out["baseline"] = baseline
+    if baseline in out["cells"]:
+        ref = out["cells"][baseline]
         for cell in out["cells"].values():
-            cell["vs_uniform"] = {
+            cell["vs_baseline"] = {
                 key: interval([a - b for a, b in zip(cell[key], ref[key], strict=True)])
                 for key in ("final", "auc")
             }
@@ -399,8 +418,9 @@ def table(summary: dict[str, Any]) -> str:
     lines = [
         "| strategy | final mean test reward: mean ± 95% t (min-max) | per seed | "
         "steps to target: mean (reached) | per seed | area under curve (mean) | "
-        "paired minus uniform, per seed mean ± 95% t: final; area |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"paired minus {summary.get('baseline', 'uniform')}, per seed mean ± 95% t: final; "
+        f"area | solved (test reward >= {SOLVED}) then lost, per seed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for lab, c in summary["cells"].items():
         per_seed = ", ".join(f"{v:.3f}" for v in c["final"])
@@ -411,17 +431,28 @@ def table(summary: dict[str, Any]) -> str:
             f"({c['final_min']:.3f}-{c['final_max']:.3f}) | {per_seed} | "
             f"{mean_hit} ({c['reached']}/{len(c['seeds'])}) | {hits} | {np.mean(c['auc']):.3f} | "
             + _diff(c)
+            + " | "
+            + _lost(c)
             + " |"
         )
     return "\n".join(lines)
 
 
 def _diff(cell: dict[str, Any]) -> str:
-    """``final; area`` paired differences to uniform, or a dash without a uniform arm."""
-    diff = cell.get("vs_uniform")
+    """``final; area`` paired differences to the baseline, or a dash without its arm."""
+    diff = cell.get("vs_baseline")
     if diff is None:
         return "—"
     return "; ".join(f"{diff[k]['mean']:+.3f} ± {diff[k]['half']:.3f}" for k in ("final", "auc"))
+
+
+def _lost(cell: dict[str, Any]) -> str:
+    """Per seed, the solved distributions a run ended below the bar with, or ``none``."""
+    per_seed = [
+        ", ".join(f"{name} {final:.2f}" for name, final in lost.items()) or "none"
+        for lost in cell.get("lost", [])
+    ]
+    return "; ".join(per_seed)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -451,6 +482,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--eval-every",
         type=int,
         help=f"test evaluation interval (default {DEFAULTS['eval_every']})",
+    )
+    p.add_argument(
+        "--baseline",
+        default="uniform",
+        help="the label the paired differences are taken against (default uniform)",
     )
     p.add_argument("--out", required=True, help="folder for runs, results.json, results.md")
     p.add_argument("--img-dir", help="where the PNGs go (default: --out)")
@@ -547,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - grid_start
         print(f"seed {args.only_seed} done in {wall:.0f} s; run without --only-seed to report")
         return 0
-    summary = summarise(runs, labels)
+    summary = summarise(runs, labels, args.baseline)
     img_dir = Path(args.img_dir) if args.img_dir else out
     images = plot(summary, runs, img_dir)
     wall = time.perf_counter() - grid_start

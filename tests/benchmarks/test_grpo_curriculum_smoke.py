@@ -97,3 +97,32 @@ def test_seeds_run_in_parallel_then_one_report(tmp_path: Path) -> None:
     report = json.loads((out / "results.json").read_text())
     assert report["cells"]["uniform"]["seeds"] == [0, 1]
     assert sorted(run["seed"] for run in report["runs"]) == [0, 1]
+
+
+def test_solved_then_lost_and_the_paired_baseline() -> None:
+    """A distribution counts as lost when it reached the bar at some evaluation and ended
+    below it; differences are paired by seed against the ``baseline`` label's runs."""
+    from benchmarks.grpo_curriculum import solved_then_lost, summarise
+
+    def run(label: str, seed: int, a: list[float], b: list[float]) -> dict[str, object]:
+        return {
+            "label": label,
+            "seed": seed,
+            "eval_steps": [0, 50, 100],
+            "eval_mean": [(x + y) / 2 for x, y in zip(a, b, strict=True)],
+            "eval": {"a": a, "b": b},
+            "weights": {},
+            "wall_s": 1.0,
+        }
+
+    kept = run("x", 0, [0.5, 0.95, 0.9], [0.0, 0.2, 0.3])
+    lost = run("y", 0, [0.5, 0.95, 0.4], [0.0, 0.2, 0.5])
+    assert solved_then_lost(kept) == {}
+    assert solved_then_lost(lost) == {"a": 0.4}
+    runs = [kept, lost, run("x", 1, [0.1, 0.2, 0.6], [0.1, 0.1, 0.1])]
+    runs.append(run("y", 1, [0.1, 0.2, 0.4], [0.1, 0.1, 0.1]))
+    summary = summarise(runs, ["x", "y"], baseline="y")
+    assert summary["baseline"] == "y"
+    assert summary["cells"]["y"]["lost"] == [{"a": 0.4}, {}]
+    diff = summary["cells"]["x"]["vs_baseline"]["final"]
+    assert math.isclose(diff["mean"], (0.6 - 0.45 + 0.35 - 0.25) / 2)
