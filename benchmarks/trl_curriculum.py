@@ -7,6 +7,9 @@ Arms, each a real ``trl.GRPOTrainer`` run on the same warm-started tiny model an
   plumbing, no curriculum);
 - ``dump-ucb``: ``CurriculumGRPOTrainer`` with the default strategy.
 
+Any other strategy name can be trained as a probe arm (``--arms dump-ucb,dump-rehearse``):
+its runs are saved beside the others, and the summary stays the three arms'.
+
 The mixture is the demo's: digit reversal of lengths 1-8 and 11 after a supervised warm start
 (``benchmarks/grpo_curriculum.py``'s, saved once per seed and loaded by every arm), where at
 the start the short lengths are solved and the long ones out of reach: more than half of the
@@ -51,6 +54,7 @@ import torch
 from benchmarks.grpo_curriculum import SMOKE, warm_model
 from benchmarks.sim.stats import curve_band, interval
 from benchmarks.trainer_speed import trl_config
+from curriculum_core import STRATEGIES
 from trainer_client import CurriculumClient
 from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.demo import DEMO
@@ -60,6 +64,7 @@ from trainer_client.grpo.trainer import evaluate_policy
 from trainer_client.local_service import LocalService
 
 ARMS = ("trl", "uniform", "dump-ucb")
+"""The arms the summary compares."""
 
 
 class TimedClient(CurriculumClient):
@@ -426,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--arms",
         default=",".join(ARMS),
-        help="train only these arms (a probe: no summary unless all three)",
+        help="train only these arms, any strategy name beside trl (no summary unless "
+        f"{', '.join(ARMS)} are among them)",
     )
     p.add_argument(
         "--trl-positions",
@@ -456,7 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     same_config(out / "config.json", {**base, "fix_positions": not args.trl_positions})
-    arms = [a for a in ARMS if a in args.arms.split(",")]
+    arms = list(dict.fromkeys(args.arms.split(",")))
+    unknown = [a for a in arms if a != "trl" and a not in STRATEGIES]
+    if unknown:
+        raise SystemExit(f"unknown arms {unknown}: trl or one of {sorted(STRATEGIES)}")
     names = [f"rev-{n}" for n in base["levels"]]
     runs: list[dict[str, Any]] = []
     with LocalService(out / f"service-{args.first_seed}") as service:
@@ -480,9 +489,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"({time.perf_counter() - started:.0f} s); learnable {chosen}: {trace}",
                     flush=True,
                 )
-    if args.first_seed or len(arms) < len(ARMS):
+    if args.first_seed or not set(ARMS) <= set(arms):
         return 0  # a partial process or a probe: the plain run afterwards writes the summary
-    summary = summarise(runs, names)
+    summary = summarise([r for r in runs if r["arm"] in ARMS], names)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if args.img_dir:
         plot(runs, names, Path(args.img_dir) / args.img_name)
