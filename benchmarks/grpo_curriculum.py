@@ -14,7 +14,8 @@ min-max band over seeds, the final mean test reward (mean, 95 % t-interval, min-
 steps to a target mean test reward: per seed, halfway from the seed's starting reward to the
 best final reward any strategy reached on that seed (a run that never reaches it is reported
 as not reaching it); the distributions each run solved (greedy test reward at least
-``SOLVED`` at some evaluation) and ended below it; and every strategy's final reward and area
+``SOLVED`` at some evaluation) and ended below it, and the evaluations they spent below
+``LAPSED`` once solved; and every strategy's final reward and area
 paired by seed against ``--baseline``'s (``uniform`` by default).
 
     python -m benchmarks.grpo_curriculum --seeds 3 --steps 1000 \
@@ -100,6 +101,8 @@ SMOKE_DEFAULTS = dict(seeds=1, strategies="dump-ucb,uniform", steps=SMOKE_STEPS,
 """What unset ``--seeds``, ``--strategies``, ``--steps``, ``--eval-every`` become."""
 SOLVED = 0.9
 """A distribution counts as solved once its greedy test reward reaches this."""
+LAPSED = 0.5
+"""A solved distribution counts as lost (for the moment) while its test reward is below this."""
 WEIGHTS_LABEL = "dump-ucb"  # whose first seed's weights are plotted
 
 
@@ -277,6 +280,19 @@ def solved_then_lost(run: dict[str, Any], solved: float = SOLVED) -> dict[str, f
     }
 
 
+def lapses(run: dict[str, Any], solved: float = SOLVED, lost: float = LAPSED) -> int:
+    """The evaluations at which a distribution the run had solved (test reward at least
+    ``solved`` at an earlier or that evaluation) was below ``lost``, summed over the
+    distributions: how long what was learnt stayed lost, the end or not."""
+    count = 0
+    for values in run["eval"].values():
+        reached = False
+        for v in values:
+            reached = reached or v >= solved
+            count += reached and v < lost
+    return count
+
+
 def summarise(
     runs: list[dict[str, Any]], labels: list[str], baseline: str = "uniform"
 ) -> dict[str, Any]:
@@ -332,6 +348,7 @@ def summarise(
             "per_dist_max": {k: v.max(0).tolist() for k, v in per_dist.items()},
             "wall_s": [r["wall_s"] for r in mine],
             "lost": [solved_then_lost(r) for r in mine],
+            "lapses": [lapses(r) for r in mine],
         }
     out["baseline"] = baseline
     if baseline in out["cells"]:
@@ -419,8 +436,9 @@ def table(summary: dict[str, Any]) -> str:
         "| strategy | final mean test reward: mean ± 95% t (min-max) | per seed | "
         "steps to target: mean (reached) | per seed | area under curve (mean) | "
         f"paired minus {summary.get('baseline', 'uniform')}, per seed mean ± 95% t: final; "
-        f"area | solved (test reward >= {SOLVED}) then lost, per seed |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"area | solved (test reward >= {SOLVED}) then lost, per seed | evaluations a solved "
+        f"distribution spent below {LAPSED}, per seed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for lab, c in summary["cells"].items():
         per_seed = ", ".join(f"{v:.3f}" for v in c["final"])
@@ -433,6 +451,8 @@ def table(summary: dict[str, Any]) -> str:
             + _diff(c)
             + " | "
             + _lost(c)
+            + " | "
+            + ", ".join(str(n) for n in c.get("lapses", []))
             + " |"
         )
     return "\n".join(lines)

@@ -102,7 +102,7 @@ def test_seeds_run_in_parallel_then_one_report(tmp_path: Path) -> None:
 def test_solved_then_lost_and_the_paired_baseline() -> None:
     """A distribution counts as lost when it reached the bar at some evaluation and ended
     below it; differences are paired by seed against the ``baseline`` label's runs."""
-    from benchmarks.grpo_curriculum import solved_then_lost, summarise
+    from benchmarks.grpo_curriculum import lapses, solved_then_lost, summarise
 
     def run(label: str, seed: int, a: list[float], b: list[float]) -> dict[str, object]:
         return {
@@ -119,6 +119,8 @@ def test_solved_then_lost_and_the_paired_baseline() -> None:
     lost = run("y", 0, [0.5, 0.95, 0.4], [0.0, 0.2, 0.5])
     assert solved_then_lost(kept) == {}
     assert solved_then_lost(lost) == {"a": 0.4}
+    assert lapses(kept) == 0 and lapses(lost) == 1  # a at 0.4 < 0.5 once solved; b never was
+    assert lapses(run("z", 0, [0.95, 0.1, 0.3], [0.0, 0.95, 0.2])) == 3
     runs = [kept, lost, run("x", 1, [0.1, 0.2, 0.6], [0.1, 0.1, 0.1])]
     runs.append(run("y", 1, [0.1, 0.2, 0.4], [0.1, 0.1, 0.1]))
     summary = summarise(runs, ["x", "y"], baseline="y")
