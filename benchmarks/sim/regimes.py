@@ -156,7 +156,6 @@ def forgetting(steps: int) -> Regime:
     floor[0] = FORGET_FLOOR
     dyn = Dynamics(z0=z0, eta=ETA, transfer=TRANSFER, forget=forget, floor=floor, breaks=(0,))
     return Regime(
-        forgets=True,
         name="forgetting",
         names=("early", *(f"d{j:02d}" for j in range(FORGET_LADDER))),
         learnable=tuple(range(k)),
@@ -166,6 +165,7 @@ def forgetting(steps: int) -> Regime:
             f"bucket 'early' (s0 0.88, forgets {FORGET_RATE}/step towards s=0.018 when idle) "
             f"beside a {FORGET_LADDER}-bucket ladder"
         ),
+        forgets=True,
     )
 
 
@@ -192,7 +192,6 @@ def fast_forgetting(k: int, steps: int) -> Regime:
         rehearsal=True,
     )
     return Regime(
-        forgets=True,
         name=f"fastforget{k}",
         names=tuple(f"d{j:02d}" for j in range(k)),
         learnable=tuple(range(k)),
@@ -202,10 +201,25 @@ def fast_forgetting(k: int, steps: int) -> Regime:
             f"ladder of {k}; a bucket left out of a step's batch forgets {FAST_FORGET}/step "
             f"towards s = 0.047 (half-life ~23 steps)"
         ),
+        forgets=True,
     )
 
 
 SOURCES_FORGET = 0.05
+
+
+def _rehearsing_sources(z0: np.ndarray, frozen: tuple[int, ...] = ()) -> Dynamics:
+    """Unrelated sources (no transfer) starting at ``z0``; one left out of a step's batch
+    loses ``SOURCES_FORGET`` of its logit distance to ``min(z0, FAST_FLOOR)``."""
+    return Dynamics(
+        z0=z0,
+        eta=ETA,
+        transfer=0.0,
+        forget=np.full(z0.size, SOURCES_FORGET),
+        floor=np.minimum(z0, FAST_FLOOR),
+        frozen=frozen,
+        rehearsal=True,
+    )
 
 
 def forgetting_sources(k: int, steps: int) -> Regime:
@@ -217,17 +231,8 @@ def forgetting_sources(k: int, steps: int) -> Regime:
     (half-life about 14 steps). A mastered source shows mean |A| near 0, so a schedule that
     reads only that signal leaves it out, and it is lost: the demo's rev-5.
     """
-    z0 = np.linspace(1.0, FAST_FLOOR, k)
-    dyn = Dynamics(
-        z0=z0,
-        eta=ETA,
-        transfer=0.0,
-        forget=np.full(k, SOURCES_FORGET),
-        floor=np.minimum(z0, FAST_FLOOR),
-        rehearsal=True,
-    )
+    dyn = _rehearsing_sources(np.linspace(1.0, FAST_FLOOR, k))
     return Regime(
-        forgets=True,
         name=f"forget{k}",
         names=tuple(f"s{j:02d}" for j in range(k)),
         learnable=tuple(range(k)),
@@ -237,6 +242,7 @@ def forgetting_sources(k: int, steps: int) -> Regime:
             f"{k} unrelated sources (s0 0.73 to 0.047); one left out of a step's batch "
             f"forgets {SOURCES_FORGET}/step towards s = 0.047 (half-life ~14 steps)"
         ),
+        forgets=True,
     )
 
 
@@ -247,17 +253,8 @@ def forgetting_mixture(k: int, steps: int) -> Regime:
     the sources that need rehearsal."""
     z0 = np.concatenate([[-FROZEN_LOGIT], np.linspace(1.0, FAST_FLOOR, k), [FROZEN_LOGIT]])
     n = z0.size
-    dyn = Dynamics(
-        z0=z0,
-        eta=ETA,
-        transfer=0.0,
-        forget=np.full(n, SOURCES_FORGET),
-        floor=np.minimum(z0, FAST_FLOOR),
-        frozen=(0, n - 1),
-        rehearsal=True,
-    )
+    dyn = _rehearsing_sources(z0, frozen=(0, n - 1))
     return Regime(
-        forgets=True,
         name=f"forgetmix{k}",
         names=("impossible", *(f"s{j:02d}" for j in range(k)), "trivial"),
         learnable=tuple(range(1, n - 1)),
@@ -267,6 +264,7 @@ def forgetting_mixture(k: int, steps: int) -> Regime:
             f"the {k} sources of forget{k} beside an impossible (s = 0) and a trivial "
             f"(s = 1) source"
         ),
+        forgets=True,
     )
 
 
@@ -293,7 +291,6 @@ def interference(pairs: int, steps: int) -> Regime:
         interference=clash,
     )
     return Regime(
-        forgets=True,
         name=f"clash{pairs}",
         names=tuple(f"{ab}{i}" for i in range(pairs) for ab in ("a", "b")),
         learnable=tuple(range(k)),
@@ -303,6 +300,7 @@ def interference(pairs: int, steps: int) -> Regime:
             f"{pairs} pairs (s0 0.5 and 0.05) where a gain on one costs its partner {CLASH} "
             f"of it; idle sources forget {CLASH_FORGET}/step"
         ),
+        forgets=True,
     )
 
 
