@@ -60,6 +60,7 @@ import numpy as np
 import torch
 
 from benchmarks.sim.stats import interval
+from curriculum_core import STRATEGIES as CORE_STRATEGIES
 from trainer_client.grpo.cli import scheduler_session
 from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.demo import DEMO
@@ -72,16 +73,11 @@ from trainer_client.grpo.warmstart import warm_start
 from trainer_client.local_service import LocalService
 
 STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
-    "dump-ucb": ("dump-ucb", {}),
-    "uniform": ("uniform", {}),
-    "dump-rehearse": ("dump-rehearse", {}),
-    "dump-ducb": ("dump-ducb", {}),
-    "sec": ("sec", {}),
-    "learning-progress": ("learning-progress", {}),
-    "exp3s": ("exp3s", {}),
+    **{name: (name, {}) for name in CORE_STRATEGIES},
     "dump-ucb+floor": ("dump-ucb", {"floor": 0.1}),
 }
-"""Label -> (strategy name, strategy params) the run is created with on the service."""
+"""Label -> (strategy name, strategy params) the run is created with on the service: every
+strategy by its name with its defaults, and labelled variants."""
 
 SMOKE: dict[str, Any] = dict(
     levels=[1, 2, 3],

@@ -37,7 +37,7 @@ import numpy as np
 from benchmarks.sim.learner import PopulationLearner
 from benchmarks.sim.regimes import TARGET, Regime, all_regimes
 from benchmarks.sim.stats import curve_band, interval, run_metrics
-from curriculum_core import RunModel, strategy_from_dict
+from curriculum_core import STRATEGIES, RunModel, strategy_from_dict
 from trainer_client import AsyncCurriculumClient, ServiceUnavailable
 from trainer_client.local_service import LocalService
 
@@ -45,13 +45,7 @@ BATCH = 16  # prompts per step (B)
 GROUP = 8  # rollouts per prompt (G)
 
 STRATEGY_CONFIGS: dict[str, dict[str, Any]] = {
-    "dump-ucb": {"name": "dump-ucb"},
-    "dump-ducb": {"name": "dump-ducb"},
-    "dump-rehearse": {"name": "dump-rehearse"},
-    "uniform": {"name": "uniform"},
-    "sec": {"name": "sec"},
-    "learning-progress": {"name": "learning-progress"},
-    "exp3s": {"name": "exp3s"},
+    **{name: {"name": name} for name in STRATEGIES},
     "dump-ucb+floor": {"name": "dump-ucb", "floor": 0.1},
     "dump-ucb+regress": {"name": "dump-ucb", "regress_bonus": 1.0},
     "dump-ucb+spread": {"name": "dump-ucb", "signal": "reward-spread"},
