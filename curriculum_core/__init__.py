@@ -9,6 +9,7 @@ from curriculum_core.bandits import Exp3S, LearningProgress, Sec
 from curriculum_core.composition import compose_batch, counts_of, plan_rng
 from curriculum_core.diagnostics import exploration_bonus, rehearsal_share, saturated, starved
 from curriculum_core.discounted import DiscountedDumpUcb
+from curriculum_core.guarded import DumpGuard
 from curriculum_core.registry import (
     DEFAULT_STRATEGY,
     STRATEGIES,
@@ -60,6 +61,7 @@ __all__ = [
     "STRATEGIES",
     "BatchSummary",
     "DiscountedDumpUcb",
+    "DumpGuard",
     "DumpRehearse",
     "DumpUcb",
     "Exp3S",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from curriculum_core.discounted import DiscountedDumpUcb
+from curriculum_core.guarded import DumpGuard
 from curriculum_core.registry import Strategy
 from curriculum_core.rehearsal import DumpRehearse
 from curriculum_core.stats import RunStats
@@ -32,10 +33,10 @@ def exploration_bonus(
     strategy: Strategy, stats: RunStats, state: np.ndarray | None = None
 ) -> np.ndarray:
     """What the strategy adds to each distribution's learning signal to explore, shape
-    ``(K,)``: DUMP's UCB bonus (``dump-ucb``, ``dump-rehearse``), the discounted one of
-    ``dump-ducb`` (read from the strategy's ``state``; None: before any report), zeros for
-    strategies without one."""
-    if isinstance(strategy, DumpUcb | DumpRehearse):
+    ``(K,)``: DUMP's UCB bonus (``dump-ucb``, ``dump-guard``, ``dump-rehearse``), the
+    discounted one of ``dump-ducb`` (read from the strategy's ``state``; None: before any
+    report), zeros for strategies without one."""
+    if isinstance(strategy, DumpUcb | DumpGuard | DumpRehearse):
         return ucb_bonus(stats, strategy.c)
     if isinstance(strategy, DiscountedDumpUcb):
         return strategy.bonus(strategy.initial_state(stats.k) if state is None else state)

@@ -8,16 +8,35 @@ import numpy as np
 
 from curriculum_core.bandits import Exp3S, LearningProgress, Sec
 from curriculum_core.discounted import DiscountedDumpUcb
+from curriculum_core.guarded import DumpGuard
 from curriculum_core.rehearsal import DumpRehearse
 from curriculum_core.stats import BatchSummary, RunStats
 from curriculum_core.strategies import DumpUcb, Uniform
 
-Strategy = DumpUcb | DiscountedDumpUcb | DumpRehearse | Uniform | Sec | LearningProgress | Exp3S
+Strategy = (
+    DumpUcb
+    | DumpGuard
+    | DiscountedDumpUcb
+    | DumpRehearse
+    | Uniform
+    | Sec
+    | LearningProgress
+    | Exp3S
+)
 """Every strategy's parameter type; ``name`` tells them apart on the wire."""
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
-    for cls in (DumpUcb, DiscountedDumpUcb, DumpRehearse, Uniform, Sec, LearningProgress, Exp3S)
+    for cls in (
+        DumpUcb,
+        DumpGuard,
+        DiscountedDumpUcb,
+        DumpRehearse,
+        Uniform,
+        Sec,
+        LearningProgress,
+        Exp3S,
+    )
 }
 DEFAULT_STRATEGY = "dump-ucb"
 

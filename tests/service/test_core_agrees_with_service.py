@@ -113,6 +113,20 @@ def _family(name: str) -> st.SearchStrategy[dict[str, Any]]:
                 "window": SMALL_WINDOW,
             },
         )
+    if name == "dump-guard":
+        return st.fixed_dictionaries(
+            {"name": st.just("dump-guard")},
+            optional={
+                "c": st.floats(min_value=0.0, max_value=2.0),
+                "tau": st.floats(min_value=0.05, max_value=1.0),
+                "tau_guard": st.floats(min_value=0.05, max_value=2.0),
+                "guard_tol": st.floats(min_value=0.0, max_value=0.5),
+                "guard_width": st.floats(min_value=0.01, max_value=1.0),
+                "regress_bonus": st.floats(min_value=0.0, max_value=5.0),
+                "reward_alpha": REWARD_ALPHA,
+                "window": SMALL_WINDOW,
+            },
+        )
     raise AssertionError(name)
 
 
@@ -127,6 +141,7 @@ FAMILIES = [
     "exp3s",
     "dump-ducb",
     "dump-rehearse",
+    "dump-guard",
 ]
 
 
@@ -161,7 +176,7 @@ def _scenario(draw: st.DrawFn, family: str) -> dict[str, Any]:
     strategy = draw(_family(family))
     # dump-rehearse learns from the rewards of distributions that return after a gap: give
     # it rewards, more than one distribution and enough reports for some to return twice
-    rewards_often = strategy["name"] == "dump-rehearse"
+    rewards_often = strategy["name"] in ("dump-rehearse", "dump-guard")
     k = draw(st.integers(min_value=2 if rewards_often else 1, max_value=5))
     names = [f"d{i}" for i in range(k)]
     needs_rewards = strategy.get("signal") == "reward-spread"
