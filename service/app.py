@@ -218,6 +218,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # that FastAPI walks on every request to find the route (about 50 us of a kept
         # plan's CPU, docs/benchmarks.md).
         routes=[*router.routes, *ui_routes()],
+        # No redirect from "/path/" to "/path": Starlette builds its Location from the
+        # request's Host header, which any client sets; such a path is a 404.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -55,3 +55,23 @@ def test_an_unreadable_body_says_why(http: httpx.Client, service_url: str) -> No
     assert "not UTF-8 text" in not_utf8["error"]["message"]
     deep = http.post(url, content=UNREADABLE["nested 100,000 deep"], headers=json_type).json()
     assert "too deeply" in deep["error"]["message"]
+
+
+def test_a_trailing_slash_is_a_404_that_never_echoes_the_host_header(
+    http: httpx.Client, service_url: str
+) -> None:
+    """A redirect built from ``Host`` would send a client (or a cache) to any host."""
+    run, headers = create_run(http, service_url, ["a"], run_id="kk")
+    openapi = http.get(f"{service_url}/openapi.json").json()
+    paths = [p.replace("{run_id}", run) for p in openapi["paths"]] + ["/ui/runs/kk"]
+    evil = {**headers, "Host": "evil.example"}
+    for path in paths:
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            reply = http.request(method, f"{service_url}{path}/", headers=evil)
+            shown = [f"{k}: {v}" for k, v in reply.headers.multi_items()]
+            assert not any("evil.example" in line for line in shown), (method, path, shown)
+            assert reply.status_code == 404, (method, path, reply.status_code)
+            assert reply.json()["error"]["code"] == "not_found"
+    # the dashboard's own redirect stays, and names no host
+    ui = http.get(f"{service_url}/ui/", headers=evil)
+    assert (ui.status_code, ui.headers["location"]) == (307, "/ui")
