@@ -167,7 +167,8 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
                 "type": "http",
                 "scheme": "bearer",
                 "description": "The run's token (returned once by POST /v1/runs), or the "
-                "operator token (ADMIN_TOKEN) where the deployment sets one.",
+                "operator token (ADMIN_TOKEN) where the deployment sets one; for /metrics, "
+                "CURRICULUM_METRICS_TOKEN.",
             }
             models = components.get("schemas", {})
             plan = models["PlanRequest"]["properties"]["batch_size"]

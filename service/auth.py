@@ -39,6 +39,25 @@ def is_operator(token: str | None, admin_token: str | None) -> bool:
     return hmac.compare_digest(token.encode("utf-8"), admin_token.encode("utf-8"))
 
 
+def require_metrics_reader(token: str | None, settings: Settings) -> None:
+    """Raise unless ``token`` may read ``/metrics``: anyone may while it shows no run (no
+    ``run_metrics``, no ``metrics_token``); else the metrics token or the operator token."""
+    if not settings.run_metrics and settings.metrics_token is None:
+        return
+    what = "/metrics on this deployment"
+    if token is None:
+        raise Unauthorized(
+            f"{what} needs 'Authorization: Bearer <token>': CURRICULUM_METRICS_TOKEN, or the "
+            "operator token"
+        )
+    secrets_ = (settings.metrics_token, settings.admin_token)
+    readers = [s.get_secret_value() for s in secrets_ if s is not None]
+    if not any([hmac.compare_digest(token.encode(), r.encode()) for r in readers]):
+        raise Forbidden(
+            f"{what} needs CURRICULUM_METRICS_TOKEN or the operator token; this token is neither"
+        )
+
+
 def require_operator(token: str | None, settings: Settings, what: str) -> None:
     """Raise unless ``token`` is the deployment's operator token (401 without a token)."""
     if token is None:
