@@ -27,9 +27,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def token_matches(token: str, token_hash: str) -> bool:
-    """Whether ``token`` hashes to ``token_hash``, in time independent of where they differ."""
-    return hmac.compare_digest(hash_token(token), token_hash)
+_NO_RUN_HASH = hash_token("compared when there is no run")
+
+
+def digest_matches(digest: str, token_hash: str | None) -> bool:
+    """Whether ``digest`` (:func:`hash_token` of a token) is ``token_hash``, in time
+    independent of where they differ. With no run (``None``) it is compared with a dummy
+    digest all the same, so a missing run costs what a wrong token does."""
+    same = hmac.compare_digest(digest, _NO_RUN_HASH if token_hash is None else token_hash)
+    return same and token_hash is not None
 
 
 def is_operator(token: str | None, admin_token: str | None) -> bool:
