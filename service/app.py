@@ -62,6 +62,17 @@ def _validation_response(exc: RequestValidationError) -> Any:
     return _error(422, "invalid_input", message, details[:20])
 
 
+def _unreadable_body(cause: BaseException) -> str:
+    """Why a JSON body could not be read (FastAPI raises a bare 400 from the error)."""
+    if isinstance(cause, UnicodeDecodeError):
+        reason = f"it is not UTF-8 text ({cause.reason} at byte {cause.start})"
+    elif isinstance(cause, RecursionError):
+        reason = "it nests arrays or objects too deeply"
+    else:
+        reason = f"{type(cause).__name__}: {cause}"
+    return f"the request body is not valid JSON: {reason}"
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at the request's path (a path can have one route per
     method, and Starlette's 405 names only the first route's)."""
@@ -93,6 +104,9 @@ def _install_error_handlers(app: FastAPI, settings: Settings, metrics: Metrics) 
         if exc.status_code == 404:
             message = f"no such endpoint: {request.method} {request.url.path}; see /docs"
             return _error(404, "not_found", message)
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's 400 raised from the error that stopped it reading a JSON body
+            return _error(400, "malformed_json", _unreadable_body(exc.__cause__))
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
@@ -153,7 +167,8 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
                 "type": "http",
                 "scheme": "bearer",
                 "description": "The run's token (returned once by POST /v1/runs), or the "
-                "operator token (ADMIN_TOKEN) where the deployment sets one.",
+                "operator token (ADMIN_TOKEN) where the deployment sets one; for /metrics, "
+                "CURRICULUM_METRICS_TOKEN.",
             }
             models = components.get("schemas", {})
             plan = models["PlanRequest"]["properties"]["batch_size"]
@@ -204,6 +219,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # that FastAPI walks on every request to find the route (about 50 us of a kept
         # plan's CPU, docs/benchmarks.md).
         routes=[*router.routes, *ui_routes()],
+        # No redirect from "/path/" to "/path": Starlette builds its Location from the
+        # request's Host header, which any client sets; such a path is a 404.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -27,9 +27,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def token_matches(token: str, token_hash: str) -> bool:
-    """Whether ``token`` hashes to ``token_hash``, in time independent of where they differ."""
-    return hmac.compare_digest(hash_token(token), token_hash)
+_NO_RUN_HASH = hash_token("compared when there is no run")
+
+
+def digest_matches(digest: str, token_hash: str | None) -> bool:
+    """Whether ``digest`` (:func:`hash_token` of a token) is ``token_hash``, in time
+    independent of where they differ. With no run (``None``) it is compared with a dummy
+    digest all the same, so a missing run costs what a wrong token does."""
+    same = hmac.compare_digest(digest, _NO_RUN_HASH if token_hash is None else token_hash)
+    return same and token_hash is not None
 
 
 def is_operator(token: str | None, admin_token: str | None) -> bool:
@@ -37,6 +43,25 @@ def is_operator(token: str | None, admin_token: str | None) -> bool:
     if token is None or admin_token is None:
         return False
     return hmac.compare_digest(token.encode("utf-8"), admin_token.encode("utf-8"))
+
+
+def require_metrics_reader(token: str | None, settings: Settings) -> None:
+    """Raise unless ``token`` may read ``/metrics``: anyone may while it shows no run (no
+    ``run_metrics``, no ``metrics_token``); else the metrics token or the operator token."""
+    if not settings.run_metrics and settings.metrics_token is None:
+        return
+    what = "/metrics on this deployment"
+    if token is None:
+        raise Unauthorized(
+            f"{what} needs 'Authorization: Bearer <token>': CURRICULUM_METRICS_TOKEN, or the "
+            "operator token"
+        )
+    secrets_ = (settings.metrics_token, settings.admin_token)
+    readers = [s.get_secret_value() for s in secrets_ if s is not None]
+    if not any([hmac.compare_digest(token.encode(), r.encode()) for r in readers]):
+        raise Forbidden(
+            f"{what} needs CURRICULUM_METRICS_TOKEN or the operator token; this token is neither"
+        )
 
 
 def require_operator(token: str | None, settings: Settings, what: str) -> None:

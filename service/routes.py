@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from service.auth import require_metrics_reader
 from service.doctor import Doctor
 from service.run_gauges import RunGauges
 from service.run_index import RunIndex
@@ -59,7 +60,8 @@ BEARER_SCHEME = "bearer"
 _AUTH: dict[str, Any] = {"security": [{BEARER_SCHEME: []}]}
 """``openapi_extra`` of every call on a run: it needs the run's (or the operator's) token."""
 _AUTH_IF_SET: dict[str, Any] = {"security": [{BEARER_SCHEME: []}, {}]}
-"""Creating a run needs the operator's token only where the deployment sets one."""
+"""Calls that need a token only where the deployment's settings say so: creating a run (the
+operator's, where one is set) and ``/metrics`` (the metrics or the operator token)."""
 
 
 def _json(model: BaseModel) -> Response:
@@ -261,12 +263,22 @@ async def readyz(request: Request) -> dict[str, str]:
 
 @router.get(
     "/metrics",
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    openapi_extra=_AUTH_IF_SET,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        403: {
+            "model": ErrorOut,
+            "description": "The token is neither CURRICULUM_METRICS_TOKEN nor the operator's",
+        },
+    },
     response_class=Response,
     tags=["health"],
 )
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics of this process (and of every run, with CURRICULUM_RUN_METRICS)."""
+    """Prometheus metrics of this process (and of every run, with CURRICULUM_RUN_METRICS).
+    Needs the metrics token or the operator token where the deployment sets
+    CURRICULUM_METRICS_TOKEN or CURRICULUM_RUN_METRICS."""
+    require_metrics_reader(_caller(request)[1], request.app.state.settings)
     body = request.app.state.metrics.render()
     gauges: RunGauges | None = request.app.state.run_gauges
     if gauges is not None:

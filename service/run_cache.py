@@ -130,22 +130,40 @@ class RunCache:
         self._legacy_reward_alpha = legacy_reward_alpha
         self._runs: OrderedDict[str, Run] = OrderedDict()
 
-    async def load(self, run_id: str) -> Run:
-        """The run's config; :class:`RunNotFound` if there is no such run."""
+    def cached(self, run_id: str) -> Run | None:
+        """The run's config if it is cached (no I/O)."""
         cached = self._runs.get(run_id)
         if cached is not None:
             self._runs.move_to_end(run_id)
-            return cached
+        return cached
+
+    async def stored_meta(self, run_id: str) -> RunMeta | None:
+        """The run's meta as stored now, in one lookup (``None``: no such run). Not parsed:
+        a caller that is refused costs the same whether the run exists or not."""
         try:
-            meta = await self._store.load_meta(run_id)
+            return await self._store.load_meta(run_id)
         except RunNotFound:
-            raise RunNotFound(f"no run with id {run_id!r}") from None
+            return None
+
+    def keep(self, run_id: str, meta: RunMeta) -> Run:
+        """The run of ``meta``, cached from now on."""
         run = Run.from_meta(run_id, meta, self._legacy_reward_alpha)
         if self._size > 0:
             self._runs[run_id] = run
+            self._runs.move_to_end(run_id)
             while len(self._runs) > self._size:
                 self._runs.popitem(last=False)
         return run
+
+    async def load(self, run_id: str) -> Run:
+        """The run's config, cached or from the store; :class:`RunNotFound` if none."""
+        run = self.cached(run_id)
+        if run is not None:
+            return run
+        meta = await self.stored_meta(run_id)
+        if meta is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        return self.keep(run_id, meta)
 
     def drop(self, run_id: str) -> None:
         """Forget the run (deleted, or found recreated)."""

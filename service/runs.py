@@ -28,7 +28,7 @@ from curriculum_core import (
     weights,
     window_values,
 )
-from service.auth import hash_token, is_operator, new_token, token_matches
+from service.auth import digest_matches, hash_token, is_operator, new_token
 from service.errors import (
     Forbidden,
     InvalidInput,
@@ -78,6 +78,12 @@ def _denied(run_id: str) -> Forbidden:
     )
 
 
+def _grants(digest: str, operator: bool, token_hash: str | None) -> bool:
+    """Whether a token (``digest``, or the operator's) grants the run of ``token_hash``
+    (``None``: there is no run). The digests are compared either way."""
+    return digest_matches(digest, token_hash) or (operator and token_hash is not None)
+
+
 class RunService:
     """The service's operations on runs."""
 
@@ -95,12 +101,27 @@ class RunService:
 
     # -- runs and tokens ---------------------------------------------------------------
 
-    def _authorize(self, run: Run, token: str | None) -> None:
-        if token is None:
-            raise Unauthorized("this call needs 'Authorization: Bearer <token>'")
-        if is_operator(token, self._admin_token) or token_matches(token, run.token_hash):
-            return
-        raise _denied(run.run_id)
+    async def _authorized(self, run_id: str, token: str) -> Run:
+        """The run ``token`` grants: the 403 of :func:`_denied` if none (the operator gets
+        the 404 of a missing run).
+
+        A refusal costs the same whether the run exists or not, so that no token can time
+        which ids are taken: the token is hashed once and compared with the cached run's
+        digest (a dummy's when none is cached); past that, the run's meta is read from the
+        store (one lookup, which also finds the token of a run recreated by another
+        replica) and compared once more (with a dummy's when there is no run).
+        """
+        operator = is_operator(token, self._admin_token)
+        digest = hash_token(token)
+        cached = self._cache.cached(run_id)
+        if _grants(digest, operator, cached.token_hash if cached else None) and cached:
+            return cached
+        meta = await self._cache.stored_meta(run_id)
+        if _grants(digest, operator, meta.token_hash if meta else None) and meta:
+            return self._cache.keep(run_id, meta)
+        if operator and meta is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        raise _denied(run_id)
 
     async def _with_run(
         self, run_id: str, token: str | None, action: Callable[[Run], Awaitable[T]]
@@ -114,8 +135,7 @@ class RunService:
             raise Unauthorized("this call needs 'Authorization: Bearer <token>'")
         try:
             for attempt in range(2):
-                run = await self._cache.load(run_id)
-                self._authorize(run, token)
+                run = await self._authorized(run_id, token)
                 try:
                     return await action(run)
                 except StaleRun:

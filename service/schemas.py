@@ -52,6 +52,12 @@ StateValue = Annotated[
     float, Field(strict=True, ge=-MAX_STATE_VALUE, le=MAX_STATE_VALUE, allow_inf_nan=False)
 ]
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
+ReportId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"),
+    Field(description="Unique per report (printable ASCII, no spaces); a repeat is not counted."),
+]
+"""A report's id: in a report, and in a snapshot's remembered ids (one rule for both)."""
 
 
 def _json_integer(value: object) -> object:
@@ -193,9 +199,11 @@ class CreateRunRequest(_Body):
 class RunConfigOut(BaseModel):
     """A run's configuration."""
 
+    model_config = ConfigDict(extra="forbid")
+
     distributions: list[str]
     strategy: StrategyParams  # type: ignore[valid-type]
-    seed: JsonInt
+    seed: JsonInt = Field(ge=0, le=MAX_SEED)
     created_at: str
 
 
@@ -305,12 +313,7 @@ class ReportRequest(_Body):
         },
     )
 
-    report_id: str = Field(
-        min_length=1,
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Unique per report (printable ASCII, no spaces); a repeat is not counted.",
-    )
+    report_id: ReportId
     step: Step
     advantages: dict[DistributionName, list[ReportValue]] = Field(
         description="Per distribution, each sample's scalar advantage (signed). At least one "
@@ -412,8 +415,9 @@ class Snapshot(_Body):
     version: Count
     config: RunConfigOut
     distributions: dict[DistributionName, SnapshotDistribution]
-    report_ids: list[tuple[str, JsonInt]] = Field(
-        default_factory=list, description="Remembered report ids with their versions."
+    report_ids: list[tuple[ReportId, Count]] = Field(
+        default_factory=list,
+        description="Remembered report ids, each with the version its report produced.",
     )
     history: list[HistoryPoint] = Field(default_factory=list)
     strategy_state: list[StateValue] = Field(

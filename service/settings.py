@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CURRICULUM_"
@@ -82,7 +82,25 @@ class Settings(BaseSettings):
     run_metrics: bool = Field(
         False,
         description="Add per-run gauges to /metrics (weights, window means, counts, rewards: "
-        "one series per run and distribution, read from Redis at each scrape).",
+        "one series per run and distribution, read from Redis at each scrape). They name "
+        "every run and distribution, so /metrics then needs metrics_token or the operator "
+        "token, and one of them must be set.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Token that may read /metrics (and nothing else), for the scraper: "
+        "Authorization: Bearer. Set, /metrics needs it or the operator token; unset, "
+        "/metrics is open unless run_metrics is on.",
     )
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with a 503.")
     log_level: str = Field("info", description="uvicorn log level.")
+
+    @model_validator(mode="after")
+    def _run_metrics_need_a_token(self) -> Settings:
+        if self.run_metrics and self.metrics_token is None and self.admin_token is None:
+            raise ValueError(
+                "CURRICULUM_RUN_METRICS shows every run's id and distribution names on "
+                "/metrics: set CURRICULUM_METRICS_TOKEN (the scraper's token) or ADMIN_TOKEN, "
+                "which /metrics then requires"
+            )
+        return self

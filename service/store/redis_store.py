@@ -19,7 +19,14 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
 
-from service.errors import PlanExpired, RunConflict, RunNotFound, StaleRun, StoreUnavailable
+from service.errors import (
+    InvalidInput,
+    PlanExpired,
+    RunConflict,
+    RunNotFound,
+    StaleRun,
+    StoreUnavailable,
+)
 from service.store.codec import (
     PackedReport,
     Reporter,
@@ -191,6 +198,8 @@ def _check_status(reply: list[Any]) -> None:
             f"version does not read (it reads layout {STORE_LAYOUT}); export the run with the "
             "version that created it and import the snapshot into a new run here"
         )
+    if status == Status.INVALID:
+        raise InvalidInput(_decode(reply[1]))
 
 
 def _decode(value: bytes | str) -> str:

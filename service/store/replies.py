@@ -30,6 +30,9 @@ class Status(IntEnum):
     """The run was deleted and created again since the caller read its config."""
     OTHER_LAYOUT = -3
     """The run is stored in another storage layout (keys.py ``STORE_LAYOUT``)."""
+    INVALID = -4
+    """An argument is not what the script takes (import); nothing is changed. The reply's
+    second element says which."""
 
 
 class CreateReply(NamedTuple):

@@ -17,6 +17,8 @@ local RUN_RECREATED = -2 -- the run exists under another incarnation (deleted an
                          -- again since the caller read its config): reload and retry
 local OTHER_LAYOUT = -3  -- the run was written in another storage layout (meta.layout,
                          -- keys.py) than these scripts read: nothing is read or changed
+local INVALID = -4       -- an argument is not what the script takes (import): nothing is
+                         -- changed; the second element says which
 
 -- The storage layout these scripts read and write (service/store/keys.py STORE_LAYOUT).
 local STORE_LAYOUT = '2'

@@ -7,15 +7,48 @@
 -- ARGV[5] windows, the rings' string of keys.py ('' for none)
 -- ARGV[6] R, report ids         ARGV[7] H, history entries
 -- ARGV[8] strategy state, packed float64
--- then R pairs (score, report id), H history entries
+-- then R pairs (score: the version the report produced, report id), H history entries
 --
--- Returns {OK, new version}, or check_run's refusal (_common.lua).
+-- Every argument is checked before the first write: Redis does not roll a script back, so
+-- an error half-way (a score ZADD cannot read, a short history entry) would leave the run
+-- half-imported. A report id is any string to Redis; the service checked its form.
+--
+-- Returns {OK, new version}, {INVALID, what is wrong} (nothing changed), or check_run's
+-- refusal (_common.lua).
 
 local status = check_run(ARGV[1])
 if status ~= OK then return {status} end
 
+local MAX_COUNT = 9007199254740992 -- 2^53: every integer up to it is exact in a float64
+local function is_count(value)
+  return value ~= nil and value >= 0 and value <= MAX_COUNT and value == math.floor(value)
+end
+
+local k = #(redis.call('HGET', KEYS[1], 'weights') or '') / 8
 local n_reports = tonumber(ARGV[6])
 local n_history = tonumber(ARGV[7])
+if not (is_count(n_reports) and is_count(n_history))
+    or #ARGV ~= 8 + 2 * n_reports + n_history then
+  return {INVALID, 'the snapshot: the counts of report ids and history entries do not match '
+    .. 'the arguments'}
+end
+if #ARGV[2] ~= 32 * k or #ARGV[3] ~= 32 * k or #ARGV[4] ~= 8 * k or #ARGV[8] % 8 ~= 0
+    or #ARGV[5] % (4 * k) ~= 0 then
+  return {INVALID, 'the snapshot: statistics, rewards, weights or windows of another '
+    .. 'number of distributions than the run has (' .. k .. ')'}
+end
+for i = 9, 8 + 2 * n_reports, 2 do
+  if not is_count(tonumber(ARGV[i])) then
+    return {INVALID, 'the snapshot: a report id\'s version is not an integer from 0 to 2^53'}
+  end
+end
+for i = 9 + 2 * n_reports, #ARGV do
+  if #ARGV[i] ~= 16 + 8 * k then
+    return {INVALID, 'the snapshot: a history entry of another number of distributions '
+      .. 'than the run has (' .. k .. ')'}
+  end
+end
+
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[1], 'weights', ARGV[4], 'weights_version', version, 'plan_max_step', -1,
   'state_version', version)
