@@ -84,7 +84,10 @@ class DumpGuard(_Stateless):
 
     def temperature(self, stats: RunStats) -> float:
         """The softmax temperature for these statistics."""
-        return self.tau + self.guard(stats) * (self.tau_guard - self.tau)
+        g = self.guard(stats)
+        # a weighted mean of two positive numbers, never 0 (tau + g (tau_guard - tau) can
+        # cancel to 0 in floating point when the two are far apart)
+        return (1.0 - g) * self.tau + g * self.tau_guard
 
     def scores(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
         return ucb_scores(stats, self.c) + self.regress_bonus * regression(stats)

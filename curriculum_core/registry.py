@@ -38,7 +38,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
         Exp3S,
     )
 }
-DEFAULT_STRATEGY = "dump-ucb"
+DEFAULT_STRATEGY = "dump-guard"
 
 
 def strategy_from_dict(data: dict[str, object]) -> Strategy:

@@ -20,8 +20,9 @@ def test_create_returns_a_token_once(http: httpx.Client, service_url: str) -> No
     token = first.json()["token"]
     assert token.startswith("rct_") and len(token) > 40
     assert first.json()["config"]["strategy"] == {
-        "name": "dump-ucb", "window": 300, "c": 1.0, "tau": 0.1, "floor": 0.0,
-        "regress_bonus": 0.0, "signal": "advantage", "reward_alpha": 0.1,
+        "name": "dump-guard", "window": 300, "c": 1.0, "tau": 0.1, "tau_guard": 0.5,
+        "guard_tol": 0.1, "guard_width": 0.1, "regress_bonus": 1.0, "signal": "advantage",
+        "reward_alpha": 0.1,
     }  # fmt: skip
     again = http.post(f"{service_url}/v1/runs", json=body)
     assert again.status_code == 200

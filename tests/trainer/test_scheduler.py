@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from curriculum_core import DumpUcb, RunModel, softmax, ucb_scores
+from curriculum_core import DumpGuard, RunModel, softmax, ucb_scores
 from trainer_client.grpo.scheduler import LocalScheduler, ServiceScheduler
 
 NAMES = ["a", "b", "c"]
@@ -48,7 +48,7 @@ def test_export_import_round_trip() -> None:
     assert t.weights() == s.weights() and t.plan(9, 16) == s.plan(9, 16)
     assert t.model.n.tolist() == [6.0, 0.0, 1.0] and t.model.window(0).tolist() == [0.5] * 4
     assert t.model.window(2).tolist() == [2.0] and t.model.rewards[0].tolist() == [6, 1, 1, 1]
-    assert t.strategy == DumpUcb(window=4, c=0.5)
+    assert t.strategy == DumpGuard(window=4, c=0.5)  # the default strategy
 
 
 def test_export_import_keeps_rewards_and_strategy_state() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from curriculum_core import DEFAULT_STRATEGY, STRATEGIES
 from trainer_client.grpo.checkpoint import latest_checkpoint, read_checkpoint
 from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.scheduler import LocalScheduler, Scheduler, ServiceScheduler
@@ -41,7 +42,7 @@ FLAGS = {
     "--strategy": (
         "strategy",
         str,
-        "dump-ucb | dump-rehearse | dump-ducb | uniform | sec | learning-progress | exp3s",
+        " | ".join(STRATEGIES) + f" (default {DEFAULT_STRATEGY})",
     ),
     "--output-dir": ("output_dir", str, "where metrics, checkpoints and reports go"),
     "--seed": ("seed", int, "run seed"),

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curriculum_core import DEFAULT_STRATEGY
 from trainer_client.grpo.tasks import REWARDS, TASKS
 
 
@@ -93,9 +94,10 @@ class TrainConfig:
     scheduler: str = "service"
     """``"service"`` (the HTTP scheduling service; a local one is started when no URL is
     given) or ``"local"`` (the same math in-process, no service)."""
-    strategy: str = "dump-ucb"
-    """Scheduling strategy: ``"dump-ucb"``, ``"dump-rehearse"``, ``"dump-ducb"``,
-    ``"uniform"``, ``"sec"``, ``"learning-progress"`` or ``"exp3s"`` (docs/strategies.md)."""
+    strategy: str = DEFAULT_STRATEGY
+    """Scheduling strategy: ``"dump-guard"`` (the default), ``"dump-ucb"`` (the paper's),
+    ``"dump-rehearse"``, ``"dump-ducb"``, ``"uniform"``, ``"sec"``, ``"learning-progress"`` or
+    ``"exp3s"`` (docs/strategies.md)."""
     strategy_params: dict[str, Any] = field(default_factory=dict)
     """Strategy parameters, e.g. ``{"window": 300, "c": 1.0, "tau": 0.1}``."""
     scheduler_drain_s: float = 60.0

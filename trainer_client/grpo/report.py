@@ -57,6 +57,13 @@ def _plot(
     return path
 
 
+def plot_means(
+    curves: dict[str, tuple[list[int], list[float]]], title: str, path: str | Path
+) -> Path:
+    """One chart of several runs' mean test reward over steps (label -> steps, values)."""
+    return _plot(curves, title, "mean test reward", Path(path))
+
+
 def write_report(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
     """Write ``weights.png`` and ``test_reward.png`` into ``out_dir``; returns their paths."""
     records = read_metrics(metrics_path)

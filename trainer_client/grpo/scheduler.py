@@ -9,7 +9,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
-from curriculum_core import ReportError, RunModel
+from curriculum_core import DEFAULT_STRATEGY, ReportError, RunModel
 
 
 class Scheduler(Protocol):
@@ -52,7 +52,11 @@ class LocalScheduler:
     """
 
     def __init__(
-        self, distributions: list[str], strategy: str = "dump-ucb", seed: int = 0, **params: Any
+        self,
+        distributions: list[str],
+        strategy: str = DEFAULT_STRATEGY,
+        seed: int = 0,
+        **params: Any,
     ) -> None:
         self.model = RunModel(distributions, {"name": strategy, **params}, seed)
 
