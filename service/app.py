@@ -180,7 +180,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_store(
-            redis_url, cluster=settings.redis_cluster, timeout_s=settings.redis_timeout_s
+            redis_url,
+            cluster=settings.redis_cluster,
+            timeout_s=settings.redis_timeout_s,
+            max_connections=settings.redis_max_connections,
         ) as store:
             app.state.store = store
             app.state.runs = RunService(store, settings, metrics)

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(
         5.0, gt=0, description="Connect and command timeout for Redis, in seconds."
     )
+    redis_max_connections: int = Field(
+        100,
+        ge=1,
+        description="Most connections one service process opens to Redis (to each node of a "
+        "Cluster); a request that finds all in use gets a 503 store_busy.",
+    )
     data_dir: Path = Field(
         Path("curriculum-data"),
         description="Folder of the embedded Redis (its append-only file and log).",
