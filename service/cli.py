@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from service.app import create_app
     from service.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+    from service.http_server import server_config
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -81,14 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("embedded Redis at %s, data in %s", url, embedded.data_dir)
         settings = settings.model_copy(update={"redis_url": url})
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=10,
-        )
+        server = uvicorn.Server(server_config(create_app(settings), settings))
+        server.run()
     finally:
         if embedded is not None:
             embedded.stop()
-    return 0
+    return 0 if server.started else 3

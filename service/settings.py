@@ -54,6 +54,32 @@ class Settings(BaseSettings):
             "import into or delete any run. Unset: anyone may create runs."
         ),
     )
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="Most open HTTP connections per process; past it a new connection gets "
+        "503 and is closed. Keep it, plus redis_max_connections, below the open-file limit.",
+    )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Largest request line plus headers, in bytes (else 431, connection closed).",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers, from the connection "
+        "(or the request's first byte) on; then the connection is closed.",
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a client has to send a request's body, from the end of its "
+        "headers; then the connection is closed.",
+    )
+    keep_alive_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds an idle kept-alive connection stays open."
+    )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted (else 413)."
     )

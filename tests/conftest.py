@@ -88,18 +88,20 @@ def redis_url(redis_server: RedisProcess) -> Iterator[str]:
 
 
 class ThreadedService:
-    """The service app under uvicorn in a background thread: a real HTTP server."""
+    """The service app under uvicorn in a background thread: a real HTTP server, configured
+    as ``python -m service`` configures it."""
 
     def __init__(self, settings: Any) -> None:
         import uvicorn
 
         from service.app import create_app
+        from service.http_server import server_config
 
         self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
+        settings = settings.model_copy(
+            update={"host": "127.0.0.1", "port": self.port, "log_level": "warning"}
         )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(server_config(create_app(settings), settings))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
