@@ -50,9 +50,15 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("ADMIN_TOKEN", "CURRICULUM_ADMIN_TOKEN"),
         description=(
-            "Operator token. When set, creating a run requires it, and it may read, "
-            "import into or delete any run. Unset: anyone may create runs."
+            "Operator token: creating and listing runs require it, and it may read, "
+            "import into or delete any run. The service refuses to start without one "
+            "unless open_mode is set."
         ),
+    )
+    open_mode: bool = Field(
+        False,
+        description="With no admin_token, let anyone who reaches the service create runs "
+        "(a single-user machine, the demo). Ignored when admin_token is set.",
     )
     max_connections: int = Field(
         512,
@@ -118,3 +124,14 @@ class Settings(BaseSettings):
     )
     retry_after_s: int = Field(1, ge=1, description="Retry-After sent with a 503.")
     log_level: str = Field("info", description="uvicorn log level.")
+
+    def refusal(self) -> str | None:
+        """Why the service must not start with these settings (neither an operator token
+        nor open mode), or ``None``."""
+        if self.admin_token is None and not self.open_mode:
+            return (
+                "no operator token: set ADMIN_TOKEN to a secret (creating and listing runs "
+                "need it), or set CURRICULUM_OPEN_MODE=true (--open-mode) to let anyone who "
+                "reaches this service create runs"
+            )
+        return None

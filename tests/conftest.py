@@ -125,19 +125,21 @@ def store_settings(redis_url: str) -> dict[str, Any]:
 
 @pytest.fixture
 def service_env(redis_url: str) -> dict[str, str]:
-    """The environment that points a service process at the test's Redis."""
-    return {"REDIS_URL": redis_url}
+    """The environment that points a service process at the test's Redis, in open mode."""
+    return {"REDIS_URL": redis_url, "CURRICULUM_OPEN_MODE": "true"}
 
 
 @pytest.fixture
 def start_service(store_settings: dict[str, Any]) -> Iterator[Callable[..., str]]:
-    """Start a service (settings overridable) on the test's Redis; returns its base URL."""
+    """Start a service (settings overridable) on the test's Redis; returns its base URL.
+    Open mode unless the test sets an operator token."""
     from service.settings import Settings
 
     started: list[ThreadedService] = []
 
     def start(**overrides: Any) -> str:
-        settings = Settings(_env_file=None).model_copy(update={**store_settings, **overrides})
+        update = {"open_mode": True, **store_settings, **overrides}
+        settings = Settings(_env_file=None).model_copy(update=update)
         service = ThreadedService(settings)
         service.start()
         started.append(service)

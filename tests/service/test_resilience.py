@@ -33,7 +33,7 @@ def test_redis_down_is_503_and_the_service_recovers(
 ) -> None:
     service = ThreadedService(
         Settings(_env_file=None).model_copy(
-            update={"redis_url": own_redis.url, "redis_timeout_s": 1.0}
+            update={"redis_url": own_redis.url, "redis_timeout_s": 1.0, "open_mode": True}
         )
     )
     service.start()
@@ -85,6 +85,7 @@ def test_redis_down_is_503_and_the_service_recovers(
 def test_embedded_redis_keeps_every_run_across_restarts(http: httpx.Client, tmp_path: Path) -> None:
     """`python -m service` with no REDIS_URL: stop it and start it on the same data folder."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CURRICULUM_REDIS_URL")}
+    env["CURRICULUM_OPEN_MODE"] = "true"
     data = tmp_path / "data"
     service = ServiceProcess(env, ["--data-dir", str(data)])
     service.env = env
@@ -127,6 +128,7 @@ def test_second_service_on_one_data_folder_is_refused(tmp_path: Path) -> None:
     import sys
 
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CURRICULUM_REDIS_URL")}
+    env["CURRICULUM_OPEN_MODE"] = "true"
     data = tmp_path / "data"
     first = ServiceProcess(env, ["--data-dir", str(data)])
     first.env = env
