@@ -81,7 +81,7 @@ class HttpApp(Proc):
                 "--log-level",
                 "warning",
             ],
-            env={"REDIS_URL": redis_url},
+            env={"REDIS_URL": redis_url, "CURRICULUM_OPEN_MODE": "true"},
         )
         self.redis_url = redis_url
 

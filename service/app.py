@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,8 @@ from service.runs import RunService
 from service.settings import Settings
 from service.store.redis_store import open_store
 from service.ui_routes import ui_routes
+
+log = logging.getLogger("service")
 
 DESCRIPTION = """\
 Decides, step by step, how much of each prompt distribution the next batch of an RL
@@ -181,21 +184,47 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _check_access(settings: Settings) -> None:
+    """Refuse to build an app nobody guards unless open mode was asked for; warn loudly
+    when it was."""
+    refusal = settings.refusal()
+    if refusal is not None:
+        raise ValueError(refusal)
+    if settings.admin_token is not None:
+        if settings.open_mode:
+            log.info("CURRICULUM_OPEN_MODE is ignored: ADMIN_TOKEN is set")
+        return
+    log.warning(
+        "OPEN MODE (CURRICULUM_OPEN_MODE=true, no ADMIN_TOKEN): anyone who can reach "
+        "%s:%d may create runs, of any size the limits allow, under any free run id; "
+        "set ADMIN_TOKEN on a shared machine",
+        settings.host,
+        settings.port,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service app. Connects to ``settings.redis_url`` when it starts, not before."""
+    """The service app. Connects to ``settings.redis_url`` when it starts, not before.
+
+    ``ValueError`` for settings it cannot run with: no Redis, or neither an operator token
+    nor open mode."""
     settings = settings or Settings()
     if not settings.redis_url:
         raise ValueError(
             "no Redis configured: set REDIS_URL, or run `python -m service`, which starts "
             "an embedded Redis when REDIS_URL is unset"
         )
+    _check_access(settings)
     redis_url = settings.redis_url
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_store(
-            redis_url, cluster=settings.redis_cluster, timeout_s=settings.redis_timeout_s
+            redis_url,
+            cluster=settings.redis_cluster,
+            timeout_s=settings.redis_timeout_s,
+            max_connections=settings.redis_max_connections,
         ) as store:
             app.state.store = store
             app.state.runs = RunService(store, settings, metrics)

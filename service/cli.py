@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Curriculum scheduling service for RL post-training. Every flag also has an "
             "environment variable (CURRICULUM_HOST, CURRICULUM_PORT, REDIS_URL, "
-            "CURRICULUM_DATA_DIR, ADMIN_TOKEN, ...); flags win."
+            "CURRICULUM_DATA_DIR, ADMIN_TOKEN, CURRICULUM_OPEN_MODE, ...); flags win. It "
+            "refuses to start without an operator token (ADMIN_TOKEN) unless open mode is "
+            "asked for."
         ),
     )
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -37,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--data-dir", type=Path, help="embedded Redis data folder (default ./curriculum-data)"
+    )
+    parser.add_argument(
+        "--open-mode",
+        action="store_const",
+        const=True,
+        help="with no ADMIN_TOKEN, let anyone who reaches the service create runs "
+        "(a single-user machine; refused to start otherwise)",
     )
     parser.add_argument("--log-level", help="uvicorn log level (default info)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -67,9 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from service.app import create_app
     from service.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+    from service.http_server import server_config
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    refusal = settings.refusal()
+    if refusal is not None:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
         try:
@@ -81,14 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("embedded Redis at %s, data in %s", url, embedded.data_dir)
         settings = settings.model_copy(update={"redis_url": url})
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=10,
-        )
+        server = uvicorn.Server(server_config(create_app(settings), settings))
+        server.run()
     finally:
         if embedded is not None:
             embedded.stop()
-    return 0
+    return 0 if server.started else 3

@@ -74,3 +74,10 @@ class StoreUnavailable(CurriculumError):
 
 class StaleRun(Exception):
     """Internal: the run was deleted and created again since its config was cached."""
+
+
+class StoreBusy(StoreUnavailable):
+    """Every pooled connection to Redis is in use (Redis itself answers); nothing was
+    written."""
+
+    code = "store_busy"

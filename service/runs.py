@@ -123,6 +123,18 @@ class RunService:
             raise RunNotFound(f"no run with id {run_id!r}")
         raise _denied(run_id)
 
+    async def _may_read(self, run_id: str, token: str | None) -> bool:
+        """Whether ``token`` may read the run as it is stored now (no error if it is gone)."""
+        if token is None:
+            return False
+        if is_operator(token, self._admin_token):
+            return True
+        try:
+            meta = await self._store.load_meta(run_id)
+        except RunNotFound:
+            return False
+        return token_matches(token, meta.token_hash)
+
     async def _with_run(
         self, run_id: str, token: str | None, action: Callable[[Run], Awaitable[T]]
     ) -> T:
@@ -195,10 +207,14 @@ class RunService:
         current["strategy"] = strategy_to_dict(stored_strategy(current["strategy"], legacy))
         asked = json.loads(meta.config_json)
         if any(current[f] != asked[f] for f in ("distributions", "strategy", "seed")):
-            raise RunConflict(
+            message = (
                 f"run {run_id!r} exists with another configuration; delete it first or "
-                "choose another run_id",
-                details={f: current[f] for f in ("strategy", "seed")},
+                "choose another run_id"
+            )
+            if await self._may_read(run_id, token):
+                raise RunConflict(message, details={f: current[f] for f in ("strategy", "seed")})
+            raise RunConflict(
+                message + " (its configuration is shown only to its own token or the operator's)"
             )
         self._cache.drop(run_id)
         run = await self._cache.load(run_id)

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(
         5.0, gt=0, description="Connect and command timeout for Redis, in seconds."
     )
+    redis_max_connections: int = Field(
+        100,
+        ge=1,
+        description="Most connections one service process opens to Redis (to each node of a "
+        "Cluster); a request that finds all in use gets a 503 store_busy.",
+    )
     data_dir: Path = Field(
         Path("curriculum-data"),
         description="Folder of the embedded Redis (its append-only file and log).",
@@ -44,9 +50,41 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("ADMIN_TOKEN", "CURRICULUM_ADMIN_TOKEN"),
         description=(
-            "Operator token. When set, creating a run requires it, and it may read, "
-            "import into or delete any run. Unset: anyone may create runs."
+            "Operator token: creating and listing runs require it, and it may read, "
+            "import into or delete any run. The service refuses to start without one "
+            "unless open_mode is set."
         ),
+    )
+    open_mode: bool = Field(
+        False,
+        description="With no admin_token, let anyone who reaches the service create runs "
+        "(a single-user machine, the demo). Ignored when admin_token is set.",
+    )
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="Most open HTTP connections per process; past it a new connection gets "
+        "503 and is closed. Keep it, plus redis_max_connections, below the open-file limit.",
+    )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Largest request line plus headers, in bytes (else 431, connection closed).",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers, from the connection "
+        "(or the request's first byte) on; then the connection is closed.",
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a client has to send a request's body, from the end of its "
+        "headers; then the connection is closed.",
+    )
+    keep_alive_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds an idle kept-alive connection stays open."
     )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted (else 413)."
@@ -104,3 +142,14 @@ class Settings(BaseSettings):
                 "which /metrics then requires"
             )
         return self
+
+    def refusal(self) -> str | None:
+        """Why the service must not start with these settings (neither an operator token
+        nor open mode), or ``None``."""
+        if self.admin_token is None and not self.open_mode:
+            return (
+                "no operator token: set ADMIN_TOKEN to a secret (creating and listing runs "
+                "need it), or set CURRICULUM_OPEN_MODE=true (--open-mode) to let anyone who "
+                "reaches this service create runs"
+            )
+        return None

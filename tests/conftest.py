@@ -88,18 +88,20 @@ def redis_url(redis_server: RedisProcess) -> Iterator[str]:
 
 
 class ThreadedService:
-    """The service app under uvicorn in a background thread: a real HTTP server."""
+    """The service app under uvicorn in a background thread: a real HTTP server, configured
+    as ``python -m service`` configures it."""
 
     def __init__(self, settings: Any) -> None:
         import uvicorn
 
         from service.app import create_app
+        from service.http_server import server_config
 
         self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
+        settings = settings.model_copy(
+            update={"host": "127.0.0.1", "port": self.port, "log_level": "warning"}
         )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(server_config(create_app(settings), settings))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -123,19 +125,21 @@ def store_settings(redis_url: str) -> dict[str, Any]:
 
 @pytest.fixture
 def service_env(redis_url: str) -> dict[str, str]:
-    """The environment that points a service process at the test's Redis."""
-    return {"REDIS_URL": redis_url}
+    """The environment that points a service process at the test's Redis, in open mode."""
+    return {"REDIS_URL": redis_url, "CURRICULUM_OPEN_MODE": "true"}
 
 
 @pytest.fixture
 def start_service(store_settings: dict[str, Any]) -> Iterator[Callable[..., str]]:
-    """Start a service (settings overridable) on the test's Redis; returns its base URL."""
+    """Start a service (settings overridable) on the test's Redis; returns its base URL.
+    Open mode unless the test sets an operator token."""
     from service.settings import Settings
 
     started: list[ThreadedService] = []
 
     def start(**overrides: Any) -> str:
-        settings = Settings(_env_file=None).model_copy(update={**store_settings, **overrides})
+        update = {"open_mode": True, **store_settings, **overrides}
+        settings = Settings(_env_file=None).model_copy(update=update)
         service = ThreadedService(settings)
         service.start()
         started.append(service)

@@ -35,6 +35,9 @@ class LocalService:
     ``port`` defaults to a free one. ``env`` adds environment variables for the service
     (e.g. ``REDIS_URL`` to use a running Redis, ``ADMIN_TOKEN``); ``REDIS_URL`` inherited
     from this process is dropped, so the embedded Redis is used unless ``env`` names one.
+    It runs in open mode (``CURRICULUM_OPEN_MODE=true``: anyone on this machine may create
+    runs) unless ``env`` or this process's environment says otherwise; an operator token
+    in either wins over it.
     The service's output goes to ``service.log`` in ``data_dir``.
     """
 
@@ -57,6 +60,8 @@ class LocalService:
         self.ready_timeout_s = ready_timeout_s
         self._env = {k: v for k, v in os.environ.items() if k not in _INHERITED_REDIS_VARS}
         self._env.update(env or {})
+        # a child process on loopback for one trainer: open mode unless told otherwise
+        self._env.setdefault("CURRICULUM_OPEN_MODE", "true")
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 

@@ -7,7 +7,6 @@ a missing run :class:`RunNotFound`, a recreated run :class:`StaleRun`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from service.errors import (
     RunConflict,
     RunNotFound,
     StaleRun,
+    StoreBusy,
     StoreUnavailable,
 )
 from service.store.codec import (
@@ -209,23 +209,28 @@ def _decode(value: bytes | str) -> str:
 class RedisStore:
     """The service's state in Redis (single node or Cluster)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, max_connections: int) -> None:
         self._client = client
         self._scripts = register_scripts(client)
+        self._max_connections = max_connections
 
     @classmethod
-    def from_url(cls, url: str, *, cluster: bool = False, timeout_s: float = 5.0) -> RedisStore:
-        """Connect lazily to ``url`` (nothing happens until the first command)."""
+    def from_url(
+        cls, url: str, *, cluster: bool = False, timeout_s: float = 5.0, max_connections: int = 100
+    ) -> RedisStore:
+        """Connect lazily to ``url`` (nothing happens until the first command), with at most
+        ``max_connections`` open connections (to each node of a Cluster)."""
         options: dict[str, Any] = {
             "socket_timeout": timeout_s,
             "socket_connect_timeout": timeout_s,
             "decode_responses": False,
+            "max_connections": max_connections,
         }
         if cluster:
             client: Any = RedisCluster.from_url(url, **options)
         else:
             client = aioredis.from_url(url, health_check_interval=30, **options)
-        return cls(client)
+        return cls(client, max_connections)
 
     async def connect(self) -> None:
         """Learn a Cluster's slot map now, before requests arrive; no-op for one node.
@@ -244,6 +249,12 @@ class RedisStore:
     async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
             return await call()
+        except redis_errors.MaxConnectionsError as exc:
+            # every pooled connection is busy: Redis is up, this process is overloaded
+            raise StoreBusy(
+                f"all {self._max_connections} connections of this service process to Redis "
+                "are in use (CURRICULUM_REDIS_MAX_CONNECTIONS); retry shortly"
+            ) from exc
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
 
@@ -267,8 +278,11 @@ class RedisStore:
         fields = ["config", "version", "layout", "reported_at"]
 
         async def read() -> list[Any]:
-            keys = [run_keys(run_id)[0] for run_id in run_ids]
-            return list(await asyncio.gather(*(self._client.hmget(k, fields) for k in keys)))
+            # one pipeline: one connection and one round trip per node, however long the page
+            pipe = self._client.pipeline(transaction=False)
+            for run_id in run_ids:
+                pipe.hmget(run_keys(run_id)[0], fields)
+            return list(await pipe.execute())
 
         out = []
         for run_id, values in zip(run_ids, await self._run(read), strict=True):
@@ -533,10 +547,12 @@ def _expired(step: int, max_step: int, retention: int) -> PlanExpired:
 
 @asynccontextmanager
 async def open_store(
-    url: str, *, cluster: bool = False, timeout_s: float = 5.0
+    url: str, *, cluster: bool = False, timeout_s: float = 5.0, max_connections: int = 100
 ) -> AsyncIterator[RedisStore]:
     """A store for the lifetime of the ``async with`` block."""
-    store = RedisStore.from_url(url, cluster=cluster, timeout_s=timeout_s)
+    store = RedisStore.from_url(
+        url, cluster=cluster, timeout_s=timeout_s, max_connections=max_connections
+    )
     try:
         await store.connect()
         yield store

@@ -43,7 +43,7 @@ def failing_replica() -> Iterator[str]:
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
     service = ThreadedService(
         Settings(_env_file=None).model_copy(
-            update={"redis_url": dead_redis, "redis_timeout_s": 0.5}
+            update={"redis_url": dead_redis, "redis_timeout_s": 0.5, "open_mode": True}
         )
     )
     service.start()

@@ -116,7 +116,11 @@ def store_settings(redis_url: str) -> dict[str, Any]:
 
 @pytest.fixture
 def service_env(redis_url: str) -> dict[str, str]:
-    return {"REDIS_URL": redis_url, "CURRICULUM_REDIS_CLUSTER": "true"}
+    return {
+        "REDIS_URL": redis_url,
+        "CURRICULUM_REDIS_CLUSTER": "true",
+        "CURRICULUM_OPEN_MODE": "true",
+    }
 
 
 def test_runs_spread_over_the_nodes(cluster: Cluster) -> None:

@@ -48,6 +48,46 @@ def test_compose_env_names_are_settings(compose: dict[str, Any]) -> None:
     assert env["REDIS_URL"].startswith("redis://redis:6379")
 
 
+_VARIABLE = re.compile(r"\$\{(\w+)(?:(:?)([-?])([^}]*))?\}")
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """``value`` as compose reads it with ``env``: ``${VAR}``, ``${VAR:-default}``, and
+    ``${VAR:?error}``, which fails (``ValueError``) when VAR is unset or empty."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, colon, kind, arg = match.groups()
+        have = env.get(name)
+        missing = have is None or (colon == ":" and have == "")
+        if kind == "?" and missing:
+            raise ValueError(arg)
+        if kind == "-" and missing:
+            return arg
+        return have or ""
+
+    return _VARIABLE.sub(substitute, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def test_compose_refuses_to_start_without_an_operator_token(compose: dict[str, Any]) -> None:
+    """No open mode in the shipped deployment: ADMIN_TOKEN comes from CURRICULUM_ADMIN_TOKEN,
+    and compose stops with a message saying so when it is unset or empty."""
+    env = compose["services"]["service"]["environment"]
+    for unset in ({}, {"CURRICULUM_ADMIN_TOKEN": ""}):
+        with pytest.raises(ValueError, match="set CURRICULUM_ADMIN_TOKEN"):
+            _interpolate(env["ADMIN_TOKEN"], unset)
+    assert _interpolate(env["ADMIN_TOKEN"], {"CURRICULUM_ADMIN_TOKEN": "s3cret+/="}) == "s3cret+/="
+    assert not {"CURRICULUM_OPEN_MODE", "CURRICULUM_ADMIN_TOKEN"} & set(env)
+
+
+def test_compose_publishes_on_loopback_unless_told(compose: dict[str, Any]) -> None:
+    """The service is published on 127.0.0.1 by default (CURRICULUM_BIND chooses another
+    address); Redis is not published at all."""
+    (published,) = compose["services"]["service"]["ports"]
+    assert _interpolate(published, {}) == "127.0.0.1:8000:8000"
+    assert _interpolate(published, {"CURRICULUM_BIND": "0.0.0.0"}) == "0.0.0.0:8000:8000"
+    assert "ports" not in compose["services"]["redis"]
+
+
 def test_ports_agree(compose: dict[str, Any], dockerfile: str) -> None:
     env = compose["services"]["service"]["environment"]
     port = int(env["CURRICULUM_PORT"])

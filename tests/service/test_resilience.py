@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import signal
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -30,7 +33,7 @@ def test_redis_down_is_503_and_the_service_recovers(
 ) -> None:
     service = ThreadedService(
         Settings(_env_file=None).model_copy(
-            update={"redis_url": own_redis.url, "redis_timeout_s": 1.0}
+            update={"redis_url": own_redis.url, "redis_timeout_s": 1.0, "open_mode": True}
         )
     )
     service.start()
@@ -82,6 +85,7 @@ def test_redis_down_is_503_and_the_service_recovers(
 def test_embedded_redis_keeps_every_run_across_restarts(http: httpx.Client, tmp_path: Path) -> None:
     """`python -m service` with no REDIS_URL: stop it and start it on the same data folder."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CURRICULUM_REDIS_URL")}
+    env["CURRICULUM_OPEN_MODE"] = "true"
     data = tmp_path / "data"
     service = ServiceProcess(env, ["--data-dir", str(data)])
     service.env = env
@@ -124,6 +128,7 @@ def test_second_service_on_one_data_folder_is_refused(tmp_path: Path) -> None:
     import sys
 
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CURRICULUM_REDIS_URL")}
+    env["CURRICULUM_OPEN_MODE"] = "true"
     data = tmp_path / "data"
     first = ServiceProcess(env, ["--data-dir", str(data)])
     first.env = env
@@ -162,3 +167,25 @@ def test_the_power_cut_window_counts_reports_sent_after_the_last_fsync() -> None
     # (the one sent at 0.5 may have been written before the fsync at 1.0 began: the bound
     # is a lower one), 2.0 -> 2, 2.9 -> 3 (sent at 1.2, 1.4, 2.5), 3.3 -> 1 (sent at 3.2)
     assert window == {"max_reports": 3, "median_reports": 1.0, "max_gap_s": 2.0, "fsyncs": 2}
+
+
+def test_an_exhausted_redis_pool_is_a_503_store_busy_not_unreachable(
+    http: httpx.Client, own_redis: RedisProcess, start_service: Callable[..., str]
+) -> None:
+    """One connection to Redis, held by a request while Redis is stopped (SIGSTOP): a
+    second request gets 503 store_busy at once, and the first completes once Redis runs."""
+    url = start_service(redis_url=own_redis.url, redis_max_connections=1)
+    run, headers = create_run(http, url, DISTS)
+    with ThreadPoolExecutor(1) as pool:
+        os.kill(own_redis.pid, signal.SIGSTOP)
+        try:
+            held = pool.submit(http.get, f"{url}/v1/runs/{run}", headers=headers)
+            time.sleep(0.5)  # the first request now waits on the one connection
+            busy = http.get(f"{url}/v1/runs/{run}", headers=headers)
+        finally:
+            os.kill(own_redis.pid, signal.SIGCONT)
+        assert held.result(timeout=10).status_code == 200
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+    error = busy.json()["error"]
+    assert error["code"] == "store_busy"
+    assert "all 1 connections" in error["message"] and "unreachable" not in error["message"]

@@ -170,3 +170,18 @@ def test_an_import_starts_the_activity_afresh(http: httpx.Client, operator_url: 
     http.put(f"{operator_url}/v1/runs/kk/import", json=snapshot, headers=OPERATOR)
     activity = http.get(f"{operator_url}/v1/runs/kk", headers=OPERATOR).json()["activity"]
     assert activity["reporters"] == [] and activity["last_step"] == {}
+
+
+def test_a_page_of_200_runs_reads_them_over_few_connections(
+    http: httpx.Client, start_service: Callable[..., str]
+) -> None:
+    """220 runs, listed 200 to a page, by a service allowed only 4 connections to Redis:
+    the page's summaries are read in one pipeline, so the pool is never exhausted."""
+    url = start_service(admin_token=SecretStr("op-secret"), redis_max_connections=4)
+    ids = {f"run-{i:03d}" for i in range(220)}
+    for run_id in sorted(ids):
+        _create(http, url, run_id)
+    pages = _all_pages(http, url, limit=200)
+    assert [len(page) for page in pages][:1] == [200]
+    assert {run["run_id"] for page in pages for run in page} == ids
+    assert {run["distributions"] for page in pages for run in page} == {3}

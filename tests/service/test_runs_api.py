@@ -42,6 +42,28 @@ def test_create_with_another_config_conflicts(http: httpx.Client, service_url: s
     assert "another configuration" in other.json()["error"]["message"]
 
 
+def test_a_conflict_shows_the_configuration_only_to_who_may_read_the_run(
+    http: httpx.Client, service_url: str
+) -> None:
+    """Open mode: anyone may try to create ``r1``, but only its own token learns the
+    existing run's strategy and seed from the 409."""
+    first = http.post(
+        f"{service_url}/v1/runs", json={"run_id": "r1", "distributions": DISTS, "seed": 7}
+    )
+    own = {"Authorization": f"Bearer {first.json()['token']}"}
+    other_run = http.post(f"{service_url}/v1/runs", json={"distributions": DISTS}).json()
+    body = {"run_id": "r1", "distributions": DISTS, "strategy": "uniform"}
+    for headers in ({}, {"Authorization": f"Bearer {other_run['token']}"}):
+        hidden = http.post(f"{service_url}/v1/runs", json=body, headers=headers)
+        assert hidden.status_code == 409
+        assert hidden.json()["error"]["details"] is None
+        assert "seed" not in hidden.text and "dump-ucb" not in hidden.text
+    shown = http.post(f"{service_url}/v1/runs", json=body, headers=own)
+    assert shown.status_code == 409
+    assert shown.json()["error"]["details"]["seed"] == 7
+    assert shown.json()["error"]["details"]["strategy"]["name"] == "dump-ucb"
+
+
 def test_run_id_is_generated_when_absent(http: httpx.Client, service_url: str) -> None:
     reply = http.post(f"{service_url}/v1/runs", json={"distributions": DISTS})
     assert reply.status_code == 201

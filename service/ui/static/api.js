@@ -4,15 +4,17 @@
 
 const KEY = "curriculum-token";
 
+// The fragment's "token=..." part, percent-decoded only: URLSearchParams would read a "+"
+// (common in base64 tokens) as a space.
 export function takeTokenFromFragment() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const token = params.get("token");
-  if (token) {
-    sessionStorage.setItem(KEY, token);
-    params.delete("token");
-    const rest = params.toString();
-    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
-  }
+  const parts = location.hash.slice(1).split("&").filter(Boolean);
+  const at = parts.findIndex((part) => part.startsWith("token="));
+  if (at < 0) return;
+  let token = parts[at].slice("token=".length);
+  try { token = decodeURIComponent(token); } catch { /* not percent-encoded: as typed */ }
+  parts.splice(at, 1);
+  if (token) sessionStorage.setItem(KEY, token);
+  history.replaceState(null, "", location.pathname + location.search + (parts.length ? "#" + parts.join("&") : ""));
 }
 
 export function token() {
@@ -69,6 +71,28 @@ export function tokenForm(retry) {
       form.hidden = true;
     },
   };
+}
+
+// An object's own property only: a distribution named "toString", "constructor" or
+// "__proto__" must not read what every object inherits.
+export function own(object, key) {
+  return object != null && Object.hasOwn(object, key) ? object[key] : undefined;
+}
+
+// Characters that would let one name pose as another: controls (C0, DEL, C1), the line and
+// paragraph separators, zero-width characters and the bidirectional marks, embeddings,
+// overrides and isolates. Each is shown as a visible \uXXXX (and a backslash as \\, so an
+// escape typed into a name cannot pass for one made here).
+const HIDDEN = /[\\\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
+export function visibleName(name) {
+  return name.replace(HIDDEN, (c) => (c === "\\" ? "\\\\" : "\\u" + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")));
+}
+
+// A name for the page: escaped as above, in a <bdi> so that right-to-left text in it
+// cannot reorder what stands next to it.
+export function nameNode(name) {
+  return el("bdi", { class: "name" }, visibleName(name));
 }
 
 export function el(tag, attrs = {}, text = null) {

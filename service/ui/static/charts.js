@@ -1,6 +1,8 @@
 // Small SVG charts, no library: a stacked area chart (one band per distribution), a line
 // chart, and horizontal bars. Every series carries data-distribution="<name>".
 
+import { visibleName } from "./api.js";
+
 const NS = "http://www.w3.org/2000/svg";
 
 export function color(i) {
@@ -72,7 +74,7 @@ export function stackedArea(container, names, steps, rows) {
     if (steps.length) d += "Z";
     const band = svg("path", { d, fill: color(j), class: "band", "data-distribution": name });
     const last = rows.length ? rows[rows.length - 1][j] : 0;
-    f.root.append(titled(band, `${name}: weight ${last.toFixed(3)} at step ${steps[steps.length - 1] ?? "-"}`));
+    f.root.append(titled(band, `${visibleName(name)}: weight ${last.toFixed(3)} at step ${steps[steps.length - 1] ?? "-"}`));
     above.forEach((v, t) => { below[t] = v; });
   });
   container.replaceChildren(f.root);
@@ -86,7 +88,7 @@ export function lines(container, names, steps, rows) {
   names.forEach((name, j) => {
     const d = steps.map((x, t) => `${t ? "L" : "M"}${s.x(x).toFixed(1)},${s.y(rows[t][j]).toFixed(1)}`).join("");
     const line = svg("path", { d, stroke: color(j), fill: "none", class: "line", "data-distribution": name });
-    f.root.append(titled(line, name));
+    f.root.append(titled(line, visibleName(name)));
   });
   container.replaceChildren(f.root);
 }
@@ -102,7 +104,8 @@ export function bars(container, items, max) {
     const y = 2 + i * rowH;
     const g = svg("g", { "data-distribution": item.name });
     const name = svg("text", { x: left - 6, y: y + 12, "text-anchor": "end" });
-    name.textContent = item.name.length > 16 ? item.name.slice(0, 15) + "…" : item.name;
+    const shown = visibleName(item.name);
+    name.textContent = shown.length > 16 ? shown.slice(0, 15) + "…" : shown;
     g.append(name);
     let x = left;
     for (const [value, cls] of item.parts) {
@@ -117,7 +120,7 @@ export function bars(container, items, max) {
     const label = svg("text", { x: x + 4, y: y + 12 });
     label.textContent = item.label;
     g.append(label);
-    root.append(titled(g, `${item.name}: ${item.label}`));
+    root.append(titled(g, `${visibleName(item.name)}: ${item.label}`));
   });
   container.replaceChildren(root);
 }

@@ -1,6 +1,8 @@
 // One run: weights over steps, signal and exploration, rewards, the distributions' table
 // and each rank's last report, refreshed by polling.
-import { AuthError, age, el, getJson, poll, serverNow, takeTokenFromFragment, tokenForm } from "./api.js";
+import {
+  AuthError, age, el, getJson, nameNode, own, poll, serverNow, takeTokenFromFragment, tokenForm,
+} from "./api.js";
 import { bars, color, lines, stackedArea } from "./charts.js";
 
 const REFRESH_MS = 2000;
@@ -23,9 +25,9 @@ function strategyText(strategy) {
 
 function rowsOf(run) {
   return run.config.distributions.map((name, index) => {
-    const s = run.stats[name];
+    const s = own(run.stats, name);
     const flags = [s.starved ? "starved" : "", s.saturated ? "saturated" : ""].filter(Boolean);
-    return { name, index, ...s, last_step: run.activity.last_step[name] ?? null, flags: flags.join(" ") };
+    return { name, index, ...s, last_step: own(run.activity.last_step, name) ?? null, flags: flags.join(" ") };
   });
 }
 
@@ -70,7 +72,7 @@ function renderTable(run) {
   document.querySelector("[data-testid=distribution-table] tbody").replaceChildren(...rows.map((r) => {
     const tr = el("tr", { "data-distribution": r.name });
     const name = el("td");
-    name.append(el("span", { class: "swatch", style: `background:${color(r.index)}` }), document.createTextNode(r.name));
+    name.append(el("span", { class: "swatch", style: `background:${color(r.index)}` }), nameNode(r.name));
     tr.append(
       name, el("td", {}, fmt(r.weight)), el("td", {}, String(r.n)), el("td", {}, fmt(r.window_mean)),
       el("td", {}, fmt(r.exploration_bonus)), el("td", {}, r.reward_n ? fmt(r.reward_mean) : "-"),
@@ -95,7 +97,7 @@ function renderCharts(run, history) {
   const legend = document.querySelector("[data-testid=weights-legend]");
   legend.replaceChildren(...names.map((name, i) => {
     const item = el("span", { class: "item" });
-    item.append(el("span", { class: "swatch", style: `background:${color(i)}` }), document.createTextNode(name));
+    item.append(el("span", { class: "swatch", style: `background:${color(i)}` }), nameNode(name));
     return item;
   }));
   const rows = rowsOf(run);
