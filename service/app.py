@@ -160,6 +160,8 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
             plan["maximum"] = settings.max_batch_size
             create = models["CreateRunRequest"]["properties"]["distributions"]
             create["maxItems"] = settings.max_distributions
+            rank = models["ReportRequest"]["properties"]["rank"]
+            rank["anyOf"][0] = {"type": "integer", "minimum": 0, "maximum": settings.max_ranks - 1}
             app.openapi_schema = schema
         return app.openapi_schema
 

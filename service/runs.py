@@ -29,6 +29,7 @@ from curriculum_core import (
     window_values,
 )
 from service.auth import hash_token, is_operator, new_token, token_matches
+from service.budget import check_run_budget, history_capacity, run_footprint
 from service.errors import (
     Forbidden,
     InvalidInput,
@@ -38,14 +39,14 @@ from service.errors import (
     Unauthorized,
 )
 from service.metrics import Metrics
+from service.off_loop import OffLoop
 from service.run_cache import Run, RunCache, config_json, stored_strategy
-from service.run_view import run_out
+from service.run_view import plan_answer, run_out
 from service.schemas import (
     CreateRunRequest,
     CreateRunResponse,
     HistoryOut,
     ImportOut,
-    PlanOut,
     ReportOut,
     ReportRequest,
     RunOut,
@@ -55,12 +56,13 @@ from service.settings import Settings
 from service.snapshots import history_point, imported_state, snapshot_of
 from service.store.codec import (
     HistoryEntry,
+    KeptPlan,
     PackedReport,
     encode_history,
     encode_journal_body,
+    encode_plan,
     pack_report,
 )
-from service.store.keys import HISTORY_HEADER_BYTES
 from service.store.redis_store import RedisStore, RunMeta, StrategyInputs
 
 T = TypeVar("T")
@@ -85,6 +87,7 @@ class RunService:
         self._store = store
         self._settings = settings
         self._metrics = metrics
+        self._off_loop = OffLoop(settings.worker_threads)
         self._cache = RunCache(store, settings.config_cache_size, settings.reward_ema_alpha)
         self._plans_kept = metrics.plans.labels(source="kept")
         self._plans_drawn = metrics.plans.labels(source="drawn")
@@ -161,6 +164,15 @@ class RunService:
             token_hash=hash_token(run_token),
         )
         state = initial_state(strategy, len(names))
+        footprint = run_footprint(
+            self._settings,
+            k=len(names),
+            window=strategy.window,
+            config_bytes=len(meta.config_json.encode()),
+            state_bytes=8 * state.size,
+            stateful=strategy.stateful,
+        )
+        check_run_budget(self._settings, footprint)
         initial = weights(strategy, RunStats.empty(len(names)), state)
         existing = await self._store.create(
             run_id, meta, initial, len(names), state, strategy.window
@@ -238,6 +250,11 @@ class RunService:
     # -- reports -------------------------------------------------------------------------
 
     def _encode_report(self, run: Run, request: ReportRequest) -> PackedReport:
+        if request.rank is not None and request.rank >= self._settings.max_ranks:
+            raise InvalidInput(
+                f"rank must be below {self._settings.max_ranks} (CURRICULUM_MAX_RANKS: each "
+                f"rank's last report is kept for the run's activity), got {request.rank}"
+            )
         rewards = request.rewards or {}
         total = sum(len(v) for v in request.advantages.values())
         total += sum(len(v) for v in rewards.values())
@@ -308,8 +325,8 @@ class RunService:
         """The composition of step ``step``'s batch, fixed by the first request for it, as
         the JSON of a :class:`PlanOut`.
 
-        The answer is stored whole when the plan is drawn, so every later request for the
-        step (the other ranks) is one Redis call and no re-encoding.
+        The plan is kept as its counts (keys.py), so every later request for the step (the
+        other ranks) is one Redis call and the assignment rebuilt from the run's seed.
         """
         if batch_size > self._settings.max_batch_size:
             raise InvalidInput(
@@ -319,31 +336,36 @@ class RunService:
 
         async def action(run: Run) -> bytes:
             kept = await self._store.kept_plan(run_id, run.incarnation, step, batch_size)
+            if kept is None:
+                found = await self._store.get_plan(
+                    run_id, run.incarnation, step, batch_size, retention
+                )
+                kept = found.plan
             if kept is not None:
                 self._plans_kept.inc()
-                return kept
-            found = await self._store.get_plan(run_id, run.incarnation, step, batch_size, retention)
-            if found.plan_json is not None:
-                self._plans_kept.inc()
-                return found.plan_json
+                return await self._off_loop.run(
+                    batch_size, plan_answer, run, step, batch_size, kept
+                )
             assert found.weights is not None
             version, w = found.weights_version, found.weights
             if found.weights_version < found.version:
                 version, w = await self._fresh_weights(run)
-            indices = compose_batch(w, batch_size, plan_rng(run.seed, step, batch_size))
-            counts = counts_of(indices, run.k)
-            drawn = PlanOut(
-                run_id=run_id,
-                step=step,
-                batch_size=batch_size,
-                version=version,
-                counts={run.distributions[i]: int(counts[i]) for i in np.flatnonzero(counts)},
-                assignment=[run.distributions[i] for i in indices],
+            counts = counts_of(
+                compose_batch(w, batch_size, plan_rng(run.seed, step, batch_size)), run.k
             )
+            index = np.flatnonzero(counts)
+            drawn = encode_plan(KeptPlan(version=version, index=index, count=counts[index]))
             self._plans_drawn.inc()
-            return await self._store.put_plan(
-                run_id, run.incarnation, step, batch_size, drawn.model_dump_json(), retention
+            kept = await self._store.put_plan(
+                run_id,
+                run.incarnation,
+                step,
+                batch_size,
+                drawn,
+                retention,
+                self._settings.plans_max_bytes,
             )
+            return await self._off_loop.run(batch_size, plan_answer, run, step, batch_size, kept)
 
         return await self._with_run(run_id, token, action)
 
@@ -415,10 +437,3 @@ def _report_out(status: str, version: int, weights: dict[str, float] | None) -> 
     """A report's answer, built from values the service computed itself: no validation pass
     over the K weights (a millisecond at K = 10,000)."""
     return ReportOut.model_construct(status=status, version=version, weights=weights)
-
-
-def history_capacity(settings: Settings, k: int) -> int:
-    """History entries kept for a run of ``k`` distributions: ``history_limit``, fewer where
-    the entries would pass ``history_max_bytes`` (never under 10)."""
-    entry_bytes = HISTORY_HEADER_BYTES + 8 * k
-    return max(10, min(settings.history_limit, settings.history_max_bytes // entry_bytes))
