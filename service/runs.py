@@ -49,7 +49,6 @@ from service.schemas import (
     ImportOut,
     ReportOut,
     ReportRequest,
-    RunOut,
     Snapshot,
 )
 from service.settings import Settings
@@ -63,7 +62,7 @@ from service.store.codec import (
     encode_plan,
     pack_report,
 )
-from service.store.redis_store import RedisStore, RunMeta, StrategyInputs
+from service.store.redis_store import RedisStore, RunMeta, RunState, StrategyInputs
 
 T = TypeVar("T")
 
@@ -83,11 +82,13 @@ def _denied(run_id: str) -> Forbidden:
 class RunService:
     """The service's operations on runs."""
 
-    def __init__(self, store: RedisStore, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, store: RedisStore, settings: Settings, metrics: Metrics, off_loop: OffLoop
+    ) -> None:
         self._store = store
         self._settings = settings
         self._metrics = metrics
-        self._off_loop = OffLoop(settings.worker_threads)
+        self._off_loop = off_loop
         self._cache = RunCache(store, settings.config_cache_size, settings.reward_ema_alpha)
         self._plans_kept = metrics.plans.labels(source="kept")
         self._plans_drawn = metrics.plans.labels(source="drawn")
@@ -273,6 +274,10 @@ class RunService:
             run.strategy.window,
         )
 
+    def _prepare_report(self, run: Run, request: ReportRequest) -> tuple[PackedReport, bytes]:
+        """The report's values packed for the script, and its journal entry."""
+        return self._encode_report(run, request), self._journal_entry(run, request)
+
     def _journal_entry(self, run: Run, request: ReportRequest) -> bytes:
         """The report's summary for a stateful strategy's journal (empty for the others)."""
         if not run.strategy.stateful:
@@ -289,16 +294,22 @@ class RunService:
         """Apply a report (once per ``report_id``) and return the weights after it (none
         unless ``with_weights``; they are computed and stored all the same)."""
 
+        values = sum(len(v) for v in request.advantages.values())
+        values += sum(len(v) for v in (request.rewards or {}).values())
+
         async def action(run: Run) -> ReportOut:
+            packed, journal_entry = await self._off_loop.run(
+                values, self._prepare_report, run, request
+            )
             outcome = await self._store.report(
                 run_id,
                 run.incarnation,
                 request.report_id,
                 window=run.strategy.window,
-                packed=self._encode_report(run, request),
+                packed=packed,
                 report_id_retention=self._settings.report_id_retention,
                 reward_alpha=run.strategy.reward_alpha,
-                journal_entry=self._journal_entry(run, request),
+                journal_entry=journal_entry,
                 with_rewards=run.strategy.reads_rewards,
                 step=request.step,
                 rank=request.rank,
@@ -371,16 +382,20 @@ class RunService:
 
     # -- reading -------------------------------------------------------------------------
 
-    async def get(self, run_id: str, token: str | None) -> RunOut:
-        """The run's configuration, weights and per-distribution statistics."""
+    async def get(self, run_id: str, token: str | None) -> bytes:
+        """The run's configuration, weights and per-distribution statistics, as the JSON of
+        a :class:`RunOut` (rendered off the loop for large runs)."""
 
-        async def action(run: Run) -> RunOut:
+        def render(run: Run, state: RunState, w: np.ndarray) -> bytes:
+            stats, strategy_state = run.strategy_view(state.inputs)
+            return run_out(run, state, stats, strategy_state, w).model_dump_json().encode()
+
+        async def action(run: Run) -> bytes:
             state = await self._store.read_state(run_id, run.incarnation, activity=True)
             w = state.weights
             if state.weights_version < state.inputs.version:
                 w = await self._store_weights(run, state.inputs, None)
-            stats, strategy_state = run.strategy_view(state.inputs)
-            return run_out(run, state, stats, strategy_state, w)
+            return await self._off_loop.run(run.k, render, run, state, w)
 
         return await self._with_run(run_id, token, action)
 
