@@ -35,7 +35,7 @@ from benchmarks.load import LoadResult, RequestMaker, client, closed_loop, open_
 from benchmarks.procs import HttpApp, cpu_seconds
 from curriculum_core import DumpUcb, RunStats, compose_batch, plan_rng, weights
 from local_processes import RedisServer
-from service.runs import history_capacity
+from service.budget import history_capacity
 from service.settings import Settings
 from service.store.keys import RUN_KEY_NAMES, run_keys
 from trainer_client import CurriculumClient

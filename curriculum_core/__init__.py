@@ -6,7 +6,12 @@ nothing but numpy (a test checks), so a trainer machine needs neither FastAPI no
 """
 
 from curriculum_core.bandits import Exp3S, LearningProgress, Sec
-from curriculum_core.composition import compose_batch, counts_of, plan_rng
+from curriculum_core.composition import (
+    assignment_of_counts,
+    compose_batch,
+    counts_of,
+    plan_rng,
+)
 from curriculum_core.diagnostics import exploration_bonus, rehearsal_share, saturated, starved
 from curriculum_core.discounted import DiscountedDumpUcb
 from curriculum_core.guarded import DumpGuard
@@ -74,6 +79,7 @@ __all__ = [
     "Strategy",
     "Uniform",
     "advance",
+    "assignment_of_counts",
     "compose_batch",
     "counts_of",
     "exploration_bonus",

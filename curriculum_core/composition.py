@@ -34,6 +34,27 @@ def compose_batch(p: np.ndarray, batch_size: int, rng: np.random.Generator) -> n
     return np.searchsorted(cdf, draws, side="right").astype(np.int64)
 
 
+def assignment_of_counts(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The assignment :func:`compose_batch` drew with ``rng``, rebuilt from its counts alone.
+
+    ``counts`` (shape ``(k,)``) is ``counts_of`` the drawn assignment and ``rng`` a generator
+    in the state ``compose_batch`` got (``plan_rng`` of the same seed, step and batch size).
+    A slot's distribution rises with its uniform draw (the search in a cumulative sum), so
+    the slots in the order of their draws take ``counts[0]`` times distribution 0, then
+    ``counts[1]`` times distribution 1, and so on; equal draws fall in one distribution, so
+    ties cannot cross a boundary. Lets a plan be kept as ``K`` counts, not ``B`` names.
+    Returns an int64 array of shape ``(sum(counts),)``.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    batch_size = int(counts.sum())
+    if batch_size < 1 or counts.min(initial=0) < 0:
+        raise ValueError("counts must be non-negative with a positive sum")
+    order = np.argsort(rng.random(batch_size), kind="stable")
+    assignment = np.empty(batch_size, dtype=np.int64)
+    assignment[order] = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    return assignment
+
+
 def counts_of(assignment: np.ndarray, k: int) -> np.ndarray:
     """How many slots each of ``k`` distributions got, shape ``(k,)``."""
     return np.bincount(assignment, minlength=k)

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.constants import REF_TEMPLATE
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -21,10 +22,12 @@ from service.doctor import Doctor
 from service.errors import CurriculumError, StoreUnavailable
 from service.limits import BodySizeLimit
 from service.metrics import Metrics
+from service.off_loop import OffLoop
 from service.routes import BEARER_SCHEME, router
 from service.run_gauges import RunGauges
 from service.run_index import RunIndex
 from service.runs import RunService
+from service.schemas import ReportRequest
 from service.settings import Settings
 from service.store.redis_store import open_store
 from service.ui_routes import ui_routes
@@ -173,11 +176,16 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
                 "operator token (ADMIN_TOKEN) where the deployment sets one; for /metrics, "
                 "CURRICULUM_METRICS_TOKEN.",
             }
-            models = components.get("schemas", {})
+            models = components.setdefault("schemas", {})
+            # the report's body is parsed off the loop (routes.py), so FastAPI does not list
+            # its model: its schema, as FastAPI would give it
+            models["ReportRequest"] = ReportRequest.model_json_schema(ref_template=REF_TEMPLATE)
             plan = models["PlanRequest"]["properties"]["batch_size"]
             plan["maximum"] = settings.max_batch_size
             create = models["CreateRunRequest"]["properties"]["distributions"]
             create["maxItems"] = settings.max_distributions
+            rank = models["ReportRequest"]["properties"]["rank"]
+            rank["anyOf"][0] = {"type": "integer", "minimum": 0, "maximum": settings.max_ranks - 1}
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -227,7 +235,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_connections=settings.redis_max_connections,
         ) as store:
             app.state.store = store
-            app.state.runs = RunService(store, settings, metrics)
+            off_loop = OffLoop(settings.worker_threads)
+            app.state.off_loop = off_loop
+            app.state.runs = RunService(store, settings, metrics, off_loop)
             app.state.run_index = RunIndex(store, settings)
             app.state.doctor = Doctor(store, settings)
             app.state.run_gauges = RunGauges(store) if settings.run_metrics else None

@@ -65,6 +65,13 @@ class PlanExpired(CurriculumError):
     code = "plan_expired"
 
 
+class RunBudgetExceeded(CurriculumError):
+    """The call would let the run keep more in Redis than its budget allows."""
+
+    status = 413
+    code = "run_budget_exceeded"
+
+
 class StoreUnavailable(CurriculumError):
     """Redis cannot be reached; nothing was written."""
 

@@ -1,4 +1,5 @@
-"""``GET /v1/runs/{run}``'s answer, built from what the store read and the core computed."""
+"""The answers that show a run's state (``GET /v1/runs/{run}``, a plan), built from what the
+store read and the core computed."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import numpy as np
 
 from curriculum_core import (
     RunStats,
+    assignment_of_counts,
     exploration_bonus,
+    plan_rng,
     rehearsal_share,
     saturated,
     scores,
     starved,
 )
-from service.schemas import ActivityOut, DistributionStatsOut, ReporterOut, RunOut
+from service.schemas import ActivityOut, DistributionStatsOut, PlanOut, ReporterOut, RunOut
+from service.store.codec import decode_plan
 from service.store.redis_store import RunState
 
 if TYPE_CHECKING:
@@ -67,4 +71,32 @@ def run_out(
         weights=run.named(weights),
         stats=per_dist,
         activity=activity,
+    )
+
+
+def plan_answer(run: Run, step: int, batch_size: int, kept: bytes) -> bytes:
+    """``POST /plan``'s answer (the JSON of a :class:`PlanOut`) from the plan the store keeps:
+    the counts name the distributions, and the run's seed rebuilds the slot-by-slot
+    assignment that was drawn (``assignment_of_counts``). A plan kept by an earlier version
+    of the service as its answer's JSON is that answer."""
+    if kept[:1] == b"{":
+        return kept
+    plan = decode_plan(kept)
+    counts = np.zeros(run.k, dtype=np.int64)
+    counts[plan.index] = plan.count
+    slots = assignment_of_counts(counts, plan_rng(run.seed, step, batch_size))
+    names = run.distributions
+    return (
+        PlanOut.model_construct(
+            run_id=run.run_id,
+            step=step,
+            batch_size=batch_size,
+            version=plan.version,
+            counts={
+                names[i]: c for i, c in zip(plan.index.tolist(), plan.count.tolist(), strict=True)
+            },
+            assignment=[names[i] for i in slots.tolist()],
+        )
+        .model_dump_json()
+        .encode()
     )

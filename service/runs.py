@@ -29,6 +29,7 @@ from curriculum_core import (
     window_values,
 )
 from service.auth import digest_matches, hash_token, is_operator, new_token
+from service.budget import check_run_budget, history_capacity, run_footprint
 from service.errors import (
     Forbidden,
     InvalidInput,
@@ -38,30 +39,30 @@ from service.errors import (
     Unauthorized,
 )
 from service.metrics import Metrics
+from service.off_loop import OffLoop
 from service.run_cache import Run, RunCache, config_json, stored_strategy
-from service.run_view import run_out
+from service.run_view import plan_answer, run_out
 from service.schemas import (
     CreateRunRequest,
     CreateRunResponse,
     HistoryOut,
     ImportOut,
-    PlanOut,
     ReportOut,
     ReportRequest,
-    RunOut,
     Snapshot,
 )
 from service.settings import Settings
 from service.snapshots import history_point, imported_state, snapshot_of
 from service.store.codec import (
     HistoryEntry,
+    KeptPlan,
     PackedReport,
     encode_history,
     encode_journal_body,
+    encode_plan,
     pack_report,
 )
-from service.store.keys import HISTORY_HEADER_BYTES
-from service.store.redis_store import RedisStore, RunMeta, StrategyInputs
+from service.store.redis_store import RedisStore, RunMeta, RunState, StrategyInputs
 
 T = TypeVar("T")
 
@@ -87,10 +88,13 @@ def _grants(digest: str, operator: bool, token_hash: str | None) -> bool:
 class RunService:
     """The service's operations on runs."""
 
-    def __init__(self, store: RedisStore, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, store: RedisStore, settings: Settings, metrics: Metrics, off_loop: OffLoop
+    ) -> None:
         self._store = store
         self._settings = settings
         self._metrics = metrics
+        self._off_loop = off_loop
         self._cache = RunCache(store, settings.config_cache_size, settings.reward_ema_alpha)
         self._plans_kept = metrics.plans.labels(source="kept")
         self._plans_drawn = metrics.plans.labels(source="drawn")
@@ -133,7 +137,7 @@ class RunService:
             meta = await self._store.load_meta(run_id)
         except RunNotFound:
             return False
-        return token_matches(token, meta.token_hash)
+        return digest_matches(hash_token(token), meta.token_hash)
 
     async def _with_run(
         self, run_id: str, token: str | None, action: Callable[[Run], Awaitable[T]]
@@ -193,6 +197,15 @@ class RunService:
             token_hash=hash_token(run_token),
         )
         state = initial_state(strategy, len(names))
+        footprint = run_footprint(
+            self._settings,
+            k=len(names),
+            window=strategy.window,
+            config_bytes=len(meta.config_json.encode()),
+            state_bytes=8 * state.size,
+            stateful=strategy.stateful,
+        )
+        check_run_budget(self._settings, footprint)
         initial = weights(strategy, RunStats.empty(len(names)), state)
         existing = await self._store.create(
             run_id, meta, initial, len(names), state, strategy.window
@@ -274,6 +287,11 @@ class RunService:
     # -- reports -------------------------------------------------------------------------
 
     def _encode_report(self, run: Run, request: ReportRequest) -> PackedReport:
+        if request.rank is not None and request.rank >= self._settings.max_ranks:
+            raise InvalidInput(
+                f"rank must be below {self._settings.max_ranks} (CURRICULUM_MAX_RANKS: each "
+                f"rank's last report is kept for the run's activity), got {request.rank}"
+            )
         rewards = request.rewards or {}
         total = sum(len(v) for v in request.advantages.values())
         total += sum(len(v) for v in rewards.values())
@@ -292,6 +310,10 @@ class RunService:
             run.strategy.window,
         )
 
+    def _prepare_report(self, run: Run, request: ReportRequest) -> tuple[PackedReport, bytes]:
+        """The report's values packed for the script, and its journal entry."""
+        return self._encode_report(run, request), self._journal_entry(run, request)
+
     def _journal_entry(self, run: Run, request: ReportRequest) -> bytes:
         """The report's summary for a stateful strategy's journal (empty for the others)."""
         if not run.strategy.stateful:
@@ -308,16 +330,22 @@ class RunService:
         """Apply a report (once per ``report_id``) and return the weights after it (none
         unless ``with_weights``; they are computed and stored all the same)."""
 
+        values = sum(len(v) for v in request.advantages.values())
+        values += sum(len(v) for v in (request.rewards or {}).values())
+
         async def action(run: Run) -> ReportOut:
+            packed, journal_entry = await self._off_loop.run(
+                values, self._prepare_report, run, request
+            )
             outcome = await self._store.report(
                 run_id,
                 run.incarnation,
                 request.report_id,
                 window=run.strategy.window,
-                packed=self._encode_report(run, request),
+                packed=packed,
                 report_id_retention=self._settings.report_id_retention,
                 reward_alpha=run.strategy.reward_alpha,
-                journal_entry=self._journal_entry(run, request),
+                journal_entry=journal_entry,
                 with_rewards=run.strategy.reads_rewards,
                 step=request.step,
                 rank=request.rank,
@@ -344,8 +372,8 @@ class RunService:
         """The composition of step ``step``'s batch, fixed by the first request for it, as
         the JSON of a :class:`PlanOut`.
 
-        The answer is stored whole when the plan is drawn, so every later request for the
-        step (the other ranks) is one Redis call and no re-encoding.
+        The plan is kept as its counts (keys.py), so every later request for the step (the
+        other ranks) is one Redis call and the assignment rebuilt from the run's seed.
         """
         if batch_size > self._settings.max_batch_size:
             raise InvalidInput(
@@ -355,46 +383,55 @@ class RunService:
 
         async def action(run: Run) -> bytes:
             kept = await self._store.kept_plan(run_id, run.incarnation, step, batch_size)
+            if kept is None:
+                found = await self._store.get_plan(
+                    run_id, run.incarnation, step, batch_size, retention
+                )
+                kept = found.plan
             if kept is not None:
                 self._plans_kept.inc()
-                return kept
-            found = await self._store.get_plan(run_id, run.incarnation, step, batch_size, retention)
-            if found.plan_json is not None:
-                self._plans_kept.inc()
-                return found.plan_json
+                return await self._off_loop.run(
+                    batch_size, plan_answer, run, step, batch_size, kept
+                )
             assert found.weights is not None
             version, w = found.weights_version, found.weights
             if found.weights_version < found.version:
                 version, w = await self._fresh_weights(run)
-            indices = compose_batch(w, batch_size, plan_rng(run.seed, step, batch_size))
-            counts = counts_of(indices, run.k)
-            drawn = PlanOut(
-                run_id=run_id,
-                step=step,
-                batch_size=batch_size,
-                version=version,
-                counts={run.distributions[i]: int(counts[i]) for i in np.flatnonzero(counts)},
-                assignment=[run.distributions[i] for i in indices],
+            counts = counts_of(
+                compose_batch(w, batch_size, plan_rng(run.seed, step, batch_size)), run.k
             )
+            index = np.flatnonzero(counts)
+            drawn = encode_plan(KeptPlan(version=version, index=index, count=counts[index]))
             self._plans_drawn.inc()
-            return await self._store.put_plan(
-                run_id, run.incarnation, step, batch_size, drawn.model_dump_json(), retention
+            kept = await self._store.put_plan(
+                run_id,
+                run.incarnation,
+                step,
+                batch_size,
+                drawn,
+                retention,
+                self._settings.plans_max_bytes,
             )
+            return await self._off_loop.run(batch_size, plan_answer, run, step, batch_size, kept)
 
         return await self._with_run(run_id, token, action)
 
     # -- reading -------------------------------------------------------------------------
 
-    async def get(self, run_id: str, token: str | None) -> RunOut:
-        """The run's configuration, weights and per-distribution statistics."""
+    async def get(self, run_id: str, token: str | None) -> bytes:
+        """The run's configuration, weights and per-distribution statistics, as the JSON of
+        a :class:`RunOut` (rendered off the loop for large runs)."""
 
-        async def action(run: Run) -> RunOut:
+        def render(run: Run, state: RunState, w: np.ndarray) -> bytes:
+            stats, strategy_state = run.strategy_view(state.inputs)
+            return run_out(run, state, stats, strategy_state, w).model_dump_json().encode()
+
+        async def action(run: Run) -> bytes:
             state = await self._store.read_state(run_id, run.incarnation, activity=True)
             w = state.weights
             if state.weights_version < state.inputs.version:
                 w = await self._store_weights(run, state.inputs, None)
-            stats, strategy_state = run.strategy_view(state.inputs)
-            return run_out(run, state, stats, strategy_state, w)
+            return await self._off_loop.run(run.k, render, run, state, w)
 
         return await self._with_run(run_id, token, action)
 
@@ -451,10 +488,3 @@ def _report_out(status: str, version: int, weights: dict[str, float] | None) -> 
     """A report's answer, built from values the service computed itself: no validation pass
     over the K weights (a millisecond at K = 10,000)."""
     return ReportOut.model_construct(status=status, version=version, weights=weights)
-
-
-def history_capacity(settings: Settings, k: int) -> int:
-    """History entries kept for a run of ``k`` distributions: ``history_limit``, fewer where
-    the entries would pass ``history_max_bytes`` (never under 10)."""
-    entry_bytes = HISTORY_HEADER_BYTES + 8 * k
-    return max(10, min(settings.history_limit, settings.history_max_bytes // entry_bytes))

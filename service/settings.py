@@ -107,6 +107,35 @@ class Settings(BaseSettings):
         description="Byte budget of a run's history; runs with many distributions keep fewer "
         "entries (at least 10).",
     )
+    run_memory_budget_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Most a run may keep in Redis (windows, statistics, config, history, "
+        "report ids, rank activity and kept plans, with Redis's own overheads): a run whose "
+        "bounds add up to more is refused at creation (413 run_budget_exceeded), so no "
+        "sequence of calls with its token can pass it.",
+    )
+    plans_max_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Byte budget of a run's kept plans (part of run_memory_budget_bytes): the "
+        "oldest steps' plans are dropped to make room; a plan that does not fit beside its own "
+        "step's and newer ones is refused (413 run_budget_exceeded).",
+    )
+    max_ranks: int = Field(
+        16_384,
+        ge=1,
+        le=2**20,
+        description="Ranks a report may name (0 to max_ranks - 1); each one's last report is "
+        "kept for the run's activity.",
+    )
+    worker_threads: int = Field(
+        4,
+        ge=1,
+        description="Threads that parse large reports and render large answers off the event "
+        "loop (at most this many at a time), so one tenant's large call does not stall the "
+        "others'.",
+    )
     reward_ema_alpha: float = Field(
         0.1,
         gt=0,

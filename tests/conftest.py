@@ -173,6 +173,15 @@ def create_run(
     return data["run_id"], {"Authorization": f"Bearer {data['token']}"}
 
 
+def post_plan(
+    http: httpx.Client, url: str, run: str, headers: dict[str, str], step: int, batch: int
+) -> httpx.Response:
+    """``POST /v1/runs/{run}/plan`` for ``(step, batch)``."""
+    return http.post(
+        f"{url}/v1/runs/{run}/plan", json={"step": step, "batch_size": batch}, headers=headers
+    )
+
+
 class ServiceProcess:
     """``python -m service`` as a subprocess, as a user runs it."""
 

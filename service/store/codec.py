@@ -15,6 +15,7 @@ from curriculum_core import BatchSummary
 from service.store.keys import (
     HISTORY_HEADER_BYTES,
     JOURNAL_HEADER_BYTES,
+    PLAN_HEADER_BYTES,
     REWARD_FIELDS,
     WINDOW_HEADER_BYTES,
 )
@@ -261,3 +262,36 @@ def decode_last_steps(blob: bytes, k: int) -> list[int | None]:
     known = np.frombuffer(blob[: 8 * k], dtype=_F64)
     stored[: known.size] = known
     return [int(v) - 1 if v > 0 else None for v in stored.tolist()]
+
+
+@dataclass(frozen=True)
+class KeptPlan:
+    """A plan as the ``plans`` hash keeps it: the version of the weights it was drawn from
+    and its non-zero counts (distribution indices ascending). The slot-by-slot assignment
+    follows from the counts and the run's seed (``curriculum_core.assignment_of_counts``)."""
+
+    version: int
+    index: np.ndarray
+    count: np.ndarray
+
+
+def encode_plan(plan: KeptPlan) -> bytes:
+    """``<i8 version, u4 m>`` then ``m`` uint32 indices and ``m`` uint32 counts: 12 + 8 m
+    bytes, whatever the batch size and the names' lengths."""
+    m = int(plan.index.size)
+    return (
+        struct.pack("<qI", plan.version, m)
+        + np.asarray(plan.index, dtype="<u4").tobytes()
+        + np.asarray(plan.count, dtype="<u4").tobytes()
+    )
+
+
+def decode_plan(blob: bytes) -> KeptPlan:
+    """A kept plan back to numbers (:func:`encode_plan`)."""
+    version, m = struct.unpack_from("<qI", blob)
+    rest = np.frombuffer(blob, dtype="<u4", count=2 * m, offset=PLAN_HEADER_BYTES)
+    return KeptPlan(
+        version=version,
+        index=rest[:m].astype(np.int64),
+        count=rest[m:].astype(np.int64),
+    )

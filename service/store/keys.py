@@ -38,11 +38,17 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     Applied report ids, scored by the version they produced; trimmed to the newest
     ``report_id_retention``.
 ``rc:{run}:plans`` (hash)
-    Field ``"{incarnation}:{step}:{batch_size}"``: the plan fixed for it, stored as the JSON
-    answer that ``POST /plan`` returns. A kept plan is one ``HGET`` of this field, served
-    without re-encoding; the incarnation in the field makes that read run-safe unscripted.
+    Field ``"{incarnation}:{step}:{batch_size}"``: the plan fixed for it, as
+    ``<i8 version, u4 m>`` then ``m`` uint32 distribution indices (ascending) and their
+    ``m`` uint32 counts (codec.encode_plan): the slot-by-slot assignment follows from the
+    counts and the run's seed, so a plan takes ``12 + 8 m`` bytes whatever its batch size
+    and the names' lengths. A kept plan is one ``HGET`` of this field; the incarnation in the
+    field makes that read run-safe unscripted.
 ``rc:{run}:plan_steps`` (sorted set)
-    The fields of ``plans``, scored by step, to drop plans older than the retention.
+    The fields of ``plans``, scored by step, to drop plans older than the retention or past
+    the plans' byte budget. ``meta.plan_bytes`` is what the kept plans count against that
+    budget (``plan_cost`` in put_plan.lua); ``meta.plan_min_step`` is the lowest step whose
+    plans were never dropped (absent: 0): a plan under it is expired, never drawn again.
 ``rc:{run}:history`` (list)
     One entry per step (the newest weights of that step win): header ``<f8 step, f8 version>``
     then the weights and the window means as float32 ``(K,)`` each.
@@ -109,6 +115,11 @@ STATS_RECORD_BYTES = 32
 HISTORY_HEADER_BYTES = 16
 REWARD_FIELDS = 4
 JOURNAL_HEADER_BYTES = 12
+PLAN_HEADER_BYTES = 12
+PLAN_ENTRY_OVERHEAD = 256
+"""Bytes a kept plan counts against the plans' budget beyond its value and (twice) its
+field: Redis's allocations, dict entries and skip-list node for one hash field and one
+sorted-set member, rounded up (put_plan.lua)."""
 
 
 def is_valid_run_id(run_id: str) -> bool:

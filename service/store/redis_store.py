@@ -21,6 +21,7 @@ from redis.asyncio.cluster import RedisCluster
 from service.errors import (
     InvalidInput,
     PlanExpired,
+    RunBudgetExceeded,
     RunConflict,
     RunNotFound,
     StaleRun,
@@ -41,7 +42,14 @@ from service.store.codec import (
     unpack_stats,
 )
 from service.store.diagnosis import StoreDiagnosis, diagnose
-from service.store.keys import PLANS_KEY, REWARD_FIELDS, STORE_LAYOUT, plan_field, run_keys
+from service.store.keys import (
+    PLAN_ENTRY_OVERHEAD,
+    PLANS_KEY,
+    REWARD_FIELDS,
+    STORE_LAYOUT,
+    plan_field,
+    run_keys,
+)
 from service.store.listing import RunPage, scan_runs
 from service.store.replies import (
     CreateReply,
@@ -121,9 +129,9 @@ class ReportOutcome:
 
 @dataclass(frozen=True)
 class PlanLookup:
-    """A fixed plan (``plan_json``, the answer's JSON), or the weights to draw one from."""
+    """A fixed plan (``plan``, as keys.py keeps it), or the weights to draw one from."""
 
-    plan_json: bytes | None
+    plan: bytes | None
     version: int = 0
     weights_version: int = 0
     weights: np.ndarray | None = None
@@ -431,8 +439,8 @@ class RedisStore:
     async def kept_plan(
         self, run_id: str, incarnation: str, step: int, batch_size: int
     ) -> bytes | None:
-        """The plan fixed for ``(step, batch_size)`` of this incarnation of the run, in one
-        plain ``HGET`` (no script); ``None`` when there is none to serve as it is."""
+        """The plan fixed for ``(step, batch_size)`` of this incarnation of the run (as
+        keys.py keeps it), in one plain ``HGET`` (no script); ``None`` when there is none."""
         key = run_keys(run_id)[PLANS_KEY]
         field = plan_field(incarnation, step, batch_size)
         plan: bytes | None = await self._run(lambda: self._client.hget(key, field))
@@ -446,12 +454,12 @@ class RedisStore:
         args = [incarnation, field, step, retention]
         reply = GetPlanReply(*await self._script("get_plan", run_id, args))
         if reply.status == Status.EXISTS:
-            return PlanLookup(plan_json=bytes(reply.value))
+            return PlanLookup(plan=bytes(reply.value))
         if reply.status == Status.EXPIRED:
             raise _expired(step, int(reply.value), retention)
         assert reply.weights is not None
         return PlanLookup(
-            plan_json=None,
+            plan=None,
             version=int(reply.value),
             weights_version=int(reply.weights_version or 0),
             weights=unpack_f64(reply.weights),
@@ -463,15 +471,26 @@ class RedisStore:
         incarnation: str,
         step: int,
         batch_size: int,
-        plan_json: str,
+        plan: bytes,
         retention: int,
+        budget_bytes: int,
     ) -> bytes:
-        """Fix a plan unless one was fixed first; returns the plan that holds."""
+        """Fix a plan (as keys.py keeps it) unless one was fixed first; returns the plan
+        that holds. The oldest steps' plans are dropped while the kept plans would pass
+        ``budget_bytes``; :class:`RunBudgetExceeded` when this step's and newer ones leave no
+        room."""
         field = plan_field(incarnation, step, batch_size)
-        args = [incarnation, field, step, plan_json, retention]
+        args = [incarnation, field, step, plan, retention, budget_bytes, PLAN_ENTRY_OVERHEAD]
         reply = PutPlanReply(*await self._script("put_plan", run_id, args))
         if reply.status == Status.EXPIRED:
             raise _expired(step, int(reply.value), retention)
+        if reply.status == Status.FULL:
+            raise RunBudgetExceeded(
+                f"no room for the plan of step {step}, batch size {batch_size}: the plans kept "
+                f"for this step and newer ones take {int(reply.value)} of the "
+                f"{budget_bytes} bytes a run may keep in plans (CURRICULUM_PLANS_MAX_BYTES, "
+                "part of CURRICULUM_RUN_MEMORY_BUDGET_BYTES); ask fewer batch sizes per step"
+            )
         return bytes(reply.value)
 
     async def delete(self, run_id: str, incarnation: str) -> None:
@@ -541,7 +560,8 @@ class RedisStore:
 def _expired(step: int, max_step: int, retention: int) -> PlanExpired:
     return PlanExpired(
         f"the plan of step {step} is no longer kept: plans are kept for the last {retention} "
-        f"steps and the newest planned step is {max_step}"
+        f"steps (fewer where they pass CURRICULUM_PLANS_MAX_BYTES) and the newest planned "
+        f"step is {max_step}"
     )
 
 

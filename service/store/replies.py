@@ -24,6 +24,8 @@ class Status(IntEnum):
     (report), the step's plan (get_plan, put_plan), newer weights (set_weights)."""
     EXPIRED = 2
     """The step is older than the run's kept plans (get_plan, put_plan)."""
+    FULL = 3
+    """The plans of the step and newer ones fill the plans' byte budget (put_plan)."""
     RUN_MISSING = -1
     """No run has this id."""
     RUN_RECREATED = -2
@@ -76,7 +78,7 @@ class GetPlanReply(NamedTuple):
     """``lua/get_plan.lua``'s reply."""
 
     status: Status  # OK: to be drawn; EXISTS: fixed; EXPIRED: too old
-    # EXISTS: the plan's JSON; EXPIRED: the highest planned step; OK: the run's version
+    # EXISTS: the kept plan; EXPIRED: the highest planned step; OK: the run's version
     value: Any = None
     weights_version: int | None = None  # OK only
     weights: bytes | None = None  # OK only
@@ -85,8 +87,10 @@ class GetPlanReply(NamedTuple):
 class PutPlanReply(NamedTuple):
     """``lua/put_plan.lua``'s reply."""
 
-    status: Status  # OK: stored; EXISTS: fixed first by another caller; EXPIRED: too old
-    value: Any = None  # OK, EXISTS: the plan that holds, JSON; EXPIRED: the highest step
+    status: Status  # OK: stored; EXISTS: fixed first by another caller; EXPIRED: too old;
+    # FULL: no room in the plans' byte budget
+    value: Any = None  # OK, EXISTS: the plan that holds; EXPIRED: the highest step; FULL:
+    # the bytes the kept plans count
 
 
 class ExportReply(NamedTuple):

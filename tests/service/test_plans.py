@@ -8,16 +8,9 @@ import httpx
 import numpy as np
 
 from tests.conftest import create_run
+from tests.conftest import post_plan as _plan
 
 DISTS = ["a", "b", "c", "d"]
-
-
-def _plan(
-    http: httpx.Client, url: str, run: str, headers: dict[str, str], step: int, batch: int
-) -> httpx.Response:
-    return http.post(
-        f"{url}/v1/runs/{run}/plan", json={"step": step, "batch_size": batch}, headers=headers
-    )
 
 
 def test_first_request_fixes_the_plan_across_replicas(

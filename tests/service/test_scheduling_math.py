@@ -10,6 +10,7 @@ from curriculum_core import (
     RunModel,
     RunStats,
     Uniform,
+    assignment_of_counts,
     compose_batch,
     counts_of,
     plan_rng,
@@ -162,6 +163,19 @@ def test_compose_batch_follows_the_weights() -> None:
     freq = counts_of(compose_batch(p, draws, plan_rng(1, 0, draws)), 3) / draws
     stderr = np.sqrt(p * (1 - p) / draws)
     assert np.all(np.abs(freq - p) < 4 * stderr), freq
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 300])
+@pytest.mark.parametrize("batch_size", [1, 5, 64, 4096])
+def test_counts_and_the_plan_rng_rebuild_the_assignment(k: int, batch_size: int) -> None:
+    """A plan kept as its counts gives back exactly the slots compose_batch drew, for weights
+    peaked, flat, or with zeros."""
+    rng = np.random.default_rng(k * batch_size)
+    for p in (rng.dirichlet(np.full(k, 0.3)), np.full(k, 1 / k), np.eye(k)[k // 2]):
+        drawn = compose_batch(p, batch_size, plan_rng(11, 5, batch_size))
+        counts = counts_of(drawn, k)
+        rebuilt = assignment_of_counts(counts, plan_rng(11, 5, batch_size))
+        assert rebuilt.tolist() == drawn.tolist()
 
 
 @pytest.mark.parametrize("p", [[], [0.5, -0.5], [np.nan, 1.0], [0.0, 0.0]])

@@ -12,6 +12,8 @@ local EXISTS = 1         -- what the call would write is there already: the run 
                          -- the report id (report), the step's plan (get_plan, put_plan),
                          -- newer weights (set_weights)
 local EXPIRED = 2        -- the step is older than the kept plans (get_plan, put_plan)
+local FULL = 3           -- the plans of the step and newer ones fill the plans' byte
+                         -- budget (put_plan)
 local RUN_MISSING = -1   -- the run does not exist
 local RUN_RECREATED = -2 -- the run exists under another incarnation (deleted and created
                          -- again since the caller read its config): reload and retry
@@ -48,10 +50,19 @@ local function sum_f32(s)
   return total
 end
 
--- Delete every key of the run but meta.
+-- Delete every key of the run but meta, and meta's account of the plans.
 local function delete_state()
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
              KEYS[10], KEYS[11], KEYS[12])
+  redis.call('HDEL', KEYS[1], 'plan_bytes', 'plan_min_step')
+end
+
+-- The lowest step whose plans are kept and the highest planned: a step under either
+-- bound (the first moves up as plans are dropped, keys.py) is expired.
+local function plan_bounds(retention)
+  local meta = redis.call('HMGET', KEYS[1], 'plan_min_step', 'plan_max_step')
+  local max_step = tonumber(meta[2])
+  return math.max(tonumber(meta[1] or 0), max_step - retention), max_step
 end
 
 -- The strategy's stored state, its version, and the journal of reports applied since:

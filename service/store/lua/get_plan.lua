@@ -3,7 +3,7 @@
 -- ARGV[1] incarnation    ARGV[2] plan field "{incarnation}:{step}:{batch_size}" (keys.py)
 -- ARGV[3] step                  ARGV[4] plan retention in steps
 --
--- Returns {EXISTS, the plan's answer JSON} when fixed already; {EXPIRED, highest planned
+-- Returns {EXISTS, the kept plan (keys.py)} when fixed already; {EXPIRED, highest planned
 -- step} when the step is older than the kept plans; {OK, version, weights_version, weights}
 -- when it is to be drawn; or check_run's refusal (_common.lua).
 
@@ -11,7 +11,7 @@ local status = check_run(ARGV[1])
 if status ~= OK then return {status} end
 local plan = redis.call('HGET', KEYS[6], ARGV[2])
 if plan then return {EXISTS, plan} end
-local max_step = tonumber(redis.call('HGET', KEYS[1], 'plan_max_step'))
-if tonumber(ARGV[3]) < max_step - tonumber(ARGV[4]) then return {EXPIRED, max_step} end
+local lowest, max_step = plan_bounds(tonumber(ARGV[4]))
+if tonumber(ARGV[3]) < lowest then return {EXPIRED, max_step} end
 local meta = redis.call('HMGET', KEYS[1], 'version', 'weights_version', 'weights')
 return {OK, tonumber(meta[1]), tonumber(meta[2]), meta[3]}

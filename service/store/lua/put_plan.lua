@@ -1,13 +1,21 @@
--- Fix the plan of a (step, batch size) unless another caller fixed it first, and drop plans
--- of steps older than the retention.
+-- Fix the plan of a (step, batch size) unless another caller fixed it first, and drop the
+-- plans of steps older than the retention, and of the oldest steps while the kept plans
+-- would pass their byte budget.
 --
 -- ARGV[1] incarnation    ARGV[2] plan field "{incarnation}:{step}:{batch_size}" (keys.py)
--- ARGV[3] step                  ARGV[4] the plan's answer, JSON
+-- ARGV[3] step                  ARGV[4] the plan, as keys.py keeps it
 -- ARGV[5] plan retention in steps
+-- ARGV[6] the plans' byte budget   ARGV[7] bytes a kept plan costs beyond its field and value
 --
--- Returns {OK, plan JSON} when this plan was stored, {EXISTS, plan JSON} with the plan fixed
--- first by another caller, {EXPIRED, highest planned step} when the step is too old, or
--- check_run's refusal (_common.lua).
+-- A plan costs its bytes, twice its field's (the hash's field and the sorted set's member)
+-- and ARGV[7]; meta.plan_bytes is the sum over the kept plans. Plans are dropped a whole
+-- step at a time, oldest first and only of steps older than this one, and
+-- meta.plan_min_step moves past them: their step is expired from then on.
+--
+-- Returns {OK, plan} when this plan was stored, {EXISTS, plan} with the plan fixed first by
+-- another caller, {EXPIRED, highest planned step} when the step is too old, {FULL, bytes
+-- the kept plans count} when the plans of this step and newer ones leave it no room (older
+-- plans may have been dropped, nothing was stored), or check_run's refusal (_common.lua).
 
 local status = check_run(ARGV[1])
 if status ~= OK then return {status} end
@@ -16,19 +24,43 @@ if existing then return {EXISTS, existing} end
 
 local step = tonumber(ARGV[3])
 local retention = tonumber(ARGV[5])
-local max_step = tonumber(redis.call('HGET', KEYS[1], 'plan_max_step'))
-if step < max_step - retention then return {EXPIRED, max_step} end
+local budget = tonumber(ARGV[6])
+local overhead = tonumber(ARGV[7])
+local lowest, max_step = plan_bounds(retention)
+if step < lowest then return {EXPIRED, max_step} end
 
-redis.call('HSET', KEYS[6], ARGV[2], ARGV[4])
-redis.call('ZADD', KEYS[7], step, ARGV[2])
-if step > max_step then
-  max_step = step
-  redis.call('HSET', KEYS[1], 'plan_max_step', max_step)
+local used = tonumber(redis.call('HGET', KEYS[1], 'plan_bytes') or 0)
+local min_step = lowest
+
+-- Drop every plan of a step below `limit`.
+local function drop_below(limit)
+  local bound = '(' .. string.format('%.0f', limit)
+  local fields = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', bound)
+  if #fields == 0 then return end
+  for _, field in ipairs(fields) do
+    used = used - redis.call('HSTRLEN', KEYS[6], field) - 2 * #field - overhead
+  end
+  call_chunked('HDEL', KEYS[6], fields)
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', bound)
+  min_step = math.max(min_step, limit)
 end
-local cutoff = '(' .. tostring(max_step - retention)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', cutoff)
-if #expired > 0 then
-  call_chunked('HDEL', KEYS[6], expired)
-  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', cutoff)
+
+if step > max_step then max_step = step end
+drop_below(max_step - retention)
+local cost = #ARGV[4] + 2 * #ARGV[2] + overhead
+while used + cost > budget do
+  local oldest = redis.call('ZRANGE', KEYS[7], 0, 0, 'WITHSCORES')
+  if #oldest == 0 or tonumber(oldest[2]) >= step then break end
+  drop_below(tonumber(oldest[2]) + 1)
 end
+used = math.max(used, 0)  -- plans stored before the budget was kept were never counted
+local fits = used + cost <= budget
+if fits then
+  redis.call('HSET', KEYS[6], ARGV[2], ARGV[4])
+  redis.call('ZADD', KEYS[7], step, ARGV[2])
+  used = used + cost
+  redis.call('HSET', KEYS[1], 'plan_max_step', string.format('%.0f', max_step))
+end
+redis.call('HSET', KEYS[1], 'plan_min_step', string.format('%.0f', min_step), 'plan_bytes', used)
+if not fits then return {FULL, used} end
 return {OK, ARGV[4]}
