@@ -9,6 +9,7 @@ from curriculum_core.bandits import Exp3S, LearningProgress, Sec
 from curriculum_core.composition import compose_batch, counts_of, plan_rng
 from curriculum_core.diagnostics import exploration_bonus, rehearsal_share, saturated, starved
 from curriculum_core.discounted import DiscountedDumpUcb
+from curriculum_core.prompts import PromptSelection, PromptState
 from curriculum_core.registry import (
     DEFAULT_STRATEGY,
     STRATEGIES,
@@ -23,8 +24,11 @@ from curriculum_core.registry import (
 )
 from curriculum_core.rehearsal import DumpRehearse
 from curriculum_core.run_model import (
+    DEFAULT_PLAN_RETENTION,
     DEFAULT_REPORT_ID_RETENTION,
     SNAPSHOT_FORMAT,
+    Group,
+    Plan,
     ReportError,
     RunModel,
     parse_strategy,
@@ -49,6 +53,7 @@ from curriculum_core.strategies import (
 )
 
 __all__ = [
+    "DEFAULT_PLAN_RETENTION",
     "DEFAULT_REPORT_ID_RETENTION",
     "DEFAULT_REWARD_ALPHA",
     "DEFAULT_STRATEGY",
@@ -63,8 +68,12 @@ __all__ = [
     "DumpRehearse",
     "DumpUcb",
     "Exp3S",
+    "Group",
     "LearningProgress",
     "MissingRewards",
+    "Plan",
+    "PromptSelection",
+    "PromptState",
     "ReportError",
     "RunModel",
     "RunStats",
