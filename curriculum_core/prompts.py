@@ -42,6 +42,7 @@ reads from Redis, and every rank of a run gets the same prompts.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -131,13 +132,15 @@ def pass_key(seed: int, distribution: int, pass_number: int) -> np.ndarray:
     return seq.generate_state(_ROUNDS, np.uint64)
 
 
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
 def _mix(x: np.ndarray) -> np.ndarray:
     """SplitMix64's finaliser, elementwise on uint64 (wrapping arithmetic)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
 
 
 def _feistel(x: np.ndarray, keys: np.ndarray, half: int) -> np.ndarray:
@@ -160,11 +163,23 @@ def pass_order(keys: np.ndarray, n: int, positions: np.ndarray) -> np.ndarray:
     x = np.asarray(positions, dtype=np.uint64).copy()
     with np.errstate(over="ignore"):
         x = _feistel(x, keys, half)
-        out = x >= np.uint64(n)
-        while out.any():
+        out = np.flatnonzero(x >= np.uint64(n))
+        while out.size:
             x[out] = _feistel(x[out], keys, half)
-            out = x >= np.uint64(n)
+            out = out[x[out] >= np.uint64(n)]
     return x.astype(np.int64)
+
+
+SMALL_POOL = 1 << 16
+"""Distributions of at most this many prompts have each pass's whole order computed once
+and kept (:func:`_whole_pass`): the same numbers, fewer calls."""
+
+
+@functools.lru_cache(maxsize=256)
+def _whole_pass(seed: int, distribution: int, pass_number: int, n: int) -> np.ndarray:
+    order = pass_order(pass_key(seed, distribution, pass_number), n, np.arange(n))
+    order.flags.writeable = False
+    return order
 
 
 def prompts_at(seed: int, distribution: int, n: int, start: int, count: int) -> np.ndarray:
@@ -175,8 +190,12 @@ def prompts_at(seed: int, distribution: int, n: int, start: int, count: int) -> 
     while done < count:
         pass_number, position = divmod(start + done, n)
         take = min(count - done, n - position)
-        keys = pass_key(seed, distribution, pass_number)
-        out[done : done + take] = pass_order(keys, n, np.arange(position, position + take))
+        if n <= SMALL_POOL:
+            order = _whole_pass(seed, distribution, pass_number, n)
+            out[done : done + take] = order[position : position + take]
+        else:
+            keys = pass_key(seed, distribution, pass_number)
+            out[done : done + take] = pass_order(keys, n, np.arange(position, position + take))
         done += take
     return out
 

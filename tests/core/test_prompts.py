@@ -335,3 +335,12 @@ def test_outcomes_of_one_prompt_apply_in_order() -> None:
     state = PromptState.initial([2])
     outs = [outcome_of(0, 1, [0.0, 0.0], 0.0), outcome_of(0, 1, [0.0, 0.0], 0.0)]
     assert apply_outcomes(state, DEFAULTS, outs).records.tolist() == [0, 2]
+
+
+def test_kept_whole_passes_match_the_direct_order() -> None:
+    """Small pools read each pass from a kept order; it is the Feistel order itself."""
+    from curriculum_core.prompts import prompts_at
+
+    n = 45
+    direct = np.concatenate([pass_order(pass_key(6, 2, t), n, np.arange(n)) for t in range(3)])
+    assert prompts_at(6, 2, n, 10, 100).tolist() == direct[10:110].tolist()
