@@ -15,6 +15,7 @@ from curriculum_core.composition import (
 from curriculum_core.diagnostics import exploration_bonus, rehearsal_share, saturated, starved
 from curriculum_core.discounted import DiscountedDumpUcb
 from curriculum_core.guarded import DumpGuard
+from curriculum_core.prompts import PromptSelection, PromptState
 from curriculum_core.registry import (
     DEFAULT_STRATEGY,
     STRATEGIES,
@@ -29,8 +30,11 @@ from curriculum_core.registry import (
 )
 from curriculum_core.rehearsal import DumpRehearse
 from curriculum_core.run_model import (
+    DEFAULT_PLAN_RETENTION,
     DEFAULT_REPORT_ID_RETENTION,
     SNAPSHOT_FORMAT,
+    Group,
+    Plan,
     ReportError,
     RunModel,
     parse_strategy,
@@ -55,6 +59,7 @@ from curriculum_core.strategies import (
 )
 
 __all__ = [
+    "DEFAULT_PLAN_RETENTION",
     "DEFAULT_REPORT_ID_RETENTION",
     "DEFAULT_REWARD_ALPHA",
     "DEFAULT_STRATEGY",
@@ -70,8 +75,12 @@ __all__ = [
     "DumpRehearse",
     "DumpUcb",
     "Exp3S",
+    "Group",
     "LearningProgress",
     "MissingRewards",
+    "Plan",
+    "PromptSelection",
+    "PromptState",
     "ReportError",
     "RunModel",
     "RunStats",

@@ -8,17 +8,32 @@ float32 windows of the last ``window`` absolute values, the cumulative counts, t
 moving average, a stateful strategy's state, the version and the report id), computes the
 same weights, composes the same plans, and reads and writes the service's snapshot format
 (``GET /v1/runs/{run}/export``), so a state can move between the two without loss.
+
+A run that declares its prompts (``prompts``) also plans the prompt of each slot
+(:meth:`RunModel.plan_step`) and moves each prompt's record on reports that name them
+(``groups``), with :mod:`curriculum_core.prompts`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from curriculum_core.composition import compose_batch, plan_rng
+from curriculum_core.prompts import (
+    PromptSelection,
+    PromptState,
+    apply_outcomes,
+    outcome_of,
+    plan_prompts,
+    prompt_rng,
+    selection_from_dict,
+    selection_to_dict,
+)
 from curriculum_core.registry import (
     DEFAULT_STRATEGY,
     Strategy,
@@ -55,12 +70,44 @@ def parse_strategy(strategy: str | Mapping[str, Any] | None) -> Strategy:
 
 Values = Mapping[str, Sequence[float]]
 
+DEFAULT_PLAN_RETENTION = 1024
+"""Plans that name prompts kept per run (the first request for a step fixes its plan)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One step's plan: the distribution of each slot and, for a run that declares its
+    prompts, the prompt id of each slot (``None`` otherwise)."""
+
+    assignment: list[str]
+    prompt_ids: list[int] | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Slots per distribution, in first-seen order."""
+        out: dict[str, int] = {}
+        for name in self.assignment:
+            out[name] = out.get(name, 0) + 1
+        return out
+
+
+@dataclass(frozen=True)
+class Group:
+    """One reported group: its distribution, prompt id and rollouts' rewards."""
+
+    distribution: str
+    prompt: int
+    rewards: list[float]
+
 
 class RunModel:
     """One run's configuration and learnt state.
 
     ``distributions`` are the names, in the run's order; ``strategy`` its wire form (None:
-    ``dump-ucb`` with the paper's constants); ``seed`` seeds every step's plan.
+    ``dump-ucb`` with the paper's constants); ``seed`` seeds every step's plan. ``prompts``
+    (optional) declares every distribution's prompt count, ``{name: n}``: plans then name
+    a prompt for each slot (:mod:`curriculum_core.prompts`), selected as
+    ``prompt_selection`` says (its wire form; None: the defaults).
     """
 
     def __init__(
@@ -71,6 +118,9 @@ class RunModel:
         *,
         run_id: str = "local",
         report_id_retention: int = DEFAULT_REPORT_ID_RETENTION,
+        prompts: Mapping[str, int] | None = None,
+        prompt_selection: Mapping[str, Any] | None = None,
+        plan_retention: int = DEFAULT_PLAN_RETENTION,
     ) -> None:
         names = [str(name) for name in distributions]
         if not names or len(set(names)) != len(names):
@@ -94,6 +144,25 @@ class RunModel:
         self._lengths = np.zeros(k, dtype=np.int64)
         self.state = initial_state(self.strategy, k)
         self._report_ids: OrderedDict[str, int] = OrderedDict()
+        self.prompt_counts: dict[str, int] | None = None
+        self.selection: PromptSelection | None = None
+        self.prompts: PromptState | None = None
+        if prompts is not None:
+            if set(prompts) != set(names):
+                raise ValueError(
+                    f"prompts must give every distribution's prompt count; missing "
+                    f"{sorted(set(names) - set(prompts))[:10]}, unknown "
+                    f"{sorted(set(prompts) - set(names))[:10]}"
+                )
+            self.prompt_counts = {name: int(prompts[name]) for name in names}
+            self.selection = selection_from_dict(prompt_selection)
+            self.prompts = PromptState.initial(list(self.prompt_counts.values()))
+        elif prompt_selection is not None:
+            raise ValueError("prompt_selection needs prompts (each distribution's count)")
+        if plan_retention < 1:
+            raise ValueError(f"plan_retention must be >= 1, got {plan_retention}")
+        self.plan_retention = plan_retention
+        self._plans: OrderedDict[tuple[int, int], Plan] = OrderedDict()
 
     @property
     def k(self) -> int:
@@ -139,11 +208,57 @@ class RunModel:
         """Whether ``report_id`` was applied (among the last ``report_id_retention``)."""
         return report_id in self._report_ids
 
-    def apply(self, report_id: str, advantages: Values, rewards: Values | None = None) -> bool:
+    def validate_groups(self, groups: Sequence[Mapping[str, Any]]) -> list[Group]:
+        """A report's ``groups`` (``{distribution, prompt, rewards}`` each), checked.
+
+        Raises :class:`ReportError` for groups in a run without prompts, an unknown
+        distribution, a prompt id out of range, or rewards empty or not finite.
+        """
+        if self.prompt_counts is None:
+            raise ReportError("groups name prompts, and this run declares none")
+        out = []
+        for i, group in enumerate(groups):
+            name = str(group.get("distribution"))
+            if name not in self.prompt_counts:
+                raise ReportError(f"groups[{i}] names distribution {name!r}, which the run lacks")
+            n, prompt = self.prompt_counts[name], group.get("prompt")
+            if isinstance(prompt, bool) or not isinstance(prompt, int) or not 0 <= prompt < n:
+                raise ReportError(
+                    f"groups[{i}].prompt must be an integer in [0, {n}) for {name!r}, "
+                    f"got {prompt!r}"
+                )
+            floats = np.asarray(group.get("rewards", ()), dtype=np.float64).ravel().tolist()
+            if not floats or not reportable(floats):
+                raise ReportError(
+                    f"groups[{i}].rewards must be one or more finite values within "
+                    f"+-{MAX_REPORT_VALUE:g}"
+                )
+            out.append(Group(name, prompt, floats))
+        return out
+
+    def apply(
+        self,
+        report_id: str,
+        advantages: Values,
+        rewards: Values | None = None,
+        groups: Sequence[Group] = (),
+    ) -> bool:
         """Apply one report, as the service does; False (and nothing changes) when
-        ``report_id`` was applied before. The values must be valid (:meth:`validate`)."""
+        ``report_id`` was applied before. The values must be valid (:meth:`validate`,
+        :meth:`validate_groups`); ``groups`` move the prompts' state."""
         if report_id in self._report_ids:
             return False
+        if groups:
+            assert self.prompts is not None and self.selection is not None
+            above = self.selection.solved_above
+            self.prompts = apply_outcomes(
+                self.prompts,
+                self.selection,
+                (
+                    outcome_of(self.index[g.distribution], g.prompt, g.rewards, above)
+                    for g in groups
+                ),
+            )
         rewards = rewards or {}
         for name, values in window_values(signal_of(self.strategy), advantages, rewards).items():
             if len(values):
@@ -225,16 +340,40 @@ class RunModel:
         picks = compose_batch(self.weights(), batch_size, plan_rng(self.seed, step, batch_size))
         return [self.names[i] for i in picks]
 
+    def plan_step(self, step: int, batch_size: int) -> Plan:
+        """Step ``step``'s plan. In a run that declares prompts, the first call for
+        ``(step, batch_size)`` fixes it, names each slot's prompt and moves the prompts'
+        cursors; later calls return the same plan (the last ``plan_retention`` are kept)."""
+        if self.prompts is None:
+            return Plan(self.plan(step, batch_size))
+        key = (int(step), int(batch_size))
+        if key in self._plans:
+            return self._plans[key]
+        assert self.selection is not None
+        picks = compose_batch(self.weights(), batch_size, plan_rng(self.seed, step, batch_size))
+        ids, self.prompts = plan_prompts(
+            self.prompts, self.selection, picks, self.seed, prompt_rng(self.seed, step, batch_size)
+        )
+        plan = Plan([self.names[i] for i in picks], ids.tolist())
+        self._plans[key] = plan
+        while len(self._plans) > self.plan_retention:
+            self._plans.popitem(last=False)
+        return plan
+
     # --- snapshots ----------------------------------------------------------------------------
 
     def config(self) -> dict[str, Any]:
         """The run's configuration, as the service shows it."""
-        return {
+        config: dict[str, Any] = {
             "distributions": list(self.names),
             "strategy": strategy_to_dict(self.strategy),
             "seed": self.seed,
             "created_at": self.created_at,
         }
+        if self.prompt_counts is not None and self.selection is not None:
+            config["prompts"] = dict(self.prompt_counts)
+            config["prompt_selection"] = selection_to_dict(self.selection)
+        return config
 
     def snapshot(self) -> dict[str, Any]:
         """The state in the service's export format (without history), JSON-ready."""
@@ -249,7 +388,7 @@ class RunModel:
                 "reward_last": reward_last,
                 "reward_best": reward_best,
             }
-        return {
+        out = {
             "format": SNAPSHOT_FORMAT,
             "run_id": self.run_id,
             "version": self.version,
@@ -259,6 +398,9 @@ class RunModel:
             "history": [],
             "strategy_state": self.state.tolist(),
         }
+        if self.prompts is not None:
+            out["prompt_state"] = self.prompts.to_json()
+        return out
 
     @classmethod
     def from_snapshot(
@@ -279,6 +421,8 @@ class RunModel:
             config["seed"],
             run_id=str(snapshot.get("run_id", "local")),
             report_id_retention=report_id_retention,
+            prompts=config.get("prompts"),
+            prompt_selection=config.get("prompt_selection"),
         )
         model.created_at = str(config.get("created_at", ""))
         model.load_state(snapshot)
@@ -286,7 +430,8 @@ class RunModel:
 
     def load_state(self, snapshot: Mapping[str, Any]) -> None:
         """Take a snapshot's learnt state (its distributions must be this run's, in order);
-        the configuration stays this model's."""
+        the configuration stays this model's. The prompts' state is taken when the snapshot
+        has one and this run declares the same prompt counts; otherwise they start afresh."""
         dists = snapshot["distributions"]
         if list(dists) != self.names:
             raise ValueError(
@@ -318,3 +463,13 @@ class RunModel:
         self._rings, self._heads, self._lengths = fresh._rings, fresh._heads, fresh._lengths
         self._report_ids = fresh._report_ids
         self.version = int(snapshot.get("version", 0))
+        if self.prompt_counts is not None:
+            counts = list(self.prompt_counts.values())
+            saved = snapshot.get("prompt_state")
+            same = snapshot["config"].get("prompts") == self.prompt_counts
+            self.prompts = (
+                PromptState.from_json(counts, saved)
+                if saved is not None and same
+                else PromptState.initial(counts)
+            )
+            self._plans.clear()
