@@ -1,10 +1,12 @@
 """CurriculumGRPOTrainer against the real TRL on a tiny model on the CPU, scheduled by a real
-service: each round's prompts follow its plan, every sample is reported once, and a resumed
-run continues the curriculum without asking for the plans it skips."""
+service: each round's prompts follow its plan, every sample is reported once, a resumed run
+continues the curriculum without asking for the plans it skips, and a start in a new process
+attaches to the run its output folder records."""
 
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from collections import Counter
@@ -23,7 +25,8 @@ from local_processes import free_port
 from trainer_client import CurriculumClient
 from trainer_client.grpo.model import build_tiny, char_tokenizer
 from trainer_client.grpo.tasks import reverse_distributions, reverse_reward
-from trainer_client.integrations.trl import CurriculumGRPOTrainer
+from trainer_client.integrations.trl import RUN_FOLDER, CurriculumGRPOTrainer, CurriculumRun
+from trainer_client.run_files import RUN_NAME
 
 # TRL 1.16 itself calls a transformers API that transformers 5 deprecates
 pytestmark = pytest.mark.filterwarnings(
@@ -104,15 +107,19 @@ def _grpo_args(out: Path, steps: int) -> GRPOConfig:
 
 
 def _trainer(
-    model_dir: Path, out: Path, client: CurriculumClient, reward: Reward, steps: int
+    model_dir: Path | str,
+    out: Path | str,
+    curriculum: CurriculumClient | CurriculumRun,
+    reward: Reward,
+    steps: int,
 ) -> CurriculumGRPOTrainer:
     trainer = CurriculumGRPOTrainer(
         model=str(model_dir),
         reward_funcs=reward,
-        args=_grpo_args(out, steps),
+        args=_grpo_args(Path(out), steps),
         train_dataset=_dataset(),
         processing_class=char_tokenizer(),
-        curriculum=client,
+        curriculum=curriculum,
     )
     trainer.remove_callback(PrinterCallback)
     return trainer
@@ -190,4 +197,54 @@ def test_two_processes_draw_disjoint_shares_of_one_plan_and_report_once_each(
         info = owner.run_info()
         assert info["version"] == 2 * 2  # two rounds, one report per process each
         assert sum(s["n"] for s in info["stats"].values()) == 2 * 2 * PROMPTS * GROUP
+        owner.delete()
+
+
+def _start(
+    service_url: str, model_dir: Path, out: Path, steps: int, resume: str = "", fail_at: int = -1
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """One start of the run in a new process (tests/integrations/trl_restart_worker.py)."""
+    command = [
+        sys.executable, "-m", "tests.integrations.trl_restart_worker",
+        service_url, str(model_dir), str(out), str(steps), resume, str(fail_at),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    return done, json.loads((out / "start.json").read_text())
+
+
+def test_a_start_in_a_new_process_attaches_to_the_run_its_output_dir_records(
+    service_url: str, model_dir: Path, tmp_path: Path
+) -> None:
+    """Three processes, none given a token: the first creates the run and fails in round 1;
+    the second starts over, attaches with the saved token and fails in round 2 (after
+    checkpoint-2); the third resumes from checkpoint-2. Every round is counted once."""
+    from tests.integrations.trl_restart_worker import RUN_ID
+
+    out = tmp_path / "out"
+    done, first = _start(service_url, model_dir, out, steps=3, fail_at=1)
+    assert done.returncode != 0 and "round 1 fails" in done.stderr
+    record_path = out / RUN_FOLDER / RUN_NAME
+    assert stat.S_IMODE(record_path.stat().st_mode) == 0o600  # it holds the run's token
+    record = json.loads(record_path.read_text())
+    assert record["run_id"] == first["run_id"] == RUN_ID
+    assert record["token"] == first["token"] and record["token"].startswith("rct_")
+    # TRL's push_to_hub uploads output_dir but "_*": the token stays on this machine
+    assert str(record_path.relative_to(out)).startswith("_")
+
+    done, second = _start(service_url, model_dir, out, steps=3, fail_at=2)
+    assert done.returncode != 0 and "round 2 fails" in done.stderr, done.stderr[-3000:]
+    assert (second["run_id"], second["token"]) == (RUN_ID, record["token"])
+    assert sorted(second["rounds"]) == ["0", "1"]  # round 0 again: a duplicate report
+    with CurriculumClient(service_url, RUN_ID, record["token"]) as owner:
+        info = owner.run_info()
+        assert info["version"] == 2
+        assert sum(s["n"] for s in info["stats"].values()) == 2 * PROMPTS * GROUP
+
+        done, third = _start(service_url, model_dir, out, 4, str(out / "checkpoint-2"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (third["run_id"], third["token"]) == (RUN_ID, record["token"])
+        assert sorted(third["rounds"]) == ["2", "3"]
+        info = owner.run_info()
+        assert sum(s["n"] for s in info["stats"].values()) == 4 * PROMPTS * GROUP
+        assert json.loads(record_path.read_text()) == record
         owner.delete()

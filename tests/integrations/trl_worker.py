@@ -1,5 +1,6 @@
 """One process of a two-process CurriculumGRPOTrainer run (launched by torch.distributed.run
-from test_trl.py): trains a few rounds and writes what its reward function saw."""
+from test_trl.py): trains a few rounds and writes what its reward function saw. Only the main
+process is given the run's token: the other gets it from the main process."""
 
 from __future__ import annotations
 
@@ -9,29 +10,26 @@ import warnings
 from pathlib import Path
 
 from accelerate import PartialState
-from transformers import PrinterCallback
 
-from tests.integrations.test_trl import Reward, _dataset, _grpo_args
-from trainer_client import CurriculumClient
-from trainer_client.grpo.model import char_tokenizer
-from trainer_client.integrations.trl import CurriculumGRPOTrainer
+from tests.integrations.test_trl import Reward, _trainer
+from trainer_client.integrations.trl import CurriculumRun
 
 
 def main(url: str, run_id: str, token: str, model_dir: str, out: str, steps: int) -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     rank = PartialState(cpu=True).process_index
     reward = Reward()
-    with CurriculumClient(url, run_id, token, rank=rank) as client:
-        trainer = CurriculumGRPOTrainer(
-            model=model_dir,
-            reward_funcs=reward,
-            args=_grpo_args(Path(out), steps),
-            train_dataset=_dataset(),
-            processing_class=char_tokenizer(),
-            curriculum=client,
-        )
-        trainer.remove_callback(PrinterCallback)
-        trainer.train()
+    # the main process attaches with the token and hands the run to the other
+    run = CurriculumRun(
+        url,
+        run_id=run_id,
+        token=token if rank == 0 else None,
+        strategy={"name": "dump-ucb"},
+        seed=1,
+    )
+    trainer = _trainer(model_dir, out, run, reward, steps)
+    trainer.train()
+    trainer.curriculum.close()
     (Path(out) / f"rank-{rank}.json").write_text(json.dumps(reward.rounds))
 
 

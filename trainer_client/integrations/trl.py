@@ -2,10 +2,10 @@
 
 ::
 
-    client = CurriculumClient.create_or_attach(url, sources, run_id="my-run", rank=rank)
     trainer = CurriculumGRPOTrainer(
-        model=..., reward_funcs=..., args=GRPOConfig(...), train_dataset=dataset,
-        curriculum=client,
+        model=..., reward_funcs=..., args=GRPOConfig(output_dir="runs/my-run", ...),
+        train_dataset=dataset,
+        curriculum=CurriculumRun("http://localhost:8000", run_id="my-run"),
     )
     trainer.train()
 
@@ -14,6 +14,17 @@ dataset is map-style with a ``data_source`` column naming each row's distributio
 
 How it fits TRL's contracts:
 
+- **The run, kept in ``output_dir``.** With a :class:`CurriculumRun`, the trainer creates the
+  scheduling run or attaches to it. Its id and bearer token go to
+  ``output_dir/_curriculum/scheduler-run.json`` (readable by its owner only, as the bundled
+  trainer keeps them: :mod:`trainer_client.run_files`) as soon as the run is known, so a
+  restart or a resume in a new process attaches to the same run by itself, with the saved
+  token. What an outage leaves owed is kept beside it in ``scheduler-buffer.jsonl`` (other
+  processes: ``scheduler-buffer-rank-{k}.jsonl``) and replayed by the next start. The main
+  process creates or attaches, the others attach with the id and token it hands them. The
+  folder's leading underscore keeps it out of what ``push_to_hub`` uploads (TRL uploads
+  ``output_dir`` but ``_*``). A ``CurriculumClient`` may be given instead (its run is
+  recorded in the same file).
 - **Sampling.** TRL draws one *generation round* at a time: ``generation_batch_size /
   num_generations`` prompts, each repeated ``num_generations`` times in a row, the round
   repeated ``num_iterations x steps_per_generation`` times (``RepeatSampler``). The
@@ -49,19 +60,32 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import broadcast_object_list
 from torch.utils.data import Dataset, IterableDataset, Sampler
 from trl import GRPOTrainer
 
 from trainer_client.client import CurriculumClient
 from trainer_client.integrations.reporting import round_report
+from trainer_client.run_files import (
+    RunRecord,
+    buffer_path,
+    buffered_run_id,
+    pending_calls,
+    read_run,
+    write_run,
+)
 
 CHECKPOINT_FILE = "curriculum.json"
+# in output_dir: the run's id, token and what is owed (a leading "_" keeps it off the Hub)
+RUN_FOLDER = "_curriculum"
 PLAN_MEMORY = 8  # rounds whose plan a checkpoint keeps (the resumed run's skipped rounds)
 
 
@@ -82,6 +106,62 @@ def _sources_of(dataset: Any) -> list[str]:
             )
         return [str(s) for s in dataset["data_source"]]
     return [str(dataset[i]["data_source"]) for i in range(len(dataset))]
+
+
+@dataclass(frozen=True)
+class CurriculumRun:
+    """The scheduling run a :class:`CurriculumGRPOTrainer` creates, or attaches to.
+
+    ``url`` is the service's (or replicas', see :class:`~trainer_client.CurriculumClient`).
+    ``run_id``: the run (default: the one recorded in ``output_dir``, else a new id).
+    ``token``: the run's token when it exists already and ``output_dir`` does not hold it (a
+    run created elsewhere); a run the trainer created needs none, its token is kept in
+    ``output_dir``. ``strategy`` and ``seed`` configure a new run (the service's default
+    strategy when absent); ``distributions`` default to the train dataset's ``data_source``
+    values, sorted. ``client_options`` go to the client (``timeout``, ``retries``, ...).
+    """
+
+    url: str | Sequence[str]
+    run_id: str | None = None
+    token: str | None = None
+    strategy: str | Mapping[str, Any] | None = None
+    seed: int = 0
+    distributions: Sequence[str] | None = None
+    client_options: Mapping[str, Any] | None = None
+
+
+def _run_buffer(folder: str, process: int) -> Path:
+    """Where a process keeps what it owes the service: the main process's file is the one
+    ``python -m trainer_client replay`` reads."""
+    main = buffer_path(folder)
+    return main if process == 0 else main.with_name(f"scheduler-buffer-rank-{process}.jsonl")
+
+
+def _attach(run: CurriculumRun, folder: str, sources: list[str], process: int) -> CurriculumClient:
+    """The main process's client: the run recorded in ``folder`` unless another is named,
+    with its saved token unless one is given; created when it does not exist yet."""
+    recorded = read_run(folder)
+    run_id, token = run.run_id, run.token
+    if recorded is not None and run_id in (None, recorded.run_id):
+        run_id, token = recorded.run_id, token or recorded.token
+    owed_to = buffered_run_id(folder)
+    if owed_to is not None and run_id is not None and owed_to != run_id:
+        raise ValueError(
+            f"{buffer_path(folder)} holds {pending_calls(folder)} call(s) owed to scheduling "
+            f"run {owed_to!r}, not {run_id!r}: replay them first (`python -m trainer_client "
+            f"replay {folder}`), or use another output_dir"
+        )
+    return CurriculumClient.create_or_attach(
+        run.url,
+        list(run.distributions) if run.distributions is not None else sorted(set(sources)),
+        run_id=run_id,
+        token=token,
+        strategy=run.strategy,
+        seed=run.seed,
+        rank=process,
+        buffer_path=_run_buffer(folder, process),
+        **dict(run.client_options or {}),
+    )
 
 
 class RoundTagged(Dataset):
@@ -184,11 +264,13 @@ class CurriculumSampler(Sampler[int]):
 
 class CurriculumGRPOTrainer(GRPOTrainer):
     """``trl.GRPOTrainer`` with its prompts chosen by the curriculum service; see the module
-    doc. ``curriculum`` is the run's :class:`~trainer_client.CurriculumClient` (one per
-    process); every other argument is ``GRPOTrainer``'s."""
+    doc. ``curriculum`` is the run: a :class:`CurriculumRun` (the trainer makes each
+    process's client, ``self.curriculum``), or this process's
+    :class:`~trainer_client.CurriculumClient`. Every other argument is ``GRPOTrainer``'s."""
 
-    def __init__(self, *args: Any, curriculum: CurriculumClient, **kwargs: Any) -> None:
-        self.curriculum = curriculum
+    def __init__(
+        self, *args: Any, curriculum: CurriculumRun | CurriculumClient, **kwargs: Any
+    ) -> None:
         self._curriculum_sampler: CurriculumSampler | None = None
         self._round_rewards: torch.Tensor | None = None
         # Every call of the client runs on this one thread, in order (the client is for one
@@ -200,6 +282,50 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         self._next_round = 0
         super().__init__(*args, **kwargs)
         self._sources = _sources_of(self.train_dataset)
+        if isinstance(curriculum, CurriculumRun):
+            self.curriculum = self._client_of(curriculum)
+            self._given_token = curriculum.token
+        else:
+            self.curriculum, self._given_token = curriculum, None
+        self._record_run()
+
+    def _client_of(self, run: CurriculumRun) -> CurriculumClient:
+        """This process's client: the main process creates or attaches, then hands the run's
+        id and token to the others, which attach with them."""
+        folder, process = self._run_folder(), self.accelerator.process_index
+        main = _attach(run, folder, self._sources, process) if process == 0 else None
+        if self.accelerator.num_processes == 1:
+            assert main is not None
+            return main
+        shared = [(main.run_id, main.token) if main is not None else None]
+        broadcast_object_list(shared, from_process=0)
+        if main is not None:
+            return main
+        run_id, token = shared[0]
+        return CurriculumClient(
+            run.url,
+            run_id,
+            token,
+            rank=process,
+            buffer_path=_run_buffer(folder, process),
+            **dict(run.client_options or {}),
+        )
+
+    def _run_folder(self) -> str:
+        return os.path.join(self.args.output_dir, RUN_FOLDER)
+
+    def _record_run(self) -> None:
+        """Keep the run's id and own token in ``output_dir`` (main process; a token first
+        known once the service answered is written by the next call)."""
+        if not self.accelerator.is_main_process:
+            return
+        client = self.curriculum
+        # the run's own token, not one the caller gave (an operator's, say), as the bundled
+        # trainer records it
+        token = client.token if client.token != self._given_token else None
+        record = RunRecord(client.run_id, token, ",".join(client.base_urls))
+        if read_run(self._run_folder()) != record:
+            write_run(self._run_folder(), record)
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a client call on the worker after every call before it; its result."""
@@ -224,10 +350,13 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         try:
             return super().train(*args, **kwargs)
         finally:
-            self._settle()
-            for future in self._prefetched.values():
-                future.cancel()
-            self._prefetched.clear()
+            try:
+                self._settle()
+            finally:
+                for future in self._prefetched.values():
+                    future.cancel()
+                self._prefetched.clear()
+                self._record_run()
 
     # --- sampling -------------------------------------------------------------------------
 
@@ -321,6 +450,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         }
         with open(os.path.join(folder, CHECKPOINT_FILE), "w", encoding="utf-8") as f:
             json.dump(state, f)
+        self._record_run()
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)
