@@ -19,11 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from trainer_client.integrations.verl.versions import unsupported
+
+try:
+    from verl.trainer.ppo.v1 import trainer_base
+except ModuleNotFoundError as error:  # verl up to 0.8: no v1 trainer
+    raise unsupported("trainer", error) from error
 import hydra
 import ray
 import verl.trainer.main_ppo as verl_main
 from verl.trainer.ppo.utils import need_critic, need_reference_policy
-from verl.trainer.ppo.v1 import trainer_base
 from verl.utils.config import validate_config
 from verl.utils.device import auto_set_device
 

@@ -37,8 +37,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sized
 from typing import Any
 
-from verl import DataProto
-from verl.experimental.dataset.sampler import AbstractCurriculumSampler
+from trainer_client.integrations.verl.versions import unsupported
+
+try:
+    from verl import DataProto
+    from verl.experimental.dataset.sampler import AbstractCurriculumSampler
+except ModuleNotFoundError as error:  # verl 0.8+: no data.sampler hook
+    raise unsupported("sampler", error) from error
 
 from trainer_client.client import CurriculumClient
 from trainer_client.integrations.verl.settings import connect, resolve
