@@ -124,6 +124,32 @@ def test_verl_builds_it_and_each_step_follows_its_plan_and_is_reported_once(
     client.close()
 
 
+def test_one_step_off_policy_reports_each_batch_under_the_step_that_drew_it(
+    service_url: str, train_file: str
+) -> None:
+    """verl 0.7's one-step-off-policy recipe draws step g + 1's batch before step g's
+    ``update`` (``_async_gen_next_batch`` before the update, read from its source): each
+    report still carries the step whose plan drew its batch, and holds that batch's rows."""
+    config = _data_config(service_url, "verl-one-step-off")
+    loader = _loader(config, train_file)
+    sampler: CurriculumSampler = loader.sampler
+    client = sampler.client
+    it = iter(loader)
+    drawn = {1: next(it)}
+    for step in (1, 2, 3):
+        drawn[step + 1] = next(it)  # the next step's generation starts first
+        before = client.run_info()["stats"]
+        sampler.update(_trained(drawn[step], step)[0])
+        after = client.run_info()["stats"]
+        counts = Counter(drawn[step]["data_source"].tolist())
+        assert dict(counts) == client.plan(step, BATCH).counts
+        reported = {s: after[s]["n"] - before.get(s, {}).get("n", 0) for s in after}
+        assert {s: n for s, n in reported.items() if n} == {s: N * c for s, c in counts.items()}
+    assert [e["step"] for e in client.history()["entries"]] == [1, 2, 3]
+    client.delete()
+    client.close()
+
+
 def test_a_step_reports_the_mean_abs_advantage_over_the_response_by_source(
     service_url: str, train_file: str
 ) -> None:

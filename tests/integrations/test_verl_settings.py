@@ -3,9 +3,12 @@ and errors that say where to set what is missing (no verl needed)."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
-from trainer_client.integrations.verl.settings import resolve
+from trainer_client.integrations.verl.settings import resolve, temporary_disk
 
 
 @pytest.fixture(autouse=True)
@@ -44,3 +47,35 @@ def test_an_omegaconf_block_is_read_as_plain_values() -> None:
     omegaconf = pytest.importorskip("omegaconf")
     block = omegaconf.OmegaConf.create({"url": "http://x", "run_id": "r", "strategy": "uniform"})
     assert resolve(block)["strategy"] == "uniform"
+
+
+def test_a_buffer_on_a_temporary_disk_is_warned_about_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    buffer = str(tmp_path / "curriculum-buffer.jsonl")  # pytest's tmp_path is under /tmp
+    with caplog.at_level(logging.WARNING, logger="trainer_client.integrations.verl.settings"):
+        for _ in range(3):  # e.g. a TaskRunner that builds the sampler and the trainer
+            assert (
+                resolve({"url": "http://x", "run_id": "r", "buffer_path": buffer})["buffer_path"]
+                == buffer
+            )
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert f"buffer_path {buffer} is under /tmp" in record.getMessage()
+    assert "Many nodes" in record.getMessage()
+
+
+def test_a_temporary_disk_is_a_temporary_folder_or_a_tmpfs_mount(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda / ext4 rw,relatime 0 0\n"
+        "tmpfs /scratch tmpfs rw,size=1024k 0 0\n"
+        "nfs:/export /scratch/shared nfs4 rw 0 0\n"
+    )
+    assert temporary_disk("/scratch/run/buffer.jsonl", str(mounts)) == "on a tmpfs (/scratch)"
+    assert temporary_disk("/scratch/shared/buffer.jsonl", str(mounts)) is None  # nfs inside
+    assert temporary_disk("/scratch2/buffer.jsonl", str(mounts)) is None
+    assert temporary_disk("/data/buffer.jsonl", str(mounts)) is None
+    assert temporary_disk("/var/tmp/buffer.jsonl", str(mounts)) == "under /var/tmp"
+    assert temporary_disk("/dev/shm/buffer.jsonl", str(mounts)) == "under /dev/shm"
+    assert temporary_disk("/data/buffer.jsonl", str(tmp_path / "no-such-file")) is None

@@ -32,7 +32,7 @@ with warnings.catch_warnings():  # verl's imports warn about Ray's and its own d
     from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
     from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
-    from tests.integrations.verl_support import SOURCES, compose, write_train_file
+    from tests.integrations.verl_support import SOURCES, SeenOnSave, compose, write_train_file
     from trainer_client import CurriculumClient
     from trainer_client.integrations.verl.trainer import CurriculumPPOTrainer
 
@@ -70,9 +70,17 @@ def train_file(tmp_path: Path) -> str:
     return write_train_file(tmp_path)
 
 
-def _config(train_file: str, out: Path, service_url: str, run_id: str, token: str | None) -> Any:
+def _config(
+    train_file: str,
+    out: Path,
+    service_url: str,
+    run_id: str,
+    token: str | None,
+    extra: tuple[str, ...] = (),
+) -> Any:
     """verl's ``ppo_trainer`` config composed with the launch recipe's overrides."""
     overrides = [
+        *extra,
         "trainer.use_v1=True",
         "trainer.v1.trainer_mode=sync",
         f"data.train_files={train_file}",
@@ -201,17 +209,25 @@ def test_each_step_follows_its_plan_and_is_reported_once_by_source(
 def test_a_verl_checkpoint_carries_the_curriculum_across_a_resume(
     transfer_queue: None, service_url: str, train_file: str, tmp_path: Path
 ) -> None:
-    """Steps 1-2, verl's checkpoint at step 2, a step 3 that the crash loses; a new trainer
+    """Steps 1-2, verl's checkpoint at step 2 (the curriculum in its folder before verl marks
+    it latest and calls its checkpoint callback), a step 3 that the crash loses; a new trainer
     resumes from the checkpoint: the service is back at step 2 and step 3 is drawn by its
     plan and reported again."""
-    config = _config(train_file, tmp_path, service_url, "verl-v1-resume", None)
+    callback = "trainer.checkpoint_callback_class=tests.integrations.verl_support.SeenOnSave"
+    config = _config(train_file, tmp_path, service_url, "verl-v1-resume", None, (callback,))
     first = _trainer(config)
     assert first.curriculum is not None
     for step in (1, 2):
         _run_step(first, step)
+    SeenOnSave.seen.clear()
     first._save_checkpoint()
     saved = json.loads((tmp_path / "global_step_2" / "curriculum.json").read_text())
     assert saved["step"] == 2
+    # verl's callback (an upload's place) fires after it marks the step latest: the
+    # curriculum is in the folder by then
+    [seen] = SeenOnSave.seen
+    assert seen["step"] == 2 and seen["latest"] == "2"
+    assert seen["curriculum"] is not None and json.loads(seen["curriculum"]) == saved
     assert (tmp_path / "global_step_2" / "data.pt").exists()
     _run_step(first, 3)
     token = first.curriculum.token

@@ -37,3 +37,25 @@ def compose(overrides: list[str]) -> Any:
     config_dir = Path(verl.__file__).parent / "trainer" / "config"
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
         return hydra_compose("ppo_trainer", overrides=overrides)
+
+
+class SeenOnSave:
+    """A verl ``trainer.checkpoint_callback_class`` (an upload callback's place): records,
+    when verl calls ``on_save``, the step marked latest and what the step's folder holds."""
+
+    seen: list[dict[str, Any]] = []  # noqa: RUF012 - one list for the test process
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config
+
+    def on_save(self, trainer: Any, global_step: int, checkpoint_dir: str, **kwargs: Any) -> None:
+        folder = Path(checkpoint_dir)
+        latest = folder.parent / "latest_checkpointed_iteration.txt"
+        curriculum = folder / "curriculum.json"
+        self.seen.append(
+            {
+                "step": global_step,
+                "latest": latest.read_text() if latest.exists() else None,
+                "curriculum": curriculum.read_text() if curriculum.exists() else None,
+            }
+        )

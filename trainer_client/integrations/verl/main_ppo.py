@@ -4,14 +4,15 @@ config and overrides) training with :class:`~.trainer.CurriculumPPOTrainer`.
 ::
 
     CURRICULUM_TOKEN=rct_... python -m trainer_client.integrations.verl.main_ppo \\
-        trainer.use_v1=True trainer.v1.trainer_mode=sync \\
         +curriculum.url=http://scheduler:8000 +curriculum.run_id=my-verl-run \\
         data.train_files=... <the rest of a verl 0.9 command>
 
-verl's ``TaskRunnerV1`` builds the trainer named by ``trainer.v1.trainer_mode`` in its own
-Ray actor; :class:`CurriculumTaskRunner` is that runner, with ``sync`` naming the curriculum
-trainer in its process only (the trainer's code reads ``trainer_mode == "sync"`` for the
-synchronous semantics, so the mode keeps its name).
+``trainer.use_v1=True`` and ``trainer.v1.trainer_mode=sync`` are verl 0.9.1's defaults;
+the launcher refuses a config that sets them otherwise. verl's ``TaskRunnerV1`` builds the
+trainer named by ``trainer.v1.trainer_mode`` in its own Ray actor;
+:class:`CurriculumTaskRunner` is that runner, with ``sync`` naming the curriculum trainer in
+its process only (the trainer's code reads ``trainer_mode == "sync"`` for the synchronous
+semantics, so the mode keeps its name).
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from trainer_client.integrations.verl.versions import unsupported
+
+try:
+    from verl.trainer.ppo.v1 import trainer_base
+except ModuleNotFoundError as error:  # verl up to 0.8: no v1 trainer
+    raise unsupported("trainer", error) from error
 import hydra
 import ray
 import verl.trainer.main_ppo as verl_main
 from verl.trainer.ppo.utils import need_critic, need_reference_policy
-from verl.trainer.ppo.v1 import trainer_base
 from verl.utils.config import validate_config
 from verl.utils.device import auto_set_device
 

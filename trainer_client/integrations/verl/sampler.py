@@ -19,11 +19,16 @@ after the advantages are computed. The train files have verl's ``data_source`` c
   drawn by :class:`trainer_client.sampler.CurriculumBatchSampler` (uniform within the
   distribution, seeded by the run's seed and the step). An epoch is ``len(dataset) //
   batch`` steps, as verl counts it.
-- **Reports.** ``update(batch)`` reports the step's samples once, as
-  ``{run}/step-{step}/rank-0``: each sequence's mean ``|advantage|`` over its
-  ``response_mask``, and its reward (``token_level_scores`` summed), grouped by the
-  ``data_source`` of its row. verl calls it on the one controller process with the whole
-  batch, so one report a step carries every sample.
+- **Reports.** ``update(batch)`` reports the batch's samples once, as
+  ``{run}/step-{step}/rank-0``, ``step`` the step whose plan drew them: each sequence's
+  mean ``|advantage|`` over its ``response_mask``, and its reward (``token_level_scores``
+  summed), grouped by the ``data_source`` of its row. verl calls it on the one controller
+  process with the whole batch, so one report a step carries every sample. verl 0.7's
+  one-step-off-policy recipe draws step ``g + 1``'s batch before step ``g``'s update: the
+  sampler keeps the steps drawn and not reported, in order, and reports the oldest, so
+  that update is still step ``g``'s. (verl's rows are built by its dataset, which the
+  sampler, yielding indices only, cannot tag; the order is verl's contract: each batch
+  drawn is trained and handed to ``update`` once, in the order drawn.)
 - **Checkpoints.** The sampler is a torchdata ``Stateful``: verl's ``data.pt`` (the train
   dataloader's state) holds the next step and the client's checkpoint, and resuming
   restores both, so the resumed run goes on with the plan of the step after the
@@ -34,11 +39,17 @@ after the advantages are computed. The train files have verl's ``data_source`` c
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sized
 from typing import Any
 
-from verl import DataProto
-from verl.experimental.dataset.sampler import AbstractCurriculumSampler
+from trainer_client.integrations.verl.versions import unsupported
+
+try:
+    from verl import DataProto
+    from verl.experimental.dataset.sampler import AbstractCurriculumSampler
+except ModuleNotFoundError as error:  # verl 0.8+: no data.sampler hook
+    raise unsupported("sampler", error) from error
 
 from trainer_client.client import CurriculumClient
 from trainer_client.integrations.verl.settings import connect, resolve
@@ -72,8 +83,9 @@ class CurriculumSampler(AbstractCurriculumSampler):
         seed = int(settings["seed"]) if settings else int(data_config.get("seed") or 0)
         self.draw = step_draw(labels, self.client, self.batch_size, seed)
         self.next_step = 1  # verl's global_steps of the next batch drawn
-        self.drawn: int | None = None  # the step of the batch verl is training on
-        self.reported: int | None = None
+        # the steps of the batches drawn and not reported yet, oldest first: one in verl's
+        # loop, two in one-step-off-policy's (it draws step g + 1 before step g's update)
+        self.unreported: deque[int] = deque()
 
     def __len__(self) -> int:
         return self.steps_per_epoch * self.batch_size
@@ -84,15 +96,20 @@ class CurriculumSampler(AbstractCurriculumSampler):
         while (self.next_step - 1) // self.steps_per_epoch == epoch:
             step = self.next_step
             rows = self.draw.global_batch(step)
-            self.drawn, self.next_step = step, step + 1
+            self.unreported.append(step)
+            self.next_step = step + 1
             yield from rows
 
     def update(self, batch: DataProto) -> None:
-        """Report the step's samples: mean ``|advantage|`` over the response and reward,
-        grouped by ``data_source``; once per step."""
-        step = self.drawn
-        if step is None or step == self.reported:
+        """Report ``batch``'s samples under the step whose plan drew them: mean
+        ``|advantage|`` over the response and reward, grouped by ``data_source``.
+
+        verl trains the batches in the order it draws them and calls this once for each, so
+        ``batch`` is the oldest batch drawn and not reported; nothing is reported when every
+        drawn batch has been."""
+        if not self.unreported:
             return
+        step = self.unreported[0]
         tensors = batch.batch
         if "data_source" not in batch.non_tensor_batch:
             raise ValueError(
@@ -106,7 +123,7 @@ class CurriculumSampler(AbstractCurriculumSampler):
             tensors.get("token_level_scores", None),
         )
         report_step(self.client, step, sources, advantages, rewards)
-        self.reported = step
+        self.unreported.popleft()
 
     # --- torchdata's Stateful: saved in verl's data.pt -----------------------------------
 
@@ -118,4 +135,4 @@ class CurriculumSampler(AbstractCurriculumSampler):
         """Go on from :meth:`state_dict`: the service gets the saved state back."""
         self.client.restore(state["client"])
         self.next_step = int(state["next_step"])
-        self.drawn = self.reported = None
+        self.unreported.clear()

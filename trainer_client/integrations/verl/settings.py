@@ -14,15 +14,20 @@ buffer_path    ``CURRICULUM_BUFFER``   a JSONL file that keeps reports owed duri
 =============  ======================  ====================================================
 
 Keep the token in the environment: verl prints its whole config and sends it to the
-loggers. verl builds the sampler and the trainer in a Ray actor; a local Ray cluster started
-by the launching process passes its environment on, an existing cluster needs it in
-``ray_kwargs.ray_init.runtime_env.env_vars``.
+loggers. verl builds the sampler and the trainer in a Ray actor (its ``TaskRunner``), which
+Ray may place on any node: a local Ray cluster started by the launching process passes its
+environment on; an existing cluster needs it in ``ray_kwargs.ray_init.runtime_env.env_vars``
+(verl 0.6+) or in the environment of ``ray start`` on every node (verl 0.5). A
+``buffer_path`` on a temporary disk (under ``/tmp``, ``/var/tmp`` or on a tmpfs) is lost
+with the node or a restart: :func:`resolve` logs a warning, once a path.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from trainer_client.client import CurriculumClient
@@ -33,6 +38,10 @@ ENVIRONMENT = {
     "token": "CURRICULUM_TOKEN",
     "buffer_path": "CURRICULUM_BUFFER",
 }
+TEMPORARY_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+TEMPORARY_FILESYSTEMS = {"tmpfs", "ramfs"}
+logger = logging.getLogger(__name__)
+_warned: set[str] = set()  # the buffer paths warned about, once each
 
 
 def plain(value: Any) -> Any:
@@ -64,7 +73,44 @@ def resolve(block: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"unknown curriculum settings {unknown}; known: url, run_id, token, "
                          "strategy, seed, buffer_path")  # fmt: skip
     settings["seed"] = int(settings.get("seed", 0))
+    if settings.get("buffer_path"):
+        warn_if_temporary(str(settings["buffer_path"]))
     return settings
+
+
+def temporary_disk(path: str, mounts: str = "/proc/mounts") -> str | None:
+    """Why ``path`` is on a temporary disk (a temporary folder, or the filesystem type of
+    the mount that holds it, read from ``mounts``), or ``None``."""
+    resolved = Path(path).resolve()
+    for folder in TEMPORARY_FOLDERS:
+        if resolved.is_relative_to(folder):
+            return f"under {folder}"
+    try:
+        lines = Path(mounts).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    mount, kind = "", ""  # the deepest mount point holding the path, and its type
+    for line in lines:
+        point, point_kind = line.split()[1:3]
+        if resolved.is_relative_to(point) and len(point) > len(mount):
+            mount, kind = point, point_kind
+    return f"on a {kind} ({mount})" if kind in TEMPORARY_FILESYSTEMS else None
+
+
+def warn_if_temporary(path: str) -> None:
+    """Log once a path that ``path`` is on a temporary disk, where the reports it keeps
+    through an outage die with the node (or its restart)."""
+    reason = temporary_disk(path)
+    if reason is None or path in _warned:
+        return
+    _warned.add(path)
+    logger.warning(
+        "curriculum buffer_path %s is %s: the reports it keeps through an outage are lost "
+        "with this node or its restart, and verl's TaskRunner may restart on another node; "
+        "use shared storage (see docs/integrations.md, 'Many nodes')",
+        path,
+        reason,
+    )
 
 
 def connect(settings: Mapping[str, Any], distributions: Sequence[str]) -> CurriculumClient:

@@ -18,7 +18,8 @@ overrides four methods, each calling verl's own:
 - ``step``: after verl's step (every mini-batch of ``parameter_sync_step``), one report of
   the step by ``data_source``, as ``{run}/step-{g}/rank-0``;
 - ``_save_checkpoint`` / ``_load_checkpoint``: ``global_step_{g}/curriculum.json`` holds the
-  client's checkpoint (made after step ``g``'s report), restored on resume, so the resumed
+  client's checkpoint (made after step ``g``'s report), written before verl's own save marks
+  the step latest and calls its checkpoint callback, and restored on resume, so the resumed
   run goes on with step ``g + 1``'s plan.
 
 Launch it with :mod:`trainer_client.integrations.verl.main_ppo` (verl's ``main_ppo`` with
@@ -35,8 +36,14 @@ import uuid
 from typing import Any
 
 import numpy as np
+
+from trainer_client.integrations.verl.versions import unsupported
+
+try:
+    from verl.trainer.ppo.v1 import PPOTrainerSync
+except ModuleNotFoundError as error:  # verl up to 0.8: no v1 trainer
+    raise unsupported("trainer", error) from error
 import transfer_queue as tq
-from verl.trainer.ppo.v1 import PPOTrainerSync
 from verl.utils import tensordict_utils as tu
 from verl.utils.dataset.rl_dataset import collate_fn
 
@@ -123,16 +130,21 @@ class CurriculumPPOTrainer(PPOTrainerSync):
     # --- checkpoints --------------------------------------------------------------------------
 
     def _save_checkpoint(self) -> None:
+        """The curriculum first, then verl's checkpoint: verl ends its save by writing
+        ``latest_checkpointed_iteration.txt`` and calling ``trainer.checkpoint_callback_class``'s
+        ``on_save``, so once a step is marked latest (or uploaded) its folder holds the
+        curriculum too."""
+        if self.curriculum is not None:
+            folder = os.path.join(
+                self.config.trainer.default_local_dir, f"global_step_{self.global_steps}"
+            )
+            os.makedirs(folder, exist_ok=True)
+            state = {"step": self.global_steps, "client": self.curriculum.checkpoint()}
+            path = os.path.join(folder, CHECKPOINT_FILE)
+            with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+                json.dump(state, f)
+            os.replace(f"{path}.tmp", path)  # a crash mid-write leaves no half file
         super()._save_checkpoint()
-        if self.curriculum is None:
-            return
-        folder = os.path.join(
-            self.config.trainer.default_local_dir, f"global_step_{self.global_steps}"
-        )
-        os.makedirs(folder, exist_ok=True)
-        state = {"step": self.global_steps, "client": self.curriculum.checkpoint()}
-        with open(os.path.join(folder, CHECKPOINT_FILE), "w", encoding="utf-8") as f:
-            json.dump(state, f)
 
     def _load_checkpoint(self) -> None:
         super()._load_checkpoint()
