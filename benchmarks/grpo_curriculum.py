@@ -349,6 +349,23 @@ def summarise(
     out["baseline"] = baseline
     if baseline in out["cells"]:
         ref = out["cells"][baseline]
+        levels = dict(zip(ref["seeds"], ref["final"], strict=True))
+        for lab in labels:
+            mine = sorted((r for r in runs if r["label"] == lab), key=lambda r: r["seed"])
+            # the first evaluation at the level the baseline ends at on the same seed
+            out["cells"][lab]["steps_to_baseline_final"] = [
+                next(
+                    (
+                        s
+                        for s, v in zip(steps, r["eval_mean"], strict=True)
+                        if v >= levels[r["seed"]]
+                    ),
+                    None,
+                )
+                if r["seed"] in levels
+                else None
+                for r in mine
+            ]
         for cell in out["cells"].values():
             cell["vs_baseline"] = {
                 key: interval([a - b for a, b in zip(cell[key], ref[key], strict=True)])
@@ -433,8 +450,9 @@ def table(summary: dict[str, Any]) -> str:
         "steps to target: mean (reached) | per seed | area under curve (mean) | "
         f"paired minus {summary.get('baseline', 'uniform')}, per seed mean ± 95% t: final; "
         f"area | solved (test reward >= {SOLVED}) then lost, per seed | evaluations a solved "
-        f"distribution spent below {LAPSED}, per seed |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"distribution spent below {LAPSED}, per seed | steps to the final mean of "
+        f"{summary.get('baseline', 'uniform')} on the same seed, per seed (—: not reached) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for lab, c in summary["cells"].items():
         per_seed = ", ".join(f"{v:.3f}" for v in c["final"])
@@ -449,9 +467,22 @@ def table(summary: dict[str, Any]) -> str:
             + _lost(c)
             + " | "
             + ", ".join(str(n) for n in c.get("lapses", []))
+            + " | "
+            + _baseline_steps(c)
             + " |"
         )
     return "\n".join(lines)
+
+
+def _baseline_steps(cell: dict[str, Any]) -> str:
+    """Per seed, the steps to the baseline's final level, and their median over the seeds
+    that reached it."""
+    hits = cell.get("steps_to_baseline_final")
+    if hits is None:
+        return "—"
+    reached = [h for h in hits if h is not None]
+    median = f"; median {np.median(reached):.0f} ({len(reached)}/{len(hits)})" if reached else ""
+    return ", ".join("—" if h is None else str(h) for h in hits) + median
 
 
 def _diff(cell: dict[str, Any]) -> str:
