@@ -156,8 +156,7 @@ async def list_runs(
     responses={
         422: {
             "model": ErrorOut,
-            "description": "An offset past the run's distributions, or "
-            "a limit over the deployment's CURRICULUM_RUN_PAGE_MAX_LIMIT",
+            "description": "A limit over the deployment's CURRICULUM_RUN_PAGE_MAX_LIMIT",
         }
     },
     tags=["runs"],

@@ -436,11 +436,8 @@ class RunService:
             return run_out(run, state, stats, strategy_state, w, page).model_dump_json().encode()
 
         async def action(run: Run) -> bytes:
-            if offset >= run.k:
-                raise InvalidInput(
-                    f"offset {offset} is past the run's {run.k} distributions (0 to {run.k - 1})"
-                )
-            page = slice(offset, min(offset + limit, run.k))
+            start = min(offset, run.k)  # past the run: an empty last page
+            page = slice(start, min(start + limit, run.k))
             state = await self._store.read_state(run_id, run.incarnation, activity=True)
             w = state.weights
             if state.weights_version < state.inputs.version:

@@ -263,7 +263,10 @@ class RunOut(BaseModel):
     weights: dict[str, float]
     stats: dict[str, DistributionStatsOut]
     activity: ActivityOut
-    offset: int = Field(description="Position of the page's first distribution in the run.")
+    offset: int = Field(
+        description="Position of the page's first distribution in the run (``total`` for "
+        "the empty page of an offset past the run)."
+    )
     total: int = Field(description="The run's number of distributions.")
     next_offset: int | None = Field(
         description="``offset`` of the next page; null on the last page."

@@ -98,7 +98,8 @@ def test_the_page_limits_are_settings(
     start_service: Callable[..., str], http: httpx.Client
 ) -> None:
     """``CURRICULUM_RUN_PAGE_LIMIT`` is the page without a limit; a limit over
-    ``CURRICULUM_RUN_PAGE_MAX_LIMIT`` or an offset past the run is a 422; the schema says so."""
+    ``CURRICULUM_RUN_PAGE_MAX_LIMIT`` is a 422 (an offset past the run, an empty last page);
+    the schema says so."""
     url = start_service(run_page_limit=2, run_page_max_limit=3)
     run, headers = create_run(http, url, ["a", "b", "c", "d", "e"])
     first = _get(http, url, run, headers)
@@ -108,9 +109,9 @@ def test_the_page_limits_are_settings(
     over = http.get(f"{url}/v1/runs/{run}", params={"limit": 4}, headers=headers)
     assert over.status_code == 422, over.text
     assert "(3)" in over.json()["error"]["message"]
-    past = http.get(f"{url}/v1/runs/{run}", params={"offset": 5}, headers=headers)
-    assert past.status_code == 422, past.text
-    assert "past the run's 5 distributions" in past.json()["error"]["message"]
+    past = _get(http, url, run, headers, offset=9)
+    assert (past["offset"], past["total"], past["next_offset"]) == (5, 5, None)
+    assert past["stats"] == past["weights"] == {} and past["config"]["distributions"] == []
     for bad in ({"offset": -1}, {"limit": 0}, {"limit": "x"}):
         assert http.get(f"{url}/v1/runs/{run}", params=bad, headers=headers).status_code == 422
     schema = http.get(f"{url}/openapi.json").json()
