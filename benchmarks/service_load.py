@@ -598,6 +598,83 @@ async def paired_rounds(service: HttpApp, bare: HttpApp, sizes: Sizes) -> list[d
     return rows
 
 
+@dataclass(frozen=True)
+class Neighbour:
+    """Sizes of the noisy-neighbour section: ``phase_s`` of the small tenant's plans alone,
+    then as long beside the large tenant, whose run has ``large_k`` distributions and whose
+    ``large_concurrency`` reporters send reports of ``large_values`` advantages back to back."""
+
+    phase_s: float
+    ramp_s: float
+    large_k: int
+    large_values: int
+    large_concurrency: int
+    warmup: int
+
+
+def neighbour_sizes(smoke: bool) -> Neighbour:
+    """Tiny sizes for the smoke test; else the largest run and report the default settings
+    allow (``CURRICULUM_MAX_DISTRIBUTIONS``, ``CURRICULUM_MAX_REPORT_VALUES``)."""
+    if smoke:
+        return Neighbour(1.5, 0.5, 1000, 20_000, 2, 5)
+    limits = Settings(_env_file=None)
+    return Neighbour(15.0, 2.0, limits.max_distributions, limits.max_report_values, 4, 50)
+
+
+def large_report_maker(run_id: str, k: int, values: int) -> tuple[RequestMaker, int]:
+    """Reports of ``values`` advantages (two decimals) over all ``k`` distributions, each
+    its own report id; with its body's size in bytes."""
+    rng = np.random.default_rng(2)
+    flat = np.round(rng.normal(size=values), 2).tolist()
+    bounds = np.linspace(0, values, k + 1).astype(int).tolist()
+    advantages = {name: flat[bounds[i] : bounds[i + 1]] for i, name in enumerate(names_of(k))}
+    marker = "@@REPORT_ID@@"
+    text = json.dumps({"report_id": marker, "step": 0, "advantages": advantages})
+    head, tail = (part.encode() for part in text.split(marker))
+    path = f"/v1/runs/{run_id}/reports"
+    return (lambda i: (path, head + b"big-%d" % i + tail)), len(head) + len(tail) + 10
+
+
+async def noisy_neighbour(service: HttpApp, sizes: Neighbour) -> dict[str, Any]:
+    """A small tenant's plans (K=12, batch 128, a new step each, one at a time) alone, then
+    beside a large tenant that reports at its limits: the small tenant's latency in both."""
+    small_token = create_run(service.url, "small", 12, 300)
+    large_token = create_run(service.url, "large", sizes.large_k, 300)
+    small = plan_body_maker("small", new_step=True)
+    large, body_bytes = large_report_maker("large", sizes.large_k, sizes.large_values)
+    rows: list[dict[str, Any]] = []
+    async with client(service.url, small_token, 1) as http:
+        await closed_loop(http, small, concurrency=1, requests=sizes.warmup, max_s=10.0)
+        alone = await closed_loop(
+            http, small, concurrency=1, requests=10**9, max_s=sizes.phase_s, first=10**6
+        )
+        rows.append({"small tenant": "alone", **alone.summary()})
+        async with client(service.url, large_token, sizes.large_concurrency) as big:
+            flood = asyncio.create_task(
+                closed_loop(
+                    big,
+                    large,
+                    concurrency=sizes.large_concurrency,
+                    requests=10**9,
+                    max_s=sizes.ramp_s + sizes.phase_s,
+                )
+            )
+            await asyncio.sleep(sizes.ramp_s)
+            beside = await closed_loop(
+                http, small, concurrency=1, requests=10**9, max_s=sizes.phase_s, first=2 * 10**6
+            )
+            heavy = await flood
+        rows.append({"small tenant": "beside the large one", **beside.summary()})
+    large_row = {
+        "distributions": sizes.large_k,
+        "values_per_report": sizes.large_values,
+        "body_bytes": body_bytes,
+        "concurrency": sizes.large_concurrency,
+        **heavy.summary(),
+    }
+    return {"noisy_small": rows, "noisy_large": [large_row]}
+
+
 def ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each endpoint's throughput and p50 against the bare endpoint and the Redis floor."""
     bare = {row["concurrency"]: row for row in results["bare"]}
@@ -677,7 +754,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.service_load")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds (CI)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--noisy-neighbour",
+        action="store_true",
+        help="only a small tenant's plan latency alone and beside a large tenant reporting "
+        "at its limits (under a minute; with --smoke, a few seconds)",
+    )
     args = parser.parse_args(argv)
+    if args.noisy_neighbour:
+        return noisy_main(neighbour_sizes(args.smoke), args.out)
     sizes = SMOKE if args.smoke else FULL
 
     def log(message: str) -> None:
@@ -745,6 +830,38 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+    return 0
+
+
+def noisy_main(sizes: Neighbour, out: Path | None) -> int:
+    """The noisy-neighbour section on its own service and Redis; prints and writes it."""
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "load_before": load_average()},
+        "sizes": asdict(sizes),
+    }
+    started = time.perf_counter()
+    server = RedisServer()
+    server.start()
+    service = HttpApp("service", server.url)
+    try:
+        service.start()
+        results.update(asyncio.run(noisy_neighbour(service, sizes)))
+    except Exception:
+        print(f"--- service log ---\n{service.log_tail()}", flush=True)
+        raise
+    finally:
+        service.stop()
+        server.stop()
+    results["machine"]["load_after"] = load_average()
+    results["elapsed_s"] = round(time.perf_counter() - started, 1)
+    print(table("Small tenant's plan (K=12, batch 128, new step, c=1)", results["noisy_small"]))
+    print(table("Large tenant's reports, back to back", results["noisy_large"]))
+    print(
+        f"load before {results['machine']['load_before']}, after "
+        f"{results['machine']['load_after']}, {results['elapsed_s']} s"
+    )
+    if out:
+        out.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
     return 0
 
 

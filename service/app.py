@@ -186,6 +186,10 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
             create["maxItems"] = settings.max_distributions
             rank = models["ReportRequest"]["properties"]["rank"]
             rank["anyOf"][0] = {"type": "integer", "minimum": 0, "maximum": settings.max_ranks - 1}
+            for param in schema["paths"]["/v1/runs/{run_id}"]["get"]["parameters"]:
+                if param["name"] == "limit":
+                    param["schema"]["anyOf"][0]["maximum"] = settings.run_page_max_limit
+                    param["schema"]["default"] = settings.run_page_limit
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -149,11 +149,40 @@ async def list_runs(
     return _json(await index.page(_caller(request)[1], cursor, limit))
 
 
-@router.get("/v1/runs/{run_id}", openapi_extra=_AUTH, response_model=RunOut, tags=["runs"])
-async def get_run(run_id: RunIdPath, request: Request) -> Response:
-    """Configuration, weights and per-distribution statistics."""
+@router.get(
+    "/v1/runs/{run_id}",
+    openapi_extra=_AUTH,
+    response_model=RunOut,
+    responses={
+        422: {
+            "model": ErrorOut,
+            "description": "A limit over the deployment's CURRICULUM_RUN_PAGE_MAX_LIMIT",
+        }
+    },
+    tags=["runs"],
+)
+async def get_run(
+    run_id: RunIdPath,
+    request: Request,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0, description="The page's first distribution (`next_offset` of the page before)."
+        ),
+    ] = 0,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            description="Most distributions in the page (default CURRICULUM_RUN_PAGE_LIMIT, "
+            "at most CURRICULUM_RUN_PAGE_MAX_LIMIT).",
+        ),
+    ] = None,
+) -> Response:
+    """Configuration, weights and per-distribution statistics, a page of the run's
+    distributions at a time (`total`, `next_offset`)."""
     runs, token = _caller(request)
-    return Response(await runs.get(run_id, token), media_type="application/json")
+    return Response(await runs.get(run_id, token, offset, limit), media_type="application/json")
 
 
 @router.delete("/v1/runs/{run_id}", openapi_extra=_AUTH, response_model=DeleteOut, tags=["runs"])

@@ -26,22 +26,32 @@ if TYPE_CHECKING:
 
 
 def run_out(
-    run: Run, state: RunState, stats: RunStats, strategy_state: np.ndarray, weights: np.ndarray
+    run: Run,
+    state: RunState,
+    stats: RunStats,
+    strategy_state: np.ndarray,
+    weights: np.ndarray,
+    page: slice,
 ) -> RunOut:
     """The run's configuration, weights, per-distribution statistics (with what tells signal
-    from exploration, and the starved and saturated flags) and its recent activity."""
-    rewards = state.inputs.rewards
-    score = scores(run.strategy, stats, strategy_state)
-    bonus = exploration_bonus(run.strategy, stats, strategy_state)
-    rehearsal = rehearsal_share(run.strategy, stats.k, strategy_state)
-    is_starved = starved(weights)
-    is_saturated = saturated(run.strategy, stats)
+    from exploration, and the starved and saturated flags) and its recent activity, the
+    per-distribution parts for the distributions of ``page`` (a slice of the run's order with
+    its start and stop in range)."""
+    start, stop = page.start, page.stop
+    rewards = state.inputs.rewards[page]
+    score = scores(run.strategy, stats, strategy_state)[page]
+    bonus = exploration_bonus(run.strategy, stats, strategy_state)[page]
+    rehearsal = rehearsal_share(run.strategy, stats.k, strategy_state)[page]
+    is_starved = starved(weights)[page]
+    is_saturated = saturated(run.strategy, stats)[page]
+    names = run.distributions[page]
+    n, window_mean = stats.n[page], stats.window_mean[page]
     per_dist = {
         name: DistributionStatsOut(
-            n=int(stats.n[i]),
-            window_mean=float(stats.window_mean[i]),
+            n=int(n[i]),
+            window_mean=float(window_mean[i]),
             score=float(score[i]),
-            weight=float(weights[i]),
+            weight=float(weights[start + i]),
             reward_n=int(rewards[i, 0]),
             reward_mean=float(rewards[i, 1]),
             reward_last=float(rewards[i, 2]),
@@ -51,7 +61,7 @@ def run_out(
             starved=bool(is_starved[i]),
             saturated=bool(is_saturated[i]),
         )
-        for i, name in enumerate(run.distributions)
+        for i, name in enumerate(names)
     }
     activity = ActivityOut(
         reporters=[
@@ -60,17 +70,22 @@ def run_out(
         ],
         last_step={
             name: step
-            for name, step in zip(run.distributions, state.last_step or [], strict=False)
+            for name, step in zip(names, (state.last_step or [])[page], strict=False)
             if step is not None
         },
     )
+    config = run.config_out()
+    config.distributions = list(names)
     return RunOut(
         run_id=run.run_id,
         version=state.inputs.version,
-        config=run.config_out(),
-        weights=run.named(weights),
+        config=config,
+        weights=dict(zip(names, np.asarray(weights[page]).tolist(), strict=True)),
         stats=per_dist,
         activity=activity,
+        offset=start,
+        total=run.k,
+        next_offset=stop if stop < run.k else None,
     )
 
 

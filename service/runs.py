@@ -418,20 +418,31 @@ class RunService:
 
     # -- reading -------------------------------------------------------------------------
 
-    async def get(self, run_id: str, token: str | None) -> bytes:
+    async def get(
+        self, run_id: str, token: str | None, offset: int = 0, limit: int | None = None
+    ) -> bytes:
         """The run's configuration, weights and per-distribution statistics, as the JSON of
-        a :class:`RunOut` (rendered off the loop for large runs)."""
+        a :class:`RunOut` (rendered off the loop for large runs), for the ``limit``
+        distributions from ``offset`` (``run_page_limit`` when no limit is given)."""
+        limit = self._settings.run_page_limit if limit is None else limit
+        if limit > self._settings.run_page_max_limit:
+            raise InvalidInput(
+                f"limit {limit} is over the most distributions one page may hold "
+                f"({self._settings.run_page_max_limit}); ask for the rest with offset"
+            )
 
-        def render(run: Run, state: RunState, w: np.ndarray) -> bytes:
+        def render(run: Run, state: RunState, w: np.ndarray, page: slice) -> bytes:
             stats, strategy_state = run.strategy_view(state.inputs)
-            return run_out(run, state, stats, strategy_state, w).model_dump_json().encode()
+            return run_out(run, state, stats, strategy_state, w, page).model_dump_json().encode()
 
         async def action(run: Run) -> bytes:
+            start = min(offset, run.k)  # past the run: an empty last page
+            page = slice(start, min(start + limit, run.k))
             state = await self._store.read_state(run_id, run.incarnation, activity=True)
             w = state.weights
             if state.weights_version < state.inputs.version:
                 w = await self._store_weights(run, state.inputs, None)
-            return await self._off_loop.run(run.k, render, run, state, w)
+            return await self._off_loop.run(run.k, render, run, state, w, page)
 
         return await self._with_run(run_id, token, action)
 

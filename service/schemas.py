@@ -253,7 +253,9 @@ class ReporterOut(BaseModel):
 
 
 class RunOut(BaseModel):
-    """A run's configuration, weights and statistics."""
+    """A run's configuration, weights and statistics, a page of its distributions at a time:
+    ``config.distributions``, ``weights``, ``stats`` and ``activity.last_step`` hold the
+    distributions ``offset`` to ``offset + limit - 1`` in the run's order; the rest is whole."""
 
     run_id: str
     version: int
@@ -261,6 +263,14 @@ class RunOut(BaseModel):
     weights: dict[str, float]
     stats: dict[str, DistributionStatsOut]
     activity: ActivityOut
+    offset: int = Field(
+        description="Position of the page's first distribution in the run (``total`` for "
+        "the empty page of an offset past the run)."
+    )
+    total: int = Field(description="The run's number of distributions.")
+    next_offset: int | None = Field(
+        description="``offset`` of the next page; null on the last page."
+    )
 
 
 class ActivityOut(BaseModel):

@@ -129,6 +129,18 @@ class Settings(BaseSettings):
         description="Ranks a report may name (0 to max_ranks - 1); each one's last report is "
         "kept for the run's activity.",
     )
+    run_page_limit: int = Field(
+        1000,
+        ge=1,
+        description="Distributions in a page of GET /v1/runs/{run} when the caller gives no "
+        "limit (the rest: next_offset).",
+    )
+    run_page_max_limit: int = Field(
+        5000,
+        ge=1,
+        description="Most distributions a caller may ask for in one page of "
+        "GET /v1/runs/{run} (a larger limit: 422).",
+    )
     worker_threads: int = Field(
         4,
         ge=1,

@@ -283,12 +283,10 @@ class CurriculumClient(_ClientBase):
         """The run's current sampling probabilities (computed locally while down)."""
         return self._run(self._proto.weights())
 
-    def run_info(self) -> dict[str, Any]:
-        """``GET /v1/runs/{run}``: config, version, weights and per-distribution stats."""
-        data: dict[str, Any] = self._run(
-            self._proto.online("GET", self._proto.run_path(), required=True)
-        )
-        return data
+    def run_info(self, run_id: str | None = None) -> dict[str, Any]:
+        """``GET /v1/runs/{run}``: config, version, weights and per-distribution stats, its
+        pages joined. ``run_id``: another run's (with the operator token), not synced first."""
+        return self._run(self._proto.run_info(run_id))
 
     def history(self, limit: int | None = None) -> dict[str, Any]:
         """``GET /v1/runs/{run}/history``: weights and window means per step, oldest first."""
@@ -431,12 +429,9 @@ class AsyncCurriculumClient(_ClientBase):
         """See :meth:`CurriculumClient.weights`."""
         return await self._run(self._proto.weights())
 
-    async def run_info(self) -> dict[str, Any]:
+    async def run_info(self, run_id: str | None = None) -> dict[str, Any]:
         """See :meth:`CurriculumClient.run_info`."""
-        data: dict[str, Any] = await self._run(
-            self._proto.online("GET", self._proto.run_path(), required=True)
-        )
-        return data
+        return await self._run(self._proto.run_info(run_id))
 
     async def history(self, limit: int | None = None) -> dict[str, Any]:
         """See :meth:`CurriculumClient.history`."""

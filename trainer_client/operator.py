@@ -37,9 +37,8 @@ class OperatorClient:
             params = {"limit": page_size, "cursor": page["next_cursor"]}
 
     def run(self, run_id: str) -> dict[str, Any]:
-        """``GET /v1/runs/{run}``."""
-        data: dict[str, Any] = self._http.call("GET", f"/v1/runs/{run_id}")
-        return data
+        """``GET /v1/runs/{run}``, every page (the answer for all its distributions)."""
+        return self._http.run_info(run_id)
 
     def history(self, run_id: str) -> dict[str, Any]:
         """``GET /v1/runs/{run}/history`` (every entry the service keeps)."""

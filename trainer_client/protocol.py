@@ -56,6 +56,24 @@ PLAN_MEMORY = 1024
 _SEQUENCE_MEMORY = 4096  # steps whose report count per rank is remembered
 
 
+def join_run_pages(run: Mapping[str, Any], page: Mapping[str, Any]) -> dict[str, Any]:
+    """The answer of ``GET /v1/runs/{run}`` with the next page's distributions added (the
+    rest, ``version`` included, is the later page's: a run reported to while it is read
+    shows its distributions as of successive versions)."""
+    names = [*run["config"]["distributions"], *page["config"]["distributions"]]
+    last_step = {**run["activity"]["last_step"], **page["activity"]["last_step"]}
+    config = {**page["config"], "distributions": names}
+    activity = {**page["activity"], "last_step": last_step}
+    return {
+        **page,
+        "config": config,
+        "weights": {**run["weights"], **page["weights"]},
+        "stats": {**run["stats"], **page["stats"]},
+        "activity": activity,
+        "offset": run["offset"],
+    }
+
+
 @dataclass(frozen=True)
 class Send:
     """An HTTP request for the driver to make."""
@@ -386,6 +404,19 @@ class ClientProtocol:
             return None
         self._on_recovery()
         return data
+
+    def run_info(self, run_id: str | None = None) -> Flow[dict[str, Any]]:
+        """``GET /v1/runs/{run}`` page after page, joined into the answer for the whole run
+        (this client's run after a sync, or ``run_id``'s with no sync: the operator's)."""
+        path = self.run_path() if run_id is None else f"/v1/runs/{run_id}"
+        if run_id is None:
+            run = yield from self.online("GET", path, required=True)
+        else:
+            run = yield from self.request("GET", path)
+        while run.get("next_offset") is not None:
+            page = yield from self.request("GET", path, params={"offset": run["next_offset"]})
+            run = join_run_pages(run, page)
+        return run  # type: ignore[no-any-return]
 
     def _try_sync(self) -> Flow[None]:
         """Sync unless in a cool-down; an unreachable service only starts (or continues)

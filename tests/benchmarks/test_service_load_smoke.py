@@ -79,3 +79,31 @@ def test_smoke_run_writes_positive_finite_results(tmp_path: Path) -> None:
         assert row["errors"] == 0 and row["requests"] > 0
     for row in results["targets"]:
         assert isinstance(row["met"], bool) and math.isfinite(row["value"])
+
+
+@pytest.mark.timeout(60)
+def test_noisy_neighbour_smoke_measures_the_small_tenant_alone_and_beside(
+    tmp_path: Path,
+) -> None:
+    """``--noisy-neighbour --smoke``: the small tenant's plans alone and beside a large
+    tenant's back-to-back reports, every request answered, in a few seconds."""
+    out = tmp_path / "noisy.json"
+    command = ["-m", "benchmarks.service_load", "--noisy-neighbour", "--smoke", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Small tenant's plan" in done.stdout
+    results = json.loads(out.read_text())
+    small = {row["small tenant"]: row for row in results["noisy_small"]}
+    assert set(small) == {"alone", "beside the large one"}
+    (large,) = results["noisy_large"]
+    assert large["requests"] > 0 and large["errors"] == 0
+    assert large["body_bytes"] > 8 * large["values_per_report"] * 0.5
+    for row in [*small.values(), large]:
+        assert row["errors"] == 0 and row["requests"] > 0
+        assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]

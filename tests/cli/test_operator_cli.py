@@ -52,8 +52,9 @@ def curriculum(
 
 @pytest.fixture
 def url(start_service: Callable[..., str], http: httpx.Client) -> str:
-    """A service with an operator token and run ``kk``: 12 steps reported by two ranks."""
-    url = start_service(admin_token=SecretStr(OPERATOR_TOKEN))
+    """A service with an operator token and run ``kk``: 12 steps reported by two ranks; its
+    ``GET /v1/runs/kk`` in pages of two distributions, so the CLI reads two pages."""
+    url = start_service(admin_token=SecretStr(OPERATOR_TOKEN), run_page_limit=2)
     body = {"run_id": "kk", "distributions": DISTS, "strategy": {"name": "dump-ucb", "window": 8}}
     assert http.post(f"{url}/v1/runs", json=body, headers=OPERATOR).status_code == 201
     for step in range(12):

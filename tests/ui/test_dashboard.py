@@ -18,8 +18,9 @@ DISTS = ["kk-3", "kk-4", "kk-5", "kk-6"]
 @pytest.fixture
 def service(start_service: Callable[..., str], http: httpx.Client) -> tuple[str, str]:
     """A service with an operator token and run ``kk`` with two steps reported; the URL and
-    the run's own token."""
-    url = start_service(admin_token=SecretStr(OPERATOR_TOKEN))
+    the run's own token. ``GET /v1/runs/kk`` answers in pages of three distributions, so the
+    run page reads two."""
+    url = start_service(admin_token=SecretStr(OPERATOR_TOKEN), run_page_limit=3)
     created = http.post(
         f"{url}/v1/runs", json={"run_id": "kk", "distributions": DISTS}, headers=OPERATOR
     )

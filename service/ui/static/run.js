@@ -113,10 +113,28 @@ function renderCharts(run, history) {
   })), maxReward);
 }
 
+// The run with every page of its distributions joined (GET /v1/runs/{run} answers a page of
+// them at a time; the rest of the answer is the last page's).
+async function wholeRun(path) {
+  let run = await getJson(path);
+  while (run.next_offset !== null) {
+    const page = await getJson(`${path}?offset=${run.next_offset}`);
+    run = {
+      ...page,
+      config: { ...page.config, distributions: [...run.config.distributions, ...page.config.distributions] },
+      weights: { ...run.weights, ...page.weights },
+      stats: { ...run.stats, ...page.stats },
+      activity: { ...page.activity, last_step: { ...run.activity.last_step, ...page.activity.last_step } },
+      offset: run.offset,
+    };
+  }
+  return run;
+}
+
 async function refresh() {
   try {
     const path = `/v1/runs/${encodeURIComponent(runId)}`;
-    const run = await getJson(path);
+    const run = await wholeRun(path);
     gate.accepted();
     main.hidden = false;
     latest = run;
