@@ -57,11 +57,11 @@ def test_a_conflict_shows_the_configuration_only_to_who_may_read_the_run(
         hidden = http.post(f"{service_url}/v1/runs", json=body, headers=headers)
         assert hidden.status_code == 409
         assert hidden.json()["error"]["details"] is None
-        assert "seed" not in hidden.text and "dump-ucb" not in hidden.text
+        assert "seed" not in hidden.text and "dump-guard" not in hidden.text
     shown = http.post(f"{service_url}/v1/runs", json=body, headers=own)
     assert shown.status_code == 409
     assert shown.json()["error"]["details"]["seed"] == 7
-    assert shown.json()["error"]["details"]["strategy"]["name"] == "dump-ucb"
+    assert shown.json()["error"]["details"]["strategy"]["name"] == "dump-guard"
 
 
 def test_run_id_is_generated_when_absent(http: httpx.Client, service_url: str) -> None:
