@@ -48,8 +48,9 @@ and a single Lua script can read and write them all atomically. Scripts receive 
 ``rc:{run}:plan_steps`` (sorted set)
     The fields of ``plans``, scored by step (a step's rounds too), to drop plans older than
     the retention or past the plans' byte budget. ``meta.plan_bytes`` is what the kept plans
-    count against that budget (``plan_cost`` in put_plan.lua); ``meta.plan_min_step`` is the lowest step whose
-    plans were never dropped (absent: 0): a plan under it is expired, never drawn again.
+    count against that budget (``plan_cost`` in put_plan.lua); ``meta.plan_min_step`` is the
+    lowest step whose plans were never dropped (absent: 0): a plan under it is expired,
+    never drawn again.
 ``rc:{run}:history`` (list)
     One entry per step (the newest weights of that step win): header ``<f8 step, f8 version>``
     then the weights and the window means as float32 ``(K,)`` each.
