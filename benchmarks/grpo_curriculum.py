@@ -260,6 +260,15 @@ def run_one(
         "eval": {name: values for name, (_, values) in evals.items()},
         "weights": {name: values for name, (_, values) in weights.items()},
     }
+    if config.dynamic_sampling:  # groups generated and trained over the run, per distribution
+        for kind in ("generated_groups", "trained_groups"):
+            totals: dict[str, int] = {}
+            for record in records:
+                for key, value in record.items():
+                    if key.startswith(f"{kind}/"):
+                        name = key.split("/", 1)[1]
+                        totals[name] = totals.get(name, 0) + int(value)
+            result[kind] = totals
     partial = done.with_name(f"run.json.tmp-{os.getpid()}")
     partial.write_text(json.dumps(result), encoding="utf-8")
     partial.replace(done)  # atomic: a run.json is always whole

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
+ROUND_STREAM = 0x726F756E64
+"""Tells the entropy of a refill round's generator (``b"round"``) apart from any other
+stream derived from ``(seed, step, batch_size, ...)``, such as the prompts' skip draws."""
 
-def plan_rng(seed: int, step: int, batch_size: int) -> np.random.Generator:
-    """The generator that composes step ``step``'s batch of a run seeded with ``seed``.
+
+def plan_rng(seed: int, step: int, batch_size: int, round: int = 0) -> np.random.Generator:
+    """The generator that composes generation round ``round`` of step ``step``'s batch of a
+    run seeded with ``seed``.
 
     Derived only from its arguments, so every replica that composes the same step from the
-    same weights draws the same batch.
+    same weights draws the same batch. Round 0 is the step's batch; rounds 1, 2, ... (the
+    refills of a trainer that drops groups, over-generation) each draw from a stream of
+    their own, and round 0's stream is the one plans had before rounds existed.
     """
-    return np.random.default_rng([seed, step, batch_size])
+    if round == 0:
+        return np.random.default_rng([seed, step, batch_size])
+    return np.random.default_rng([seed, step, batch_size, ROUND_STREAM, round])
 
 
 def compose_batch(p: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:

@@ -429,11 +429,13 @@ def plan_prompts(
     return ids, new
 
 
-def prompt_rng(seed: int, step: int, batch_size: int) -> np.random.Generator:
-    """The generator of step ``step``'s skip draws: a stream apart from
+def prompt_rng(seed: int, step: int, batch_size: int, round: int = 0) -> np.random.Generator:
+    """The generator of round ``round`` of step ``step``'s skip draws: a stream apart from
     :func:`curriculum_core.composition.plan_rng`'s, so declaring prompts changes no
     distribution draw."""
-    return np.random.default_rng([seed, step, batch_size, PROMPT_STREAM])
+    if round == 0:
+        return np.random.default_rng([seed, step, batch_size, PROMPT_STREAM])
+    return np.random.default_rng([seed, step, batch_size, PROMPT_STREAM, round])
 
 
 def apply_outcomes(

@@ -162,7 +162,7 @@ class RunModel:
         if plan_retention < 1:
             raise ValueError(f"plan_retention must be >= 1, got {plan_retention}")
         self.plan_retention = plan_retention
-        self._plans: OrderedDict[tuple[int, int], Plan] = OrderedDict()
+        self._plans: OrderedDict[tuple[int, int, int], Plan] = OrderedDict()
 
     @property
     def k(self) -> int:
@@ -332,27 +332,36 @@ class RunModel:
         """Sampling probability by distribution name."""
         return dict(zip(self.names, self.weights().tolist(), strict=True))
 
-    def plan(self, step: int, batch_size: int) -> list[str]:
-        """The distribution of each slot of step ``step``'s batch, drawn as the service
-        draws it: from the current weights with ``plan_rng(seed, step, batch_size)``."""
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
-        picks = compose_batch(self.weights(), batch_size, plan_rng(self.seed, step, batch_size))
+    def plan(self, step: int, batch_size: int, round: int = 0) -> list[str]:
+        """The distribution of each slot of generation round ``round`` of step ``step``'s
+        batch, drawn as the service draws it: from the current weights with
+        ``plan_rng(seed, step, batch_size, round)``."""
+        if step < 0 or round < 0:
+            raise ValueError(f"step and round must be >= 0, got {step} and {round}")
+        rng = plan_rng(self.seed, step, batch_size, round)
+        picks = compose_batch(self.weights(), batch_size, rng)
         return [self.names[i] for i in picks]
 
-    def plan_step(self, step: int, batch_size: int) -> Plan:
-        """Step ``step``'s plan. In a run that declares prompts, the first call for
-        ``(step, batch_size)`` fixes it, names each slot's prompt and moves the prompts'
-        cursors; later calls return the same plan (the last ``plan_retention`` are kept)."""
+    def plan_step(self, step: int, batch_size: int, round: int = 0) -> Plan:
+        """Round ``round`` of step ``step``'s plan. In a run that declares prompts, the
+        first call for ``(step, batch_size, round)`` fixes it, names each slot's prompt and
+        moves the prompts' cursors; later calls return the same plan (the last
+        ``plan_retention`` are kept)."""
         if self.prompts is None:
-            return Plan(self.plan(step, batch_size))
-        key = (int(step), int(batch_size))
+            return Plan(self.plan(step, batch_size, round))
+        key = (int(step), int(batch_size), int(round))
         if key in self._plans:
             return self._plans[key]
         assert self.selection is not None
-        picks = compose_batch(self.weights(), batch_size, plan_rng(self.seed, step, batch_size))
+        picks = compose_batch(
+            self.weights(), batch_size, plan_rng(self.seed, step, batch_size, round)
+        )
         ids, self.prompts = plan_prompts(
-            self.prompts, self.selection, picks, self.seed, prompt_rng(self.seed, step, batch_size)
+            self.prompts,
+            self.selection,
+            picks,
+            self.seed,
+            prompt_rng(self.seed, step, batch_size, round),
         )
         plan = Plan([self.names[i] for i in picks], ids.tolist())
         self._plans[key] = plan

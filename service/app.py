@@ -180,8 +180,9 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
             # the report's body is parsed off the loop (routes.py), so FastAPI does not list
             # its model: its schema, as FastAPI would give it
             models["ReportRequest"] = ReportRequest.model_json_schema(ref_template=REF_TEMPLATE)
-            plan = models["PlanRequest"]["properties"]["batch_size"]
-            plan["maximum"] = settings.max_batch_size
+            plan = models["PlanRequest"]["properties"]
+            plan["batch_size"]["maximum"] = settings.max_batch_size
+            plan["round"]["maximum"] = settings.max_rounds - 1
             create = models["CreateRunRequest"]["properties"]["distributions"]
             create["maxItems"] = settings.max_distributions
             rank = models["ReportRequest"]["properties"]["rank"]

@@ -203,7 +203,7 @@ async def delete_run(run_id: RunIdPath, request: Request) -> DeleteOut:
 async def plan(run_id: RunIdPath, body: PlanRequest, request: Request) -> Response:
     """The composition of a step's batch; the first request for a step fixes it."""
     runs, token = _caller(request)
-    answer = await runs.plan(run_id, token, body.step, body.batch_size)
+    answer = await runs.plan(run_id, token, body.step, body.batch_size, body.round)
     return Response(answer, media_type="application/json")
 
 

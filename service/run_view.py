@@ -89,22 +89,23 @@ def run_out(
     )
 
 
-def plan_answer(run: Run, step: int, batch_size: int, kept: bytes) -> bytes:
+def plan_answer(run: Run, step: int, batch_size: int, kept: bytes, round: int = 0) -> bytes:
     """``POST /plan``'s answer (the JSON of a :class:`PlanOut`) from the plan the store keeps:
     the counts name the distributions, and the run's seed rebuilds the slot-by-slot
     assignment that was drawn (``assignment_of_counts``). A plan kept by an earlier version
-    of the service as its answer's JSON is that answer."""
+    of the service as its answer's JSON is that answer (only round 0 was kept so)."""
     if kept[:1] == b"{":
         return kept
     plan = decode_plan(kept)
     counts = np.zeros(run.k, dtype=np.int64)
     counts[plan.index] = plan.count
-    slots = assignment_of_counts(counts, plan_rng(run.seed, step, batch_size))
+    slots = assignment_of_counts(counts, plan_rng(run.seed, step, batch_size, round))
     names = run.distributions
     return (
         PlanOut.model_construct(
             run_id=run.run_id,
             step=step,
+            round=round,
             batch_size=batch_size,
             version=plan.version,
             counts={

@@ -368,9 +368,11 @@ class RunService:
 
     # -- plans ---------------------------------------------------------------------------
 
-    async def plan(self, run_id: str, token: str | None, step: int, batch_size: int) -> bytes:
-        """The composition of step ``step``'s batch, fixed by the first request for it, as
-        the JSON of a :class:`PlanOut`.
+    async def plan(
+        self, run_id: str, token: str | None, step: int, batch_size: int, round: int = 0
+    ) -> bytes:
+        """The composition of generation round ``round`` of step ``step``'s batch, fixed by
+        the first request for it, as the JSON of a :class:`PlanOut`.
 
         The plan is kept as its counts (keys.py), so every later request for the step (the
         other ranks) is one Redis call and the assignment rebuilt from the run's seed.
@@ -379,27 +381,31 @@ class RunService:
             raise InvalidInput(
                 f"batch_size must be at most {self._settings.max_batch_size}, got {batch_size}"
             )
+        if round >= self._settings.max_rounds:
+            raise InvalidInput(
+                f"round must be below {self._settings.max_rounds} (CURRICULUM_MAX_ROUNDS), "
+                f"got {round}"
+            )
         retention = self._settings.plan_retention
 
         async def action(run: Run) -> bytes:
-            kept = await self._store.kept_plan(run_id, run.incarnation, step, batch_size)
+            kept = await self._store.kept_plan(run_id, run.incarnation, step, batch_size, round)
             if kept is None:
                 found = await self._store.get_plan(
-                    run_id, run.incarnation, step, batch_size, retention
+                    run_id, run.incarnation, step, batch_size, retention, round
                 )
                 kept = found.plan
             if kept is not None:
                 self._plans_kept.inc()
                 return await self._off_loop.run(
-                    batch_size, plan_answer, run, step, batch_size, kept
+                    batch_size, plan_answer, run, step, batch_size, kept, round=round
                 )
             assert found.weights is not None
             version, w = found.weights_version, found.weights
             if found.weights_version < found.version:
                 version, w = await self._fresh_weights(run)
-            counts = counts_of(
-                compose_batch(w, batch_size, plan_rng(run.seed, step, batch_size)), run.k
-            )
+            rng = plan_rng(run.seed, step, batch_size, round)
+            counts = counts_of(compose_batch(w, batch_size, rng), run.k)
             index = np.flatnonzero(counts)
             drawn = encode_plan(KeptPlan(version=version, index=index, count=counts[index]))
             self._plans_drawn.inc()
@@ -411,8 +417,11 @@ class RunService:
                 drawn,
                 retention,
                 self._settings.plans_max_bytes,
+                round,
             )
-            return await self._off_loop.run(batch_size, plan_answer, run, step, batch_size, kept)
+            return await self._off_loop.run(
+                batch_size, plan_answer, run, step, batch_size, kept, round=round
+            )
 
         return await self._with_run(run_id, token, action)
 

@@ -293,6 +293,14 @@ class PlanRequest(_Body):
 
     step: Step
     batch_size: JsonInt = Field(ge=1, description="Prompts in the batch.")
+    round: JsonInt = Field(
+        0,
+        ge=0,
+        description="Generation round of the step: 0 is the step's batch; 1, 2, ... are "
+        "further batches of the same step (refills after a filter dropped groups, "
+        "over-generation), each fixed by its first request and drawn from its own seeded "
+        "stream. Below the service's CURRICULUM_MAX_ROUNDS (default 64).",
+    )
 
 
 class PlanOut(BaseModel):
@@ -300,6 +308,7 @@ class PlanOut(BaseModel):
 
     run_id: str
     step: int
+    round: int = Field(0, description="The generation round of the step this plan is.")
     batch_size: int
     version: int = Field(description="Version of the weights the plan was drawn from.")
     counts: dict[str, int] = Field(description="Slots per distribution (non-zero only).")

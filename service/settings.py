@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     )
     max_distributions: int = Field(20_000, ge=1, description="Most distributions in one run.")
     max_batch_size: int = Field(65_536, ge=1, description="Largest batch size a plan may ask.")
+    max_rounds: int = Field(
+        64,
+        ge=1,
+        le=1_000_000,
+        description="Generation rounds a step's plans may have: a plan's round is below it.",
+    )
     max_report_values: int = Field(
         1_048_576, ge=1, description="Most numbers (advantages plus rewards) in one report."
     )

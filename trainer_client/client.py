@@ -51,6 +51,7 @@ from trainer_client.errors import CurriculumError
 from trainer_client.protocol import (
     ClientProtocol,
     Flow,
+    Groups,
     Plan,
     ReportResult,
     Send,
@@ -255,9 +256,11 @@ class CurriculumClient(_ClientBase):
             raise
         return client
 
-    def plan(self, step: int, batch_size: int) -> Plan:
-        """The step's batch composition: the service's, or made locally while it is down."""
-        return self._run(self._proto.plan(step, batch_size))
+    def plan(self, step: int, batch_size: int, round: int = 0) -> Plan:
+        """The step's batch composition: the service's, or made locally while it is down.
+        ``round`` > 0 asks for a further batch of the same step (a refill after a filter
+        dropped groups): each round is fixed by its first request, like the step's."""
+        return self._run(self._proto.plan(step, batch_size, round))
 
     def report(
         self,
@@ -265,11 +268,16 @@ class CurriculumClient(_ClientBase):
         advantages: Mapping[str, Sequence[float]],
         rewards: Mapping[str, Sequence[float]] | None = None,
         *,
+        filtered: Groups | None = None,
         report_id: str | None = None,
         with_weights: bool = True,
     ) -> ReportResult:
         """Report a step's per-sample advantages (and rewards) by distribution.
 
+        ``step`` is the step whose plan generated the samples (in an asynchronous loop, not
+        the step that trains them). ``filtered`` holds, per distribution, the rewards of
+        each group a filter dropped (``{dist: [[r, r, ...], ...]}``): they are reported
+        with advantage 0 and their rewards (:func:`~trainer_client.protocol.with_filtered`).
         The ``report_id`` is ``{run}/step-{step}/rank-{rank}`` (``/{k}`` appended for this
         client's k-th further report of that step) unless given. Bad values (NaN, an
         unknown distribution) raise :class:`~trainer_client.errors.InvalidRequest` and are
@@ -277,7 +285,15 @@ class CurriculumClient(_ClientBase):
         ``with_weights=False`` leaves the new weights out of the answer (``weights`` is
         empty): with thousands of distributions they are most of a report's cost.
         """
-        return self._run(self._proto.report(step, advantages, rewards, report_id, with_weights))
+        return self._run(
+            self._proto.report(step, advantages, rewards, report_id, with_weights, filtered)
+        )
+
+    def report_filtered(
+        self, step: int, filtered: Groups, *, report_id: str | None = None
+    ) -> ReportResult:
+        """Report only groups a filter dropped: ``report(step, {}, filtered=filtered)``."""
+        return self.report(step, {}, filtered=filtered, report_id=report_id)
 
     def weights(self) -> dict[str, float]:
         """The run's current sampling probabilities (computed locally while down)."""
@@ -407,9 +423,9 @@ class AsyncCurriculumClient(_ClientBase):
             raise
         return client
 
-    async def plan(self, step: int, batch_size: int) -> Plan:
+    async def plan(self, step: int, batch_size: int, round: int = 0) -> Plan:
         """See :meth:`CurriculumClient.plan`."""
-        return await self._run(self._proto.plan(step, batch_size))
+        return await self._run(self._proto.plan(step, batch_size, round))
 
     async def report(
         self,
@@ -417,13 +433,20 @@ class AsyncCurriculumClient(_ClientBase):
         advantages: Mapping[str, Sequence[float]],
         rewards: Mapping[str, Sequence[float]] | None = None,
         *,
+        filtered: Groups | None = None,
         report_id: str | None = None,
         with_weights: bool = True,
     ) -> ReportResult:
         """See :meth:`CurriculumClient.report`."""
         return await self._run(
-            self._proto.report(step, advantages, rewards, report_id, with_weights)
+            self._proto.report(step, advantages, rewards, report_id, with_weights, filtered)
         )
+
+    async def report_filtered(
+        self, step: int, filtered: Groups, *, report_id: str | None = None
+    ) -> ReportResult:
+        """See :meth:`CurriculumClient.report_filtered`."""
+        return await self.report(step, {}, filtered=filtered, report_id=report_id)
 
     async def weights(self) -> dict[str, float]:
         """See :meth:`CurriculumClient.weights`."""

@@ -99,12 +99,13 @@ Flow = Generator[Send | Wait, "httpx.Response | httpx.TransportError | None", T]
 
 @dataclass(frozen=True)
 class Plan:
-    """The composition of one step's batch.
+    """The composition of one step's batch (of one generation round of it).
 
     ``assignment[i]`` is the distribution of slot ``i``; ``counts`` the slots per
     distribution (non-zero only). ``version`` is the service version the weights came from
     (for a local plan: the version of the local state). ``source`` says whether the service
-    made the plan or the client did, without it.
+    made the plan or the client did, without it. ``round`` is the step's generation round
+    (0: the step's batch; 1, 2, ...: refills, docs/api.md).
     """
 
     step: int
@@ -113,6 +114,39 @@ class Plan:
     assignment: list[str]
     counts: dict[str, int]
     source: Literal["service", "local"]
+    round: int = 0
+
+
+Groups = Mapping[str, Sequence[Sequence[float]]]
+"""Per distribution, a list of groups, each the rewards of one prompt's completions."""
+
+
+def with_filtered(
+    advantages: Mapping[str, Sequence[float]],
+    rewards: Mapping[str, Sequence[float]] | None,
+    filtered: Groups | None,
+) -> tuple[dict[str, list[float]], dict[str, list[float]] | None]:
+    """A report's advantages and rewards with the groups a filter dropped added.
+
+    ``filtered`` holds, per distribution, the rewards of each dropped group (dynamic
+    sampling drops the groups whose rewards are all equal). A dropped group was generated,
+    so the scheduler must learn from it: its completions are reported with advantage 0 (a
+    group is dropped because its advantages are zero) and their real rewards, after the
+    trained samples' values of the same distribution.
+
+    >>> with_filtered({"a": [0.7, -0.7]}, {"a": [1.0, 0.0]}, {"a": [[1.0, 1.0]], "b": [[0.0]]})
+    ({'a': [0.7, -0.7, 0.0, 0.0], 'b': [0.0]}, {'a': [1.0, 0.0, 1.0, 1.0], 'b': [0.0]})
+    """
+    if not filtered:
+        return dict(advantages), dict(rewards) if rewards is not None else None
+    adv = {name: list(values) for name, values in advantages.items()}
+    rew = {name: list(values) for name, values in (rewards or {}).items()}
+    for name, groups in filtered.items():
+        for group in groups:
+            values = [float(v) for v in group]
+            adv.setdefault(name, []).extend([0.0] * len(values))
+            rew.setdefault(name, []).extend(values)
+    return adv, rew
 
 
 @dataclass(frozen=True)
@@ -195,7 +229,7 @@ class ClientProtocol:
         self.replayed = 0
         self._synced = False  # model == the service's state at model.version
         self._reports_since_refresh: int | None = None  # None: never refreshed
-        self._plans: OrderedDict[tuple[int, int], list[str]] = OrderedDict()
+        self._plans: OrderedDict[tuple[int, int, int], list[str]] = OrderedDict()
         self._sequence: OrderedDict[int, int] = OrderedDict()
         self._jitter = random.Random()
 
@@ -446,20 +480,24 @@ class ClientProtocol:
         unreachable service is no error here: the client starts in fallback."""
         yield from self._try_sync()
 
-    def plan(self, step: int, batch_size: int) -> Flow[Plan]:
-        """The step's batch composition: the service's, or made locally while it is down."""
-        if batch_size < 1 or step < 0:
-            raise ValueError(f"need step >= 0 and batch_size >= 1, got {step} and {batch_size}")
-        data = yield from self.online(
-            "POST",
-            self.run_path("/plan"),
-            {"step": step, "batch_size": batch_size},
-            required=False,
-        )
+    def plan(self, step: int, batch_size: int, round: int = 0) -> Flow[Plan]:
+        """Generation round ``round`` of the step's batch composition: the service's, or
+        made locally (the same draw: ``plan_rng(seed, step, batch_size, round)``) while it
+        is down."""
+        if batch_size < 1 or step < 0 or round < 0:
+            raise ValueError(
+                f"need step >= 0, batch_size >= 1 and round >= 0, got {step}, {batch_size} "
+                f"and {round}"
+            )
+        body = {"step": step, "batch_size": batch_size}
+        if round:
+            body["round"] = round  # a request without one is round 0, on any service version
+        data = yield from self.online("POST", self.run_path("/plan"), body, required=False)
+        key = (step, batch_size, round)
         if data is None:
-            return self._local_plan(step, batch_size)
+            return self._local_plan(key)
         assignment = list(data["assignment"])
-        self._remember_plan(step, batch_size, assignment)
+        self._remember_plan(key, assignment)
         return Plan(
             step=step,
             batch_size=batch_size,
@@ -467,20 +505,22 @@ class ClientProtocol:
             assignment=assignment,
             counts={k: int(v) for k, v in data["counts"].items()},
             source="service",
+            round=round,
         )
 
-    def _remember_plan(self, step: int, batch_size: int, assignment: list[str]) -> None:
-        self._plans[(step, batch_size)] = assignment
-        self._plans.move_to_end((step, batch_size))
+    def _remember_plan(self, key: tuple[int, int, int], assignment: list[str]) -> None:
+        self._plans[key] = assignment
+        self._plans.move_to_end(key)
         while len(self._plans) > PLAN_MEMORY:
             self._plans.popitem(last=False)
 
-    def _local_plan(self, step: int, batch_size: int) -> Plan:
+    def _local_plan(self, key: tuple[int, int, int]) -> Plan:
         model = self._require_model()
-        assignment = self._plans.get((step, batch_size))
+        step, batch_size, round = key
+        assignment = self._plans.get(key)
         if assignment is None:
-            assignment = model.plan(step, batch_size)
-            self._remember_plan(step, batch_size, assignment)
+            assignment = model.plan(step, batch_size, round)
+            self._remember_plan(key, assignment)
         counts = Counter(assignment)
         return Plan(
             step=step,
@@ -489,6 +529,7 @@ class ClientProtocol:
             assignment=assignment,
             counts={name: counts[name] for name in model.names if counts[name]},
             source="local",
+            round=round,
         )
 
     def _next_report_id(self, step: int) -> str:
@@ -508,10 +549,13 @@ class ClientProtocol:
         rewards: Mapping[str, Sequence[float]] | None,
         report_id: str | None,
         with_weights: bool,
+        filtered: Groups | None = None,
     ) -> Flow[ReportResult]:
-        """Report a step's advantages; buffered (and counted locally) while down."""
+        """Report a step's advantages, and the groups a filter dropped (:func:`with_filtered`);
+        buffered (and counted locally) while down."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
+        advantages, rewards = with_filtered(advantages, rewards, filtered)
         try:
             # the service would refuse what this refuses: it must not wait in the buffer
             adv, rew = validate_report(self.model, advantages, rewards)
@@ -686,6 +730,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "ClientProtocol",
     "Flow",
+    "Groups",
     "Plan",
     "ReportResult",
     "RequestRejected",
@@ -694,4 +739,5 @@ __all__ = [
     "Wait",
     "checkpoint_parts",
     "parse_base_urls",
+    "with_filtered",
 ]

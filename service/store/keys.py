@@ -38,17 +38,19 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     Applied report ids, scored by the version they produced; trimmed to the newest
     ``report_id_retention``.
 ``rc:{run}:plans`` (hash)
-    Field ``"{incarnation}:{step}:{batch_size}"``: the plan fixed for it, as
+    Field ``"{incarnation}:{step}:{batch_size}"`` (generation round 0) or
+    ``"{incarnation}:{step}:{batch_size}:{round}"`` (round 1 and on): the plan fixed for it, as
     ``<i8 version, u4 m>`` then ``m`` uint32 distribution indices (ascending) and their
     ``m`` uint32 counts (codec.encode_plan): the slot-by-slot assignment follows from the
     counts and the run's seed, so a plan takes ``12 + 8 m`` bytes whatever its batch size
     and the names' lengths. A kept plan is one ``HGET`` of this field; the incarnation in the
     field makes that read run-safe unscripted.
 ``rc:{run}:plan_steps`` (sorted set)
-    The fields of ``plans``, scored by step, to drop plans older than the retention or past
-    the plans' byte budget. ``meta.plan_bytes`` is what the kept plans count against that
-    budget (``plan_cost`` in put_plan.lua); ``meta.plan_min_step`` is the lowest step whose
-    plans were never dropped (absent: 0): a plan under it is expired, never drawn again.
+    The fields of ``plans``, scored by step (a step's rounds too), to drop plans older than
+    the retention or past the plans' byte budget. ``meta.plan_bytes`` is what the kept plans
+    count against that budget (``plan_cost`` in put_plan.lua); ``meta.plan_min_step`` is the
+    lowest step whose plans were never dropped (absent: 0): a plan under it is expired,
+    never drawn again.
 ``rc:{run}:history`` (list)
     One entry per step (the newest weights of that step win): header ``<f8 step, f8 version>``
     then the weights and the window means as float32 ``(K,)`` each.
@@ -146,10 +148,12 @@ def run_id_of_meta_key(key: str) -> str | None:
     return None
 
 
-def plan_field(incarnation: str, step: int, batch_size: int) -> str:
-    """The field of ``plans`` that holds the plan of ``(step, batch_size)``.
+def plan_field(incarnation: str, step: int, batch_size: int, round: int = 0) -> str:
+    """The field of ``plans`` that holds the plan of ``(step, batch_size, round)``.
 
     It starts with the run's incarnation, so a plain ``HGET`` finds a plan only for the run
-    it was drawn for: the one round trip of a kept plan needs no script to check that.
+    it was drawn for: the one round trip of a kept plan needs no script to check that. Round
+    0 has the field plans had before rounds existed; a later round appends ``:{round}``.
     """
-    return f"{incarnation}:{step}:{batch_size}"
+    base = f"{incarnation}:{step}:{batch_size}"
+    return base if round == 0 else f"{base}:{round}"

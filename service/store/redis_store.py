@@ -437,20 +437,28 @@ class RedisStore:
         return status_of(reply) == Status.OK
 
     async def kept_plan(
-        self, run_id: str, incarnation: str, step: int, batch_size: int
+        self, run_id: str, incarnation: str, step: int, batch_size: int, round: int = 0
     ) -> bytes | None:
-        """The plan fixed for ``(step, batch_size)`` of this incarnation of the run (as
-        keys.py keeps it), in one plain ``HGET`` (no script); ``None`` when there is none."""
+        """The plan fixed for ``(step, batch_size, round)`` of this incarnation of the run
+        (as keys.py keeps it), in one plain ``HGET`` (no script); ``None`` when there is
+        none."""
         key = run_keys(run_id)[PLANS_KEY]
-        field = plan_field(incarnation, step, batch_size)
+        field = plan_field(incarnation, step, batch_size, round)
         plan: bytes | None = await self._run(lambda: self._client.hget(key, field))
         return plan
 
     async def get_plan(
-        self, run_id: str, incarnation: str, step: int, batch_size: int, retention: int
+        self,
+        run_id: str,
+        incarnation: str,
+        step: int,
+        batch_size: int,
+        retention: int,
+        round: int = 0,
     ) -> PlanLookup:
-        """The plan fixed for ``(step, batch_size)``, or the current weights to draw it."""
-        field = plan_field(incarnation, step, batch_size)
+        """The plan fixed for ``(step, batch_size, round)``, or the current weights to draw
+        it."""
+        field = plan_field(incarnation, step, batch_size, round)
         args = [incarnation, field, step, retention]
         reply = GetPlanReply(*await self._script("get_plan", run_id, args))
         if reply.status == Status.EXISTS:
@@ -474,12 +482,13 @@ class RedisStore:
         plan: bytes,
         retention: int,
         budget_bytes: int,
+        round: int = 0,
     ) -> bytes:
         """Fix a plan (as keys.py keeps it) unless one was fixed first; returns the plan
         that holds. The oldest steps' plans are dropped while the kept plans would pass
         ``budget_bytes``; :class:`RunBudgetExceeded` when this step's and newer ones leave no
         room."""
-        field = plan_field(incarnation, step, batch_size)
+        field = plan_field(incarnation, step, batch_size, round)
         args = [incarnation, field, step, plan, retention, budget_bytes, PLAN_ENTRY_OVERHEAD]
         reply = PutPlanReply(*await self._script("put_plan", run_id, args))
         if reply.status == Status.EXPIRED:
@@ -489,7 +498,8 @@ class RedisStore:
                 f"no room for the plan of step {step}, batch size {batch_size}: the plans kept "
                 f"for this step and newer ones take {int(reply.value)} of the "
                 f"{budget_bytes} bytes a run may keep in plans (CURRICULUM_PLANS_MAX_BYTES, "
-                "part of CURRICULUM_RUN_MEMORY_BUDGET_BYTES); ask fewer batch sizes per step"
+                "part of CURRICULUM_RUN_MEMORY_BUDGET_BYTES); ask fewer batch sizes or rounds "
+                "per step"
             )
         return bytes(reply.value)
 

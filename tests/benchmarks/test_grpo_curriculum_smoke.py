@@ -128,3 +128,19 @@ def test_solved_then_lost_and_the_paired_baseline() -> None:
     assert summary["cells"]["y"]["lost"] == [{"a": 0.4}, {}]
     diff = summary["cells"]["x"]["vs_baseline"]["final"]
     assert math.isclose(diff["mean"], (0.6 - 0.45 + 0.35 - 0.25) / 2)
+
+
+def test_dynamic_sampling_runs_through_the_config(tmp_path: Path) -> None:
+    """``--set dynamic_sampling=true`` reaches TrainConfig: each run records the groups it
+    generated and trained, and never trains more than it generated."""
+    out = tmp_path / "smoke"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.grpo_curriculum", "--smoke", "--strategies",
+         "uniform", "--set", "dynamic_sampling=true", "--set", "max_rounds=2", "--out", str(out)],
+        cwd=tmp_path, env=checkout_env(), capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = json.loads((out / "results.json").read_text())["runs"]
+    generated, trained = run["generated_groups"], run["trained_groups"]
+    assert sum(generated.values()) >= 5 * 4  # 5 steps, at least round 0's batch each
+    assert all(0 <= trained.get(name, 0) <= n for name, n in generated.items())

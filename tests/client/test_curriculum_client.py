@@ -272,3 +272,57 @@ def test_reward_spread_signal_offline_matches_the_service_and_needs_rewards(
         np.testing.assert_allclose(
             [result.weights[n] for n in NAMES], [served[n] for n in NAMES], rtol=1e-6
         )
+
+
+def test_rounds_are_planned_alike_online_and_offline(service_url: str, dead_url: str) -> None:
+    """Round r of a step is the same batch from the service and from the offline fallback
+    (the same state, the same stream), and differs from round 0."""
+    with CurriculumClient.create_or_attach(
+        service_url, NAMES, run_id="rounds", strategy=STRATEGY, seed=4
+    ) as client:
+        client.report(0, {"kk-3": [0.6, -0.6], "kk-4": [0.5], "kk-5": [0.4], "kk-6": [0.5]})
+        online = [client.plan(1, 24, round=r) for r in range(3)]
+        snapshot = client.export()
+        client.delete()
+    assert [p.round for p in online] == [0, 1, 2]
+    assert online[1].assignment != online[0].assignment
+    with CurriculumClient(dead_url, "rounds", "t", retries=0) as offline:
+        offline.restore(snapshot)
+        local = [offline.plan(1, 24, round=r) for r in range(3)]
+    assert all(p.source == "local" for p in local)
+    assert [p.assignment for p in local] == [p.assignment for p in online]
+    assert [p.round for p in local] == [0, 1, 2]
+
+
+def test_filtered_groups_are_reported_with_zero_advantages_and_real_rewards(
+    service_url: str,
+) -> None:
+    """report_filtered counts every completion of the dropped groups, fills the window
+    with zeros and keeps the rewards; report(filtered=) adds them after the trained ones."""
+    with CurriculumClient.create_or_attach(
+        service_url, NAMES, run_id="filtered", strategy=STRATEGY
+    ) as client:
+        result = client.report_filtered(0, {"kk-3": [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]})
+        assert result.status == "applied"
+        stats = client.run_info()["stats"]
+        assert stats["kk-3"]["n"] == 6 and stats["kk-3"]["window_mean"] == 0.0
+        assert stats["kk-3"]["reward_n"] == 6 and stats["kk-3"]["reward_mean"] == 1.0
+        client.report(
+            1,
+            {"kk-4": [2.0, -2.0]},
+            {"kk-4": [1.0, 0.0]},
+            filtered={"kk-4": [[0.0, 0.0]], "kk-5": [[0.0, 0.0]]},
+        )
+        stats = client.run_info()["stats"]
+        assert stats["kk-4"]["n"] == 4 and stats["kk-4"]["window_mean"] == 1.0  # window 4
+        assert stats["kk-4"]["reward_last"] == 0.25
+        assert stats["kk-5"]["n"] == 2 and stats["kk-5"]["reward_last"] == 0.0
+        reference = RunModel(NAMES, STRATEGY)
+        reference.apply("a", {"kk-3": [0.0] * 6}, {"kk-3": [1.0] * 6})
+        reference.apply(
+            "b", {"kk-4": [2.0, -2.0, 0.0, 0.0], "kk-5": [0.0, 0.0]},
+            {"kk-4": [1.0, 0.0, 0.0, 0.0], "kk-5": [0.0, 0.0]},
+        )  # fmt: skip
+        got = client.weights()
+        np.testing.assert_allclose([got[n] for n in NAMES], reference.weights(), rtol=1e-6)
+        client.delete()

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from curriculum_core import RunModel, rehearsal_share
 from tests.conftest import create_run
+from trainer_client.protocol import with_filtered
 
 TOL = 1e-9
 
@@ -204,6 +205,22 @@ def _scenario(draw: st.DrawFn, family: str) -> dict[str, Any]:
     }
 
 
+@st.composite
+def _filtered_scenario(draw: st.DrawFn, family: str) -> dict[str, Any]:
+    """A scenario whose reports hold only groups a filter dropped (dynamic sampling): each
+    group's completions with advantage 0 and one reward shared by the group."""
+    scenario = draw(_scenario(family))
+    names = scenario["names"]
+    group = st.tuples(st.sampled_from([0.0, 1.0]), st.integers(1, 4)).map(lambda t: [t[0]] * t[1])
+    for body in scenario["reports"]:
+        filtered = draw(
+            st.dictionaries(st.sampled_from(names), st.lists(group, min_size=1, max_size=3),
+                            min_size=1)
+        )  # fmt: skip
+        body["advantages"], body["rewards"] = with_filtered({}, None, filtered)
+    return scenario
+
+
 def _assert_weights(got: dict[str, float], model_weights: dict[str, float], what: str) -> None:
     assert list(got) == list(model_weights), what
     for name, expected in model_weights.items():
@@ -223,6 +240,23 @@ def test_core_and_service_give_the_same_weights(
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(scenario=_scenario(family))
+    def check(scenario: dict[str, Any]) -> None:
+        _check_scenario(http, service_url, scenario)
+
+    check()
+
+
+@pytest.mark.parametrize("family", ["dump-ucb", "dump-ucb-reward-spread", "dump-ducb", "exp3s"])
+def test_core_and_service_agree_on_filtered_groups(
+    http: httpx.Client, service_url: str, family: str
+) -> None:
+    @settings(
+        max_examples=10,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(scenario=_filtered_scenario(family))
     def check(scenario: dict[str, Any]) -> None:
         _check_scenario(http, service_url, scenario)
 

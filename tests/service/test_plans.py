@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import httpx
 import numpy as np
+import redis
 
+from curriculum_core import compose_batch, plan_rng
 from tests.conftest import create_run
 from tests.conftest import post_plan as _plan
 
@@ -99,3 +101,70 @@ def test_old_plans_expire(http: httpx.Client, start_service: Callable[..., str])
     assert expired.status_code == 410
     assert "no longer kept" in expired.json()["error"]["message"]
     assert _plan(http, url, run, headers, 9, 8).status_code == 200  # never planned, in range
+
+
+def _round_plan(
+    http: httpx.Client, url: str, run: str, headers: dict[str, str], step: int, round: int
+) -> httpx.Response:
+    return http.post(
+        f"{url}/v1/runs/{run}/plan",
+        json={"step": step, "batch_size": 32, "round": round},
+        headers=headers,
+    )
+
+
+def test_each_round_of_a_step_is_fixed_by_its_first_request(
+    http: httpx.Client, start_service: Callable[..., str]
+) -> None:
+    """Round 0 is the plan a request without a round gets, drawn from the stream plans
+    always had; round 1 is drawn from a stream of its own, fixed by its first request even
+    when a report moves the weights before a second replica asks."""
+    url_a, url_b = start_service(), start_service()
+    run, headers = create_run(http, url_a, DISTS, seed=5)
+    plain = _plan(http, url_a, run, headers, 3, 32).json()
+    zero = _round_plan(http, url_b, run, headers, 3, 0).json()
+    one = _round_plan(http, url_a, run, headers, 3, 1).json()
+    # the weights are uniform until a report: today's draw, from today's stream
+    uniform = np.full(len(DISTS), 1 / len(DISTS))
+    today = compose_batch(uniform, 32, np.random.default_rng([5, 3, 32]))
+    assert plain["assignment"] == [DISTS[i] for i in today]
+    assert zero == plain and plain["round"] == 0
+    refill = compose_batch(uniform, 32, plan_rng(5, 3, 32, 1))
+    assert one["assignment"] == [DISTS[i] for i in refill] != plain["assignment"]
+    assert one["round"] == 1 and one["step"] == 3
+    reply = http.post(
+        f"{url_b}/v1/runs/{run}/reports",
+        json={"report_id": "x", "step": 3, "advantages": {"a": [3.0] * 50}},
+        headers=headers,
+    )
+    assert reply.json()["version"] == 1
+    assert _round_plan(http, url_b, run, headers, 3, 1).json() == one
+    assert _round_plan(http, url_b, run, headers, 3, 2).json()["version"] == 1  # a new round
+
+
+def test_a_round_past_the_bound_is_refused_and_stores_nothing(
+    http: httpx.Client, start_service: Callable[..., str], redis_url: str
+) -> None:
+    url = start_service(max_rounds=3)
+    run, headers = create_run(http, url, DISTS)
+    refused = _round_plan(http, url, run, headers, 0, 3)
+    assert refused.status_code == 422
+    assert "CURRICULUM_MAX_ROUNDS" in refused.json()["error"]["message"]
+    assert _round_plan(http, url, run, headers, 0, -1).status_code == 422
+    assert _round_plan(http, url, run, headers, 0, 2).json()["round"] == 2
+    info = http.get(f"{url}/openapi.json").json()
+    assert info["components"]["schemas"]["PlanRequest"]["properties"]["round"]["maximum"] == 2
+    with redis.Redis.from_url(redis_url) as r:
+        fields = sorted(f.decode().split(":", 1)[1] for f in r.hkeys(f"rc:{{{run}}}:plans"))
+    assert fields == ["0:32:2"]  # the refused rounds stored nothing
+
+
+def test_rounds_of_an_old_step_expire_with_it(
+    http: httpx.Client, start_service: Callable[..., str]
+) -> None:
+    url = start_service(plan_retention=3)
+    run, headers = create_run(http, url, DISTS)
+    _round_plan(http, url, run, headers, 7, 2)
+    _plan(http, url, run, headers, 11, 8)
+    expired = _round_plan(http, url, run, headers, 7, 2)
+    assert expired.status_code == 410

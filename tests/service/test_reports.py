@@ -189,3 +189,37 @@ def test_history_of_a_wide_run_fits_its_byte_budget(http: httpx.Client, start_se
         _report(http, url, run, headers, report_id=f"r{step}", step=step, advantages={"d0": [1.0]})
     history = http.get(f"{url}/v1/runs/{run}/history", headers=headers).json()
     assert [e["step"] for e in history["entries"]] == list(range(3, 15))
+
+
+@pytest.mark.parametrize("strategy", ["dump-ucb", "dump-ducb", "exp3s"])
+def test_a_late_report_is_applied_like_any_other(
+    http: httpx.Client, service_url: str, strategy: str
+) -> None:
+    """Reports that name steps far behind the newest (an async loop that trains, and so
+    reports, samples many steps after the plan that generated them) move the statistics
+    exactly as the same reports in step order: only the order of reports counts, never
+    their steps."""
+    rng = np.random.default_rng(3)
+    reports = [
+        {
+            name: rng.normal(0, 1, size=int(rng.integers(1, 6))).tolist()
+            for name in DISTS
+            if rng.random() < 0.7
+        }
+        or {"d0": [0.5]}
+        for _ in range(12)
+    ]
+    late_steps = [50, 51, 3, 52, 0, 53, 7, 54, 55, 1, 56, 2]  # applied in this order
+    views = []
+    for steps in (list(range(12)), late_steps):
+        run, headers = create_run(http, service_url, DISTS, strategy=strategy)
+        for i, (step, advantages) in enumerate(zip(steps, reports, strict=True)):
+            body = {"report_id": f"r{i}", "step": step, "advantages": advantages}
+            assert _report(http, service_url, run, headers, **body).json()["status"] == "applied"
+        info = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()
+        views.append((info["weights"], {d: info["stats"][d]["n"] for d in DISTS}, info["stats"]))
+    assert views[0][0] == views[1][0]
+    assert views[0][1] == views[1][1]
+    assert [views[0][2][d]["window_mean"] for d in DISTS] == [
+        views[1][2][d]["window_mean"] for d in DISTS
+    ]

@@ -5,7 +5,13 @@ from pathlib import Path
 import torch
 
 from trainer_client.grpo.model import build_tiny, char_tokenizer, load_policy
-from trainer_client.grpo.rollout import completion_logprobs, encode_prompts, generate, positions
+from trainer_client.grpo.rollout import (
+    completion_logprobs,
+    encode_prompts,
+    generate,
+    positions,
+    select_rows,
+)
 
 CPU = torch.device("cpu")
 
@@ -134,3 +140,25 @@ def test_pick_device_dtype() -> None:
         assert pick_device("cuda", "float32")[1] == torch.float32
     with pytest.raises(ValueError, match="dtype must be"):
         TrainConfig(dtype="float16")
+
+
+def test_rows_of_several_rollouts_keep_their_logprobs_when_merged() -> None:
+    """select_rows re-pads rows of rollouts of other prompt and completion lengths; each
+    kept row's completion log-probabilities and text are those it had in its own rollout."""
+    tok = char_tokenizer()
+    model = build_tiny(tok, seed=2).eval()
+    gen = torch.Generator().manual_seed(0)
+    short = generate(model, tok, ["1=", "23="], max_new_tokens=3, generator=gen)
+    long = generate(model, tok, ["12345=", "9=", "876="], max_new_tokens=6, generator=gen)
+    merged = select_rows([(short, [1]), (long, [0, 2])], tok.pad_token_id)
+    assert merged.texts == [short.texts[1], long.texts[0], long.texts[2]]
+    with torch.no_grad():
+        got = completion_logprobs(model, merged)
+        for row, (r, i) in enumerate([(short, 1), (long, 0), (long, 2)]):
+            mask = r.completion_mask[i].bool()
+            expected = completion_logprobs(model, r)[i][mask]
+            assert torch.equal(merged.completion_mask[row][: mask.numel()], r.completion_mask[i])
+            assert merged.completion_mask[row][mask.numel() :].sum() == 0
+            torch.testing.assert_close(got[row][: mask.numel()][mask], expected, atol=1e-5, rtol=0)
+    whole = select_rows([(long, [0, 1, 2])], tok.pad_token_id)
+    assert whole is long

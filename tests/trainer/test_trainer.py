@@ -23,13 +23,13 @@ class RecordingScheduler(LocalScheduler):
         self.plans: list[list[str]] = []
         self.reports: list[tuple[int, dict, dict]] = []
 
-    def plan(self, step: int, batch_size: int) -> list[str]:
-        self.plans.append(super().plan(step, batch_size))
+    def plan(self, step: int, batch_size: int, round: int = 0) -> list[str]:
+        self.plans.append(super().plan(step, batch_size, round))
         return self.plans[-1]
 
-    def report(self, step, advantages, rewards=None) -> None:
+    def report(self, step, advantages, rewards=None, filtered=None) -> None:
         self.reports.append((step, advantages, rewards))
-        super().report(step, advantages, rewards)
+        super().report(step, advantages, rewards, filtered)
 
 
 def small_config(tmp_path: Path, **overrides) -> TrainConfig:

@@ -77,6 +77,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="any config field; VALUE is parsed as JSON when it can be",
     )
+    p.add_argument(
+        "--dynamic-sampling",
+        action="store_true",
+        default=None,
+        help="drop zero-variance groups and refill the batch from further generation rounds "
+        "(DAPO); --set max_rounds=N caps the rounds per step (default 4)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_service_flags(p)
     return p
@@ -116,6 +123,8 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     explicit = {k: v for k, v in explicit.items() if v is not None}
     if args.levels is not None:
         explicit["levels"] = args.levels
+    if args.dynamic_sampling:
+        explicit["dynamic_sampling"] = True
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:

@@ -80,6 +80,15 @@ class TrainConfig:
     division; better with continuous rewards, where normalised advantages all look alike)."""
     max_grad_norm: float = 1.0
     """Gradient clipping threshold (L2 norm)."""
+    dynamic_sampling: bool = False
+    """DAPO's dynamic sampling: drop the groups whose rewards are all equal (zero advantage,
+    no gradient) and refill the batch from the plans of the step's further generation rounds
+    (1, 2, ...) until ``prompts_per_step`` groups are kept or ``max_rounds`` rounds ran, then
+    train on the groups kept. Every generated group is reported to the scheduler, the
+    dropped ones with zero advantages and their rewards."""
+    max_rounds: int = 4
+    """With ``dynamic_sampling``: most generation rounds per step (round 0 included); at
+    most the service's ``CURRICULUM_MAX_ROUNDS`` (64 by default)."""
 
     # --- supervised warm start ---
     warmstart_steps: int = 0
@@ -130,6 +139,7 @@ class TrainConfig:
             "max_new_tokens",
             "ppo_epochs",
             "warmstart_batch",
+            "max_rounds",
         )
         for name in positive:
             if getattr(self, name) < 1:

@@ -32,6 +32,8 @@ def group_advantages(
     """
     if rewards.numel() % group_size:
         raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    if rewards.numel() == 0:  # no group (dynamic sampling dropped every one)
+        return rewards.float()
     grouped = rewards.float().view(-1, group_size)  # (B, G)
     mean = grouped.mean(dim=1, keepdim=True)  # (B, 1)
     if not normalize:

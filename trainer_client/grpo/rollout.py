@@ -133,3 +133,32 @@ def completion_logprobs(model: PreTrainedModel, rollout: Rollout) -> torch.Tenso
     logits = logits[:, rollout.prompt_len - 1 : -1].float()  # (N, T, V)
     targets = rollout.input_ids[:, rollout.prompt_len :]  # (N, T)
     return torch.gather(F.log_softmax(logits, dim=-1), 2, targets[..., None]).squeeze(-1)
+
+
+def select_rows(parts: list[tuple[Rollout, list[int]]], pad_id: int) -> Rollout:
+    """Rows ``rows`` of each rollout, in order, as one rollout: prompts left-padded again to
+    the widest, completions right-padded to the longest. Positions follow the attention
+    mask, so the extra padding changes no row's log-probabilities."""
+    if len(parts) == 1 and parts[0][1] == list(range(len(parts[0][0].texts))):
+        return parts[0][0]  # the whole of one rollout: nothing to copy
+    width = max(r.prompt_len for r, _ in parts)  # P
+    length = max(r.completion_mask.shape[1] for r, _ in parts)  # T
+    ids, masks, completion_masks, texts = [], [], [], []
+    for r, rows in parts:
+        idx = torch.tensor(rows, dtype=torch.long, device=r.input_ids.device)
+        left, right = width - r.prompt_len, length - r.completion_mask.shape[1]
+        prompt = F.pad(r.input_ids[idx, : r.prompt_len], (left, 0), value=pad_id)  # (n, P)
+        completion = F.pad(r.input_ids[idx, r.prompt_len :], (0, right), value=pad_id)  # (n, T)
+        prompt_mask = F.pad(r.attention_mask[idx, : r.prompt_len], (left, 0))  # (n, P)
+        completion_mask = F.pad(r.completion_mask[idx], (0, right))  # (n, T)
+        ids.append(torch.cat([prompt, completion], dim=1))
+        masks.append(torch.cat([prompt_mask, completion_mask], dim=1))
+        completion_masks.append(completion_mask)
+        texts += [r.texts[i] for i in rows]
+    return Rollout(
+        input_ids=torch.cat(ids),
+        attention_mask=torch.cat(masks),
+        completion_mask=torch.cat(completion_masks),
+        prompt_len=width,
+        texts=texts,
+    )

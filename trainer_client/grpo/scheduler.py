@@ -10,13 +10,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from curriculum_core import DEFAULT_STRATEGY, ReportError, RunModel
+from trainer_client.protocol import Groups, with_filtered
 
 
 class Scheduler(Protocol):
     """What the GRPO trainer needs from a curriculum scheduler."""
 
-    def plan(self, step: int, batch_size: int) -> list[str]:
-        """The distribution name of each of the step's ``batch_size`` prompt slots."""
+    def plan(self, step: int, batch_size: int, round: int = 0) -> list[str]:
+        """The distribution name of each of the step's ``batch_size`` prompt slots, in
+        generation round ``round`` of the step (0: its batch; 1, 2, ...: refills)."""
         ...
 
     def report(
@@ -24,8 +26,10 @@ class Scheduler(Protocol):
         step: int,
         advantages: dict[str, list[float]],
         rewards: dict[str, list[float]] | None = None,
+        filtered: Groups | None = None,
     ) -> None:
-        """Per distribution, the step's per-sample advantages (signed) and rewards."""
+        """Per distribution, the step's per-sample advantages (signed) and rewards, and the
+        rewards of each group a filter dropped (reported with zero advantages)."""
         ...
 
     def weights(self) -> dict[str, float]:
@@ -75,17 +79,19 @@ class LocalScheduler:
         """The seed of every step's plan."""
         return self.model.seed
 
-    def plan(self, step: int, batch_size: int) -> list[str]:
+    def plan(self, step: int, batch_size: int, round: int = 0) -> list[str]:
         """One distribution per slot, drawn from the current weights."""
-        return self.model.plan(step, batch_size)
+        return self.model.plan(step, batch_size, round)
 
     def report(
         self,
         step: int,
         advantages: dict[str, list[float]],
         rewards: dict[str, list[float]] | None = None,
+        filtered: Groups | None = None,
     ) -> None:
         """Apply the step's report; raises ``ValueError`` for what the service would refuse."""
+        advantages, rewards = with_filtered(advantages, rewards, filtered)
         try:
             adv, rew = self.model.validate(advantages, rewards)
         except ReportError as exc:
@@ -143,8 +149,11 @@ class ServiceScheduler:
     def _keep_weights(self, result: Any) -> None:
         self._weights = dict(result.weights) if getattr(result, "weights", None) else None
 
-    def plan(self, step: int, batch_size: int) -> list[str]:
-        """The service's plan for the step, slot by slot."""
+    def plan(self, step: int, batch_size: int, round: int = 0) -> list[str]:
+        """The service's plan for the step (round ``round`` of it), slot by slot."""
+        if round:
+            self._settle()
+            return list(self.client.plan(step, batch_size, round).assignment)
         self._batch_size = batch_size
         if self._next_plan is not None and self._next_plan[:2] == (step, batch_size):
             prefetch = self._next_plan[2]
@@ -161,13 +170,16 @@ class ServiceScheduler:
         step: int,
         advantages: dict[str, list[float]],
         rewards: dict[str, list[float]] | None = None,
+        filtered: Groups | None = None,
     ) -> None:
-        """Forward the step's advantages and rewards to the service."""
+        """Forward the step's advantages and rewards (and dropped groups) to the service."""
         self._settle()
+        # a client shaped like the old one (no filtered=) still serves a run that drops nothing
+        extra = {"filtered": filtered} if filtered else {}
         if self._pool is None:
-            self._keep_weights(self.client.report(step, advantages, rewards))
+            self._keep_weights(self.client.report(step, advantages, rewards, **extra))
             return
-        self._report = self._pool.submit(self.client.report, step, advantages, rewards)
+        self._report = self._pool.submit(self.client.report, step, advantages, rewards, **extra)
         if self._batch_size is not None:
             upcoming = self._pool.submit(self.client.plan, step + 1, self._batch_size)
             self._next_plan = (step + 1, self._batch_size, upcoming)

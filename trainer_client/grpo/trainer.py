@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.loss import group_advantages, grpo_loss
 from trainer_client.grpo.metrics import MetricsLog, PhaseTimer
 from trainer_client.grpo.model import check_context, load_policy, pick_device
-from trainer_client.grpo.rollout import Rollout, completion_logprobs, generate
+from trainer_client.grpo.rollout import Rollout, completion_logprobs, generate, select_rows
 from trainer_client.grpo.scheduler import Scheduler
 from trainer_client.grpo.tasks import Distribution, Example, build_distributions
 from trainer_client.grpo.warmstart import warm_start
@@ -215,43 +215,95 @@ class GRPOTrainer:
             self.optimizer.step()
         return metrics
 
+    def sample(self, plan: list[str]) -> tuple[list[Example], Rollout]:
+        """A train prompt drawn for each slot of ``plan`` and ``G`` completions of each: the
+        examples and the rollout (``n * G`` rows, prompt-major)."""
+        G = self.config.group_size
+        examples = [self.draw(name) for name in plan]
+        prompts = [ex.prompt for ex in examples for _ in range(G)]  # n * G, prompt-major
+        rollout = generate(
+            self.model,
+            self.tokenizer,
+            prompts,
+            self.config.max_new_tokens,
+            self.config.temperature,
+            self.sample_gen,
+        )
+        return examples, rollout
+
     def train_step(self) -> dict[str, Any]:
         """One GRPO step; returns its metrics record (also written to the log)."""
-        cfg, G, timer = self.config, self.config.group_size, PhaseTimer()
-        with timer("plan"):
-            plan = self.scheduler.plan(self.step, cfg.prompts_per_step)  # B distribution names
-        examples = [self.draw(name) for name in plan]
-        prompts = [ex.prompt for ex in examples for _ in range(G)]  # B * G, prompt-major
-        with timer("generate"):
-            rollout = generate(
-                self.model,
-                self.tokenizer,
-                prompts,
-                cfg.max_new_tokens,
-                cfg.temperature,
-                self.sample_gen,
-            )
+        cfg, timer = self.config, PhaseTimer()
+        G, B = cfg.group_size, cfg.prompts_per_step
+        # Round 0 is the step's planned batch. With dynamic sampling (DAPO), a group whose
+        # rewards are all equal has zero advantages and so no gradient: it is dropped, and the
+        # batch refilled from the plans of the step's further rounds (every rank gets the
+        # same), generating only the slots still missing, until B groups are kept or
+        # max_rounds rounds ran; the update trains on the groups kept. The scheduler hears of
+        # every generated group: it learns from what was generated, not only what was trained.
+        parts: list[tuple[Rollout, list[int]]] = []  # each round's rollout, its kept groups
+        trained: list[str] = []  # distribution of each kept group, in order
+        kept_rewards: list[torch.Tensor] = []  # (G,) each
+        filtered: dict[str, list[list[float]]] = defaultdict(list)
+        generated: Counter[str] = Counter()
+        round_groups: list[int] = []  # groups generated in each round
+        all_rewards: list[torch.Tensor] = []  # (n * G,) each round
+        tokens: list[torch.Tensor] = []  # (n * G,) completion lengths each round
+        for round in range(cfg.max_rounds if cfg.dynamic_sampling else 1):
+            if len(trained) == B:
+                break
+            with timer("plan"):
+                plan = self.scheduler.plan(self.step, B, round)[: B - len(trained)]  # n names
+            with timer("generate"):
+                examples, rollout = self.sample(plan)
+            with timer("reward"):
+                rewards = self.rewards(plan, examples, rollout.texts)  # (n * G,)
+            groups = rewards.view(-1, G)  # (n, G)
+            keep = [
+                b
+                for b in range(len(plan))
+                if not cfg.dynamic_sampling or groups[b].max() > groups[b].min()
+            ]
+            for b in sorted(set(range(len(plan))) - set(keep)):
+                filtered[plan[b]].append(groups[b].tolist())
+            parts.append((rollout, [b * G + g for b in keep for g in range(G)]))
+            round_groups.append(len(plan))
+            trained += [plan[b] for b in keep]
+            kept_rewards += [groups[b] for b in keep]
+            generated.update(plan)
+            all_rewards.append(rewards)
+            tokens.append(rollout.completion_mask.sum(1).float())  # (n * G,)
+        rewards = torch.cat(kept_rewards) if trained else torch.zeros(0)  # (b * G,)
         with timer("reward"):
-            rewards = self.rewards(plan, examples, rollout.texts)  # (B * G,)
-            advantages = group_advantages(rewards, G, cfg.adv_eps)  # (B * G,)
+            advantages = group_advantages(rewards, G, cfg.adv_eps)  # (b * G,)
             signal = advantages
             if cfg.report_signal == "centered":
-                signal = group_advantages(rewards, G, normalize=False)  # (B * G,)
+                signal = group_advantages(rewards, G, normalize=False)  # (b * G,)
         with timer("report"):
-            reward_lists = split_by_distribution(plan, rewards, G)
-            adv_lists = split_by_distribution(plan, signal, G)
-            self.scheduler.report(self.step, adv_lists, reward_lists)
+            reward_lists = split_by_distribution(trained, rewards, G)
+            adv_lists = split_by_distribution(trained, signal, G)
+            self.scheduler.report(self.step, adv_lists, reward_lists, dict(filtered) or None)
         with timer("update"):
-            metrics = self.update(rollout, advantages)
+            if trained:
+                rollout = select_rows(parts, self.tokenizer.pad_token_id)  # (b * G, P + T)
+                metrics = self.update(rollout, advantages)
+            else:  # every group of every round was dropped: nothing to train on
+                metrics = {"update_skipped": 1}
         with timer("report"):
             weights = self.scheduler.weights()
         record: dict[str, Any] = {"step": self.step, **metrics}
-        record["reward"] = rewards.mean().item()
-        record["completion_tokens"] = rollout.completion_mask.sum(1).float().mean().item()
+        record["reward"] = torch.cat(all_rewards).mean().item()  # over every generated one
+        record["completion_tokens"] = torch.cat(tokens).mean().item()
         for name, values in reward_lists.items():
             record[f"reward/{name}"] = float(np.mean(values))
             record[f"adv_abs/{name}"] = float(np.mean(np.abs(adv_lists[name])))
             record[f"count/{name}"] = len(values) // G
+        if cfg.dynamic_sampling:
+            record["round_groups"] = round_groups
+            trained_count = Counter(trained)
+            for name in generated:
+                record[f"generated_groups/{name}"] = generated[name]
+                record[f"trained_groups/{name}"] = trained_count[name]
         record.update({f"weight/{name}": w for name, w in weights.items()})
         record.update({f"time/{phase}": s for phase, s in timer.seconds.items()})
         record["time/step"] = sum(timer.seconds.values())
@@ -287,7 +339,7 @@ class GRPOTrainer:
         while self.step < cfg.steps:
             record = self.train_step()
             bar.update(1)
-            bar.set_postfix(reward=f"{record['reward']:.2f}", loss=f"{record['loss']:.3f}")
+            bar.set_postfix(reward=f"{record['reward']:.2f}", loss=f"{record.get('loss', 0):.3f}")
             last = self.step == cfg.steps
             if cfg.eval_every and (self.step % cfg.eval_every == 0 or last):
                 final = self.log_evaluation()
