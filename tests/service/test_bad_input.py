@@ -81,7 +81,7 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
      {"run_id": "target", "version": 1, "config": {"distributions": DISTS, "strategy": {"name": "uniform"}, "seed": 0, "created_at": "x"},
       "distributions": {"a": {"n": 1, "window": [-1.0]}, "b": {"n": 0, "window": []}}}, 422, "window.0: Input should be greater than or equal to 0"),
     ("import of a strategy state of another shape", "PUT", "/v1/runs/target/import",
-     {"run_id": "target", "version": 1, "config": {"distributions": DISTS, "strategy": {"name": "dump-ucb"}, "seed": 0, "created_at": "x"},
+     {"run_id": "target", "version": 1, "config": {"distributions": DISTS, "strategy": {"name": "dump-guard"}, "seed": 0, "created_at": "x"},
       "distributions": {"a": {"n": 0, "window": []}, "b": {"n": 0, "window": []}}, "strategy_state": [1.0]}, 409, "strategy_state has 1 numbers"),
     ("import of a history of another shape", "PUT", "/v1/runs/target/import",
      {"run_id": "target", "version": 1, "config": {"distributions": DISTS, "strategy": {"name": "dump-ucb"}, "seed": 0, "created_at": "x"},
