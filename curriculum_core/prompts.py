@@ -443,15 +443,33 @@ def apply_outcomes(
 ) -> PromptState:
     """The state after a report's groups: records moved (:func:`updated_records`), each
     reporting distribution's ``keep`` adapted to its share of zero-variance groups, and the
-    recent zero-variance shares. Returns a new state (records copied)."""
+    recent zero-variance shares (:func:`observe_outcomes`). Returns a new state (records
+    copied)."""
     outcomes = list(outcomes)
     if not outcomes:
         return state
-    offsets = state.offsets
-    flat = [int(offsets[o.distribution]) + o.prompt for o in outcomes]
+    flat = flat_ids(state, outcomes)
     new_records = state.records.copy()
     touched = updated_records({f: int(state.records[f]) for f in flat}, flat, outcomes)
     new_records[list(touched)] = list(touched.values())
+    return replace(observe_outcomes(state, selection, outcomes), records=new_records)
+
+
+def flat_ids(state: PromptState, outcomes: Sequence[GroupOutcome]) -> list[int]:
+    """The flat id (``offsets[j] + prompt``) of each outcome's prompt, in order."""
+    offsets = state.offsets
+    return [int(offsets[o.distribution]) + o.prompt for o in outcomes]
+
+
+def observe_outcomes(
+    state: PromptState, selection: PromptSelection, outcomes: Sequence[GroupOutcome]
+) -> PromptState:
+    """The state after a report's groups, records aside (unchanged, shared): each reporting
+    distribution's ``keep`` adapted to its share of zero-variance groups, its group count
+    and its recent zero-variance share. The service moves the records bytes it touches with
+    :func:`updated_records` and the rest with this, so it never reads every record."""
+    if not outcomes:
+        return state
     k = state.counts.size
     index = np.array([o.distribution for o in outcomes], dtype=np.int64)
     groups = np.bincount(index, minlength=k)
@@ -464,7 +482,6 @@ def apply_outcomes(
         keep = np.where(hit, moved, keep)
     return replace(
         state,
-        records=new_records,
         keep=keep,
         groups=state.groups + groups,
         zero_variance=_recent(state.zero_variance, state.groups, share, hit),

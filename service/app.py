@@ -179,7 +179,11 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
             models = components.setdefault("schemas", {})
             # the report's body is parsed off the loop (routes.py), so FastAPI does not list
             # its model: its schema, as FastAPI would give it
-            models["ReportRequest"] = ReportRequest.model_json_schema(ref_template=REF_TEMPLATE)
+            report = ReportRequest.model_json_schema(ref_template=REF_TEMPLATE)
+            models.update(report.pop("$defs", {}))
+            models["ReportRequest"] = report
+            groups = report["properties"]["groups"]["anyOf"][0]
+            groups["maxItems"] = settings.max_report_groups
             plan = models["PlanRequest"]["properties"]
             plan["batch_size"]["maximum"] = settings.max_batch_size
             plan["round"]["maximum"] = settings.max_rounds - 1

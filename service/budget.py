@@ -16,6 +16,7 @@ from service.settings import Settings
 from service.store.keys import (
     HISTORY_HEADER_BYTES,
     JOURNAL_HEADER_BYTES,
+    PROMPT_DIST_BYTES,
     REWARD_FIELDS,
     STATS_RECORD_BYTES,
 )
@@ -73,10 +74,13 @@ def run_footprint(
     config_bytes: int,
     state_bytes: int,
     stateful: bool,
+    prompts: int = 0,
 ) -> Footprint:
     """The bound of every part of a run of ``k`` distributions with windows of ``window``,
     a config of ``config_bytes`` (JSON) and a strategy state of ``state_bytes``; a
-    ``stateful`` strategy's journal holds a report's summary or two between folds."""
+    ``stateful`` strategy's journal holds a report's summary or two between folds;
+    ``prompts`` declared (all distributions together) keep a byte each and a record per
+    distribution (keys.py)."""
     history_entry = HISTORY_HEADER_BYTES + 8 * k
     journal_entry = JOURNAL_HEADER_BYTES + 28 * k
     return Footprint(
@@ -92,6 +96,9 @@ def run_footprint(
             "report ids": settings.report_id_retention * element_bytes(MAX_REPORT_ID_BYTES),
             "rank activity": settings.max_ranks * element_bytes(32),
             "kept plans": settings.plans_max_bytes + settings.plans_max_bytes // 4,
+            "prompt state": string_bytes(prompts) + string_bytes(PROMPT_DIST_BYTES * k)
+            if prompts
+            else 0,
         }
     )
 

@@ -88,3 +88,10 @@ class StoreBusy(StoreUnavailable):
     written."""
 
     code = "store_busy"
+
+
+class PromptStateBusy(StoreUnavailable):
+    """Other plans and reports of the run moved its prompt state each time this call read
+    it; nothing was written."""
+
+    code = "prompt_state_busy"

@@ -21,6 +21,7 @@ from curriculum_core import (
     strategy_from_dict,
     strategy_to_dict,
 )
+from curriculum_core.prompts import PromptSelection, selection_from_dict, selection_to_dict
 from service.errors import RunNotFound, UnknownDistribution
 from service.schemas import RunConfigOut
 from service.store.codec import decode_journal
@@ -39,11 +40,15 @@ class Run:
     seed: int
     created_at: str
     index: dict[str, int]
+    prompt_counts: tuple[int, ...] | None = None
+    """Prompts per distribution, in the run's order, in a run that declares them."""
+    selection: PromptSelection | None = None
 
     @classmethod
     def from_meta(cls, run_id: str, meta: RunMeta, legacy_reward_alpha: float) -> Run:
         config = json.loads(meta.config_json)
         names = tuple(config["distributions"])
+        prompts = config.get("prompts")
         return cls(
             run_id=run_id,
             incarnation=meta.incarnation,
@@ -53,6 +58,8 @@ class Run:
             seed=int(config["seed"]),
             created_at=config["created_at"],
             index={name: i for i, name in enumerate(names)},
+            prompt_counts=tuple(int(prompts[n]) for n in names) if prompts else None,
+            selection=selection_from_dict(config["prompt_selection"]) if prompts else None,
         )
 
     @property
@@ -65,7 +72,17 @@ class Run:
             strategy=strategy_to_dict(self.strategy),
             seed=self.seed,
             created_at=self.created_at,
+            **self.prompt_config(),
         )
+
+    def prompt_config(self) -> dict[str, object]:
+        """``prompts`` and ``prompt_selection`` as the config shows them (none without)."""
+        if self.prompt_counts is None or self.selection is None:
+            return {}
+        return {
+            "prompts": dict(zip(self.distributions, self.prompt_counts, strict=True)),
+            "prompt_selection": selection_to_dict(self.selection),
+        }
 
     def named(self, values: np.ndarray) -> dict[str, float]:
         # tolist() converts in one C loop; float(v) per numpy scalar took ms at K=10,000
@@ -108,16 +125,26 @@ def stored_strategy(stored: dict[str, object], legacy_reward_alpha: float) -> St
     return strategy_from_dict({"reward_alpha": legacy_reward_alpha, **stored})
 
 
-def config_json(names: list[str], strategy: Strategy, seed: int, created_at: str) -> str:
-    """The ``config`` field a run's meta stores."""
-    return json.dumps(
-        {
-            "distributions": names,
-            "strategy": strategy_to_dict(strategy),
-            "seed": seed,
-            "created_at": created_at,
-        }
-    )
+def config_json(
+    names: list[str],
+    strategy: Strategy,
+    seed: int,
+    created_at: str,
+    prompts: dict[str, int] | None = None,
+    selection: PromptSelection | None = None,
+) -> str:
+    """The ``config`` field a run's meta stores (``prompts`` and ``prompt_selection`` only
+    in a run that declares prompts)."""
+    config: dict[str, object] = {
+        "distributions": names,
+        "strategy": strategy_to_dict(strategy),
+        "seed": seed,
+        "created_at": created_at,
+    }
+    if prompts is not None and selection is not None:
+        config["prompts"] = {name: prompts[name] for name in names}
+        config["prompt_selection"] = selection_to_dict(selection)
+    return json.dumps(config)
 
 
 class RunCache:

@@ -112,6 +112,7 @@ def plan_answer(run: Run, step: int, batch_size: int, kept: bytes, round: int = 
                 names[i]: c for i, c in zip(plan.index.tolist(), plan.count.tolist(), strict=True)
             },
             assignment=[names[i] for i in slots.tolist()],
+            prompt_ids=None if plan.prompt_ids is None else plan.prompt_ids.tolist(),
         )
         .model_dump_json()
         .encode()

@@ -28,11 +28,13 @@ from curriculum_core import (
     weights,
     window_values,
 )
+from curriculum_core.prompts import GroupOutcome, PromptState, selection_from_dict
 from service.auth import digest_matches, hash_token, is_operator, new_token
 from service.budget import check_run_budget, history_capacity, run_footprint
 from service.errors import (
     Forbidden,
     InvalidInput,
+    PromptStateBusy,
     RunConflict,
     RunNotFound,
     StaleRun,
@@ -40,6 +42,16 @@ from service.errors import (
 )
 from service.metrics import Metrics
 from service.off_loop import OffLoop
+from service.prompt_state import (
+    MAX_ATTEMPTS,
+    check_prompts,
+    group_outcomes,
+    imported_prompt_state,
+    outcome_flat_ids,
+    plan_write,
+    prompt_diagnostics,
+    report_write,
+)
 from service.run_cache import Run, RunCache, config_json, stored_strategy
 from service.run_view import plan_answer, run_out
 from service.schemas import (
@@ -60,9 +72,17 @@ from service.store.codec import (
     encode_history,
     encode_journal_body,
     encode_plan,
+    pack_prompt_dists,
     pack_report,
 )
-from service.store.redis_store import RedisStore, RunMeta, RunState, StrategyInputs
+from service.store.redis_store import (
+    PromptRead,
+    PromptStateMoved,
+    RedisStore,
+    RunMeta,
+    RunState,
+    StrategyInputs,
+)
 
 T = TypeVar("T")
 
@@ -188,11 +208,24 @@ class RunService:
                 f"{windows_bytes / 2**20:.0f} MiB of advantages in Redis; a run may keep at "
                 f"most {MAX_WINDOWS_BYTES // 2**20} MiB: use a smaller window"
             )
+        selection_params = request.prompt_selection
+        prompts = check_prompts(
+            names, request.prompts, selection_params is not None, self._settings.max_prompts
+        )
+        selection = None
+        if request.prompts is not None:
+            raw = selection_params.model_dump(exclude_unset=True) if selection_params else {}
+            try:
+                selection = selection_from_dict(raw)
+            except ValueError as exc:
+                raise InvalidInput(f"prompt_selection: {exc}") from None
         run_id = request.run_id or f"run-{secrets.token_hex(8)}"
         created_at = datetime.now(UTC).isoformat(timespec="seconds")
         run_token = new_token()
         meta = RunMeta(
-            config_json=config_json(names, strategy, request.seed, created_at),
+            config_json=config_json(
+                names, strategy, request.seed, created_at, request.prompts, selection
+            ),
             incarnation=secrets.token_hex(8),
             token_hash=hash_token(run_token),
         )
@@ -204,11 +237,15 @@ class RunService:
             config_bytes=len(meta.config_json.encode()),
             state_bytes=8 * state.size,
             stateful=strategy.stateful,
+            prompts=prompts,
         )
         check_run_budget(self._settings, footprint)
         initial = weights(strategy, RunStats.empty(len(names)), state)
+        dists = b""
+        if request.prompts is not None:
+            dists = pack_prompt_dists(PromptState.initial([request.prompts[n] for n in names]))
         existing = await self._store.create(
-            run_id, meta, initial, len(names), state, strategy.window
+            run_id, meta, initial, len(names), state, strategy.window, prompts, dists
         )
         if existing is None:
             run = Run.from_meta(run_id, meta, self._settings.reward_ema_alpha)
@@ -219,7 +256,8 @@ class RunService:
         legacy = self._settings.reward_ema_alpha
         current["strategy"] = strategy_to_dict(stored_strategy(current["strategy"], legacy))
         asked = json.loads(meta.config_json)
-        if any(current[f] != asked[f] for f in ("distributions", "strategy", "seed")):
+        compared = ("distributions", "strategy", "seed", "prompts", "prompt_selection")
+        if any(current.get(f) != asked.get(f) for f in compared):
             message = (
                 f"run {run_id!r} exists with another configuration; delete it first or "
                 "choose another run_id"
@@ -295,6 +333,7 @@ class RunService:
         rewards = request.rewards or {}
         total = sum(len(v) for v in request.advantages.values())
         total += sum(len(v) for v in rewards.values())
+        total += sum(len(g.rewards) for g in request.groups or ())
         if total > self._settings.max_report_values:
             raise InvalidInput(
                 f"a report may carry at most {self._settings.max_report_values} numbers, "
@@ -310,9 +349,14 @@ class RunService:
             run.strategy.window,
         )
 
-    def _prepare_report(self, run: Run, request: ReportRequest) -> tuple[PackedReport, bytes]:
-        """The report's values packed for the script, and its journal entry."""
-        return self._encode_report(run, request), self._journal_entry(run, request)
+    def _prepare_report(
+        self, run: Run, request: ReportRequest
+    ) -> tuple[PackedReport, bytes, list[GroupOutcome]]:
+        """The report's values packed for the script, its journal entry and its groups'
+        outcomes (all checked before any write)."""
+        packed = self._encode_report(run, request)
+        outcomes = group_outcomes(run, request.groups or [], self._settings.max_report_groups)
+        return packed, self._journal_entry(run, request), outcomes
 
     def _journal_entry(self, run: Run, request: ReportRequest) -> bytes:
         """The report's summary for a stateful strategy's journal (empty for the others)."""
@@ -332,25 +376,39 @@ class RunService:
 
         values = sum(len(v) for v in request.advantages.values())
         values += sum(len(v) for v in (request.rewards or {}).values())
+        values += len(request.groups or ())
 
         async def action(run: Run) -> ReportOut:
-            packed, journal_entry = await self._off_loop.run(
+            packed, journal_entry, groups = await self._off_loop.run(
                 values, self._prepare_report, run, request
             )
-            outcome = await self._store.report(
-                run_id,
-                run.incarnation,
-                request.report_id,
-                window=run.strategy.window,
-                packed=packed,
-                report_id_retention=self._settings.report_id_retention,
-                reward_alpha=run.strategy.reward_alpha,
-                journal_entry=journal_entry,
-                with_rewards=run.strategy.reads_rewards,
-                step=request.step,
-                rank=request.rank,
-                at=time.time(),
-            )
+            for _ in range(MAX_ATTEMPTS):
+                prompts = None
+                if groups:
+                    ids = outcome_flat_ids(run, groups)
+                    read = await self._store.read_prompts(run_id, run.incarnation, ids)
+                    prompts = report_write(run, groups, read)
+                try:
+                    outcome = await self._store.report(
+                        run_id,
+                        run.incarnation,
+                        request.report_id,
+                        window=run.strategy.window,
+                        packed=packed,
+                        report_id_retention=self._settings.report_id_retention,
+                        reward_alpha=run.strategy.reward_alpha,
+                        journal_entry=journal_entry,
+                        with_rewards=run.strategy.reads_rewards,
+                        step=request.step,
+                        rank=request.rank,
+                        at=time.time(),
+                        prompts=prompts,
+                    )
+                    break
+                except PromptStateMoved:
+                    continue
+            else:
+                raise _prompts_busy()
             inputs = outcome.inputs
             if not outcome.duplicate:
                 self._reports_applied.inc()
@@ -404,21 +462,36 @@ class RunService:
             version, w = found.weights_version, found.weights
             if found.weights_version < found.version:
                 version, w = await self._fresh_weights(run)
-            rng = plan_rng(run.seed, step, batch_size, round)
-            counts = counts_of(compose_batch(w, batch_size, rng), run.k)
+            picks = compose_batch(w, batch_size, plan_rng(run.seed, step, batch_size, round))
+            counts = counts_of(picks, run.k)
             index = np.flatnonzero(counts)
-            drawn = encode_plan(KeptPlan(version=version, index=index, count=counts[index]))
+            plan = KeptPlan(version=version, index=index, count=counts[index])
             self._plans_drawn.inc()
-            kept = await self._store.put_plan(
-                run_id,
-                run.incarnation,
-                step,
-                batch_size,
-                drawn,
-                retention,
-                self._settings.plans_max_bytes,
-                round,
-            )
+            for _ in range(MAX_ATTEMPTS):
+                drawn, prompts = encode_plan(plan), None
+                if run.prompt_counts is not None:
+                    read = await self._store.read_prompts(run_id, run.incarnation, None)
+                    size = batch_size + len(read.records) // 64
+                    drawn, prompts = await self._off_loop.run(
+                        size, plan_write, run, step, batch_size, picks, plan, read, round
+                    )
+                try:
+                    kept = await self._store.put_plan(
+                        run_id,
+                        run.incarnation,
+                        step,
+                        batch_size,
+                        drawn,
+                        retention,
+                        self._settings.plans_max_bytes,
+                        round,
+                        prompts,
+                    )
+                    break
+                except PromptStateMoved:
+                    continue
+            else:
+                raise _prompts_busy()
             return await self._off_loop.run(
                 batch_size, plan_answer, run, step, batch_size, kept, round=round
             )
@@ -440,9 +513,14 @@ class RunService:
                 f"({self._settings.run_page_max_limit}); ask for the rest with offset"
             )
 
-        def render(run: Run, state: RunState, w: np.ndarray, page: slice) -> bytes:
+        def render(
+            run: Run, state: RunState, w: np.ndarray, page: slice, prompts: PromptRead | None
+        ) -> bytes:
             stats, strategy_state = run.strategy_view(state.inputs)
-            return run_out(run, state, stats, strategy_state, w, page).model_dump_json().encode()
+            out = run_out(run, state, stats, strategy_state, w, page)
+            if prompts is not None:
+                out.prompts = prompt_diagnostics(run, prompts, page)
+            return out.model_dump_json().encode()
 
         async def action(run: Run) -> bytes:
             start = min(offset, run.k)  # past the run: an empty last page
@@ -451,7 +529,11 @@ class RunService:
             w = state.weights
             if state.weights_version < state.inputs.version:
                 w = await self._store_weights(run, state.inputs, None)
-            return await self._off_loop.run(run.k, render, run, state, w, page)
+            prompts = None
+            if run.prompt_counts is not None:
+                no_ids = np.zeros(0, dtype=np.int64)
+                prompts = await self._store.read_prompts(run_id, run.incarnation, no_ids)
+            return await self._off_loop.run(run.k, render, run, state, w, page, prompts)
 
         return await self._with_run(run_id, token, action)
 
@@ -486,6 +568,7 @@ class RunService:
 
         async def action(run: Run) -> ImportOut:
             imported = imported_state(run, snapshot, self._history_limit(run.k))
+            records, dists = imported_prompt_state(run, snapshot)
             version = await self._store.import_(
                 run_id,
                 run.incarnation,
@@ -498,10 +581,19 @@ class RunService:
                 report_ids=snapshot.report_ids[-self._settings.report_id_retention :],
                 history=imported.history,
                 state=imported.state,
+                prompts=records,
+                prompt_dists=dists,
             )
             return ImportOut(run_id=run_id, version=version, weights=run.named(imported.weights))
 
         return await self._with_run(run_id, token, action)
+
+
+def _prompts_busy() -> PromptStateBusy:
+    return PromptStateBusy(
+        f"other plans and reports of this run moved its prompt state {MAX_ATTEMPTS} times "
+        "while this call computed its change; nothing was written: retry shortly"
+    )
 
 
 def _report_out(status: str, version: int, weights: dict[str, float] | None) -> ReportOut:

@@ -11,10 +11,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     Tag,
     create_model,
     field_validator,
+    model_serializer,
 )
 
 from curriculum_core import (
@@ -26,6 +28,7 @@ from curriculum_core import (
     strategy_from_dict,
 )
 from curriculum_core.params import Parameter, parameters_of
+from curriculum_core.prompts import PromptSelection
 from service.store.keys import RUN_ID_PATTERN
 
 MAX_STEP = 2**53
@@ -95,6 +98,22 @@ def _parameter_field(p: Parameter) -> tuple[Any, Any]:
     return Annotated[float, bounds, Field(strict=True, allow_inf_nan=False)], Field(p.default)
 
 
+class _Optional(BaseModel):
+    """A model whose fields listed in ``_omitted_when_none`` are left out of its JSON while
+    they are None (features a run may not use: its answers stay as they were without
+    them)."""
+
+    _omitted_when_none: tuple[str, ...] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
+        out = handler(self)
+        for name in self._omitted_when_none:
+            if out.get(name, 0) is None:
+                del out[name]
+        return out
+
+
 def _strategy_model(name: str, cls: type) -> type[BaseModel]:
     """The wire form of strategy ``cls``: ``name`` and exactly its parameters."""
     title = "".join(part.capitalize() for part in name.split("-")) + "Strategy"
@@ -146,6 +165,17 @@ StrategyChoice = Annotated[
 is reported under the strategy's name (``strategy.dump-ucb.tau``)."""
 
 
+PromptSelectionParams = create_model(
+    "PromptSelectionParams",
+    __base__=_Body,
+    __doc__="How a run that declares prompts selects them (docs/strategies.md, Prompt "
+    "selection); every parameter optional.",
+    **{p.name: _parameter_field(p) for p in parameters_of(PromptSelection)},
+)
+PromptCount = Annotated[int, Field(ge=1), BeforeValidator(_json_integer)]
+PromptId = Annotated[int, Field(ge=0, lt=2**32), BeforeValidator(_json_integer)]
+
+
 def _unique(names: list[str]) -> list[str]:
     repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
@@ -185,6 +215,15 @@ class CreateRunRequest(_Body):
         "(4 bytes x `window` x distributions); a larger run is refused with 422.",
     )
     seed: JsonInt = Field(0, ge=0, le=MAX_SEED, description="Seeds each step's batch composition.")
+    prompts: dict[DistributionName, PromptCount] | None = Field(
+        None,
+        description="Optional: every distribution's prompt count (ids 0..n-1 in the trainer's "
+        "order of its rows). Plans then name each slot's prompt (`prompt_ids`) and reports "
+        "may name each group's (`groups`). At most CURRICULUM_MAX_PROMPTS in all.",
+    )
+    prompt_selection: PromptSelectionParams | None = Field(  # type: ignore[valid-type]
+        None, description="Optional, with `prompts` only: how prompts are selected."
+    )
 
     _check_names = field_validator("distributions")(_unique)
 
@@ -196,15 +235,19 @@ class CreateRunRequest(_Body):
         return strategy_from_dict(raw.model_dump(exclude_unset=True) | {"name": raw.name})
 
 
-class RunConfigOut(BaseModel):
-    """A run's configuration."""
+class RunConfigOut(_Optional):
+    """A run's configuration (``prompts`` and ``prompt_selection`` only in a run that
+    declares prompts)."""
 
     model_config = ConfigDict(extra="forbid")
+    _omitted_when_none = ("prompts", "prompt_selection")
 
     distributions: list[str]
     strategy: StrategyParams  # type: ignore[valid-type]
     seed: JsonInt = Field(ge=0, le=MAX_SEED)
     created_at: str
+    prompts: dict[DistributionName, PromptCount] | None = None
+    prompt_selection: PromptSelectionParams | None = None  # type: ignore[valid-type]
 
 
 class CreateRunResponse(BaseModel):
@@ -252,10 +295,29 @@ class ReporterOut(BaseModel):
     at: float = Field(description="When it was applied, Unix seconds (the service's clock).")
 
 
-class RunOut(BaseModel):
+class PromptDiagnosticsOut(BaseModel):
+    """One distribution's prompt selection (``curriculum_core.prompts.diagnostics``)."""
+
+    prompts: int = Field(description="Prompts the distribution declared.")
+    pass_: int = Field(alias="pass", description="The pass under way (every prompt once each).")
+    position: int = Field(description="Prompts drawn in this pass.")
+    skipped: float = Field(description="Recent share of the prompts drawn that were passed over.")
+    zero_variance: float = Field(
+        description="Recent share of the reported groups that were zero-variance."
+    )
+    forced: int = Field(description="Slots filled past max_skips passed-over prompts, in all.")
+    keep: float = Field(description="The adaptive base of the skip probability.")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class RunOut(_Optional):
     """A run's configuration, weights and statistics, a page of its distributions at a time:
-    ``config.distributions``, ``weights``, ``stats`` and ``activity.last_step`` hold the
-    distributions ``offset`` to ``offset + limit - 1`` in the run's order; the rest is whole."""
+    ``config.distributions``, ``weights``, ``stats``, ``activity.last_step`` and ``prompts``
+    hold the distributions ``offset`` to ``offset + limit - 1`` in the run's order; the rest
+    is whole. ``prompts`` only in a run that declares prompts."""
+
+    _omitted_when_none = ("prompts",)
 
     run_id: str
     version: int
@@ -270,6 +332,9 @@ class RunOut(BaseModel):
     total: int = Field(description="The run's number of distributions.")
     next_offset: int | None = Field(
         description="``offset`` of the next page; null on the last page."
+    )
+    prompts: dict[str, PromptDiagnosticsOut] | None = Field(
+        None, description="Per distribution, its prompt selection."
     )
 
 
@@ -303,8 +368,11 @@ class PlanRequest(_Body):
     )
 
 
-class PlanOut(BaseModel):
-    """One step's batch: the distribution of every slot."""
+class PlanOut(_Optional):
+    """One step's batch: the distribution of every slot (and, in a run that declares
+    prompts, the prompt of every slot)."""
+
+    _omitted_when_none = ("prompt_ids",)
 
     run_id: str
     step: int
@@ -313,6 +381,19 @@ class PlanOut(BaseModel):
     version: int = Field(description="Version of the weights the plan was drawn from.")
     counts: dict[str, int] = Field(description="Slots per distribution (non-zero only).")
     assignment: list[str] = Field(description="The distribution of each slot, in order.")
+    prompt_ids: list[int] | None = Field(
+        None,
+        description="Only in a run that declares prompts: the prompt of each slot (an index "
+        "into its distribution's rows), parallel to `assignment`.",
+    )
+
+
+class GroupIn(_Body):
+    """One generated group of a prompt: its distribution, prompt id and rollouts' rewards."""
+
+    distribution: DistributionName
+    prompt: PromptId
+    rewards: list[ReportValue] = Field(min_length=1)
 
 
 class ReportRequest(_Body):
@@ -348,6 +429,11 @@ class ReportRequest(_Body):
         ge=0,
         le=MAX_RANK,
         description="The data-parallel rank that reports (shown with its last report).",
+    )
+    groups: list[GroupIn] | None = Field(
+        None,
+        description="Only in a run that declares prompts: each group's prompt and rewards, "
+        "which move that prompt's selection state. At most CURRICULUM_MAX_REPORT_GROUPS.",
     )
 
     @field_validator("advantages")
@@ -398,7 +484,7 @@ class HistoryOut(BaseModel):
     entries: list[HistoryPoint]
 
 
-class Snapshot(_Body):
+class Snapshot(_Body, _Optional):
     """Everything a run has learnt: saved beside a checkpoint, imported on resume."""
 
     model_config = ConfigDict(
@@ -429,6 +515,8 @@ class Snapshot(_Body):
         },
     )
 
+    _omitted_when_none = ("prompt_state",)
+
     format: Literal["rl-curriculum.snapshot/1"] = SNAPSHOT_FORMAT
     run_id: str
     version: Count
@@ -443,6 +531,13 @@ class Snapshot(_Body):
         default_factory=list,
         description="A stateful strategy's state (dump-ducb, dump-rehearse, sec, "
         "learning-progress, exp3s); empty for the others.",
+    )
+    prompt_state: dict[str, Any] | None = Field(
+        None,
+        description="A run that declares prompts: their selection state "
+        "(curriculum_core.prompts.PromptState.to_json: records as base64, one byte a prompt, "
+        "and per-distribution lists). Taken on import when the run declares the same prompt "
+        "counts; otherwise its prompts start afresh.",
     )
 
 

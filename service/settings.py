@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     max_report_values: int = Field(
         1_048_576, ge=1, description="Most numbers (advantages plus rewards) in one report."
     )
+    max_prompts: int = Field(
+        1_048_576,
+        ge=1,
+        le=2**29,
+        description="Most prompts a run may declare, all distributions together (one byte "
+        "of selection state each in Redis, read whole when a plan is drawn).",
+    )
+    max_report_groups: int = Field(
+        65_536, ge=1, description="Most groups (prompts named) in one report."
+    )
     plan_retention: int = Field(
         1024, ge=1, description="Plans are kept for this many steps below the newest planned."
     )

@@ -9,6 +9,7 @@ import numpy as np
 
 from curriculum_core import RunStats, initial_state, weights
 from service.errors import RunConflict
+from service.prompt_state import exported_prompt_state
 from service.run_cache import Run
 from service.schemas import HistoryPoint, Snapshot, SnapshotDistribution
 from service.store.codec import (
@@ -54,6 +55,7 @@ def snapshot_of(run: Run, raw: RawSnapshot) -> Snapshot:
         report_ids=raw.report_ids,
         history=[history_point(b) for b in raw.history],
         strategy_state=run.strategy_view(raw.inputs)[1].tolist(),
+        prompt_state=exported_prompt_state(run, raw.prompts, raw.prompt_dists),
     )
 
 

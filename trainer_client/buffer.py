@@ -38,6 +38,8 @@ class PendingReport:
     rewards: dict[str, list[float]] | None
     rank: int | None = None
     kind: Literal["report"] = "report"
+    groups: list[dict[str, Any]] | None = None
+    """Each group's ``{distribution, prompt, rewards}`` (a run that declares prompts)."""
 
     def body(self) -> dict[str, Any]:
         """The JSON body of ``POST /v1/runs/{run}/reports``."""
@@ -50,6 +52,8 @@ class PendingReport:
             body["rewards"] = self.rewards
         if self.rank is not None:
             body["rank"] = self.rank
+        if self.groups is not None:
+            body["groups"] = self.groups
         return body
 
 

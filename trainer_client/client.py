@@ -70,11 +70,20 @@ def _new_run_id() -> str:
 
 
 def _create_body(
-    run_id: str, distributions: Sequence[str], strategy: str | Mapping[str, Any] | None, seed: int
+    run_id: str,
+    distributions: Sequence[str],
+    strategy: str | Mapping[str, Any] | None,
+    seed: int,
+    prompts: Mapping[str, int] | None = None,
+    prompt_selection: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"run_id": run_id, "distributions": list(distributions), "seed": seed}
     if strategy is not None:
         body["strategy"] = strategy if isinstance(strategy, str) else dict(strategy)
+    if prompts is not None:
+        body["prompts"] = dict(prompts)
+    if prompt_selection is not None:
+        body["prompt_selection"] = dict(prompt_selection)
     return body
 
 
@@ -89,10 +98,12 @@ _CLIENT_DOC_ARGS = """
     to a JSONL file, reloaded by the next client made on it; at most ``max_buffer`` reports are
     kept (the oldest are dropped). ``distributions``, ``strategy`` and ``seed`` let the client
     schedule locally before it ever reached the service (they are replaced by the service's
-    configuration once it answers). When the service's state moves in ways this client did not
-    see (other ranks), the local state is refreshed from it at most every ``refresh_every``
-    reports; ``probe_initial_s``/``probe_max_s`` bound the cool-down between probes of a down
-    service. ``transport`` is handed to httpx (tests, proxies).
+    configuration once it answers); so do ``prompts`` (every distribution's prompt count:
+    plans then name each slot's prompt, offline too) and ``prompt_selection``. When the
+    service's state moves in ways this client did not see (other ranks), the local state is
+    refreshed from it at most every ``refresh_every`` reports; ``probe_initial_s`` and
+    ``probe_max_s`` bound the cool-down between probes of a down service. ``transport`` is
+    handed to httpx (tests, proxies).
 """
 
 
@@ -118,6 +129,8 @@ class _ClientBase:
         refresh_every: int = 20,
         probe_initial_s: float = 1.0,
         probe_max_s: float = 30.0,
+        prompts: Mapping[str, int] | None = None,
+        prompt_selection: Mapping[str, Any] | None = None,
     ) -> None:
         self._proto = ClientProtocol(
             parse_base_urls(base_url),
@@ -133,6 +146,8 @@ class _ClientBase:
             refresh_every=refresh_every,
             probe_initial_s=probe_initial_s,
             probe_max_s=probe_max_s,
+            prompts=prompts,
+            prompt_selection=prompt_selection,
         )
         self._http = self._open_http(timeout, transport)
 
@@ -160,7 +175,15 @@ class _ClientBase:
             seed=seed,
             **kw,
         )
-        client._proto.owe_creation(_create_body(run_id, distributions, strategy, seed))
+        body = _create_body(
+            run_id,
+            distributions,
+            strategy,
+            seed,
+            kw.get("prompts"),
+            kw.get("prompt_selection"),
+        )
+        client._proto.owe_creation(body)
         return client
 
     @property
@@ -271,6 +294,7 @@ class CurriculumClient(_ClientBase):
         filtered: Groups | None = None,
         report_id: str | None = None,
         with_weights: bool = True,
+        groups: Sequence[Mapping[str, Any]] | None = None,
     ) -> ReportResult:
         """Report a step's per-sample advantages (and rewards) by distribution.
 
@@ -284,9 +308,11 @@ class CurriculumClient(_ClientBase):
         not buffered; while the service is down the report is buffered.
         ``with_weights=False`` leaves the new weights out of the answer (``weights`` is
         empty): with thousands of distributions they are most of a report's cost.
+        ``groups``, in a run that declares prompts: each generated group's
+        ``{"distribution", "prompt", "rewards"}``, which moves its prompt's selection state.
         """
         return self._run(
-            self._proto.report(step, advantages, rewards, report_id, with_weights, filtered)
+            self._proto.report(step, advantages, rewards, report_id, with_weights, filtered, groups)
         )
 
     def report_filtered(
@@ -436,10 +462,11 @@ class AsyncCurriculumClient(_ClientBase):
         filtered: Groups | None = None,
         report_id: str | None = None,
         with_weights: bool = True,
+        groups: Sequence[Mapping[str, Any]] | None = None,
     ) -> ReportResult:
         """See :meth:`CurriculumClient.report`."""
         return await self._run(
-            self._proto.report(step, advantages, rewards, report_id, with_weights, filtered)
+            self._proto.report(step, advantages, rewards, report_id, with_weights, filtered, groups)
         )
 
     async def report_filtered(

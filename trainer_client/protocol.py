@@ -27,12 +27,13 @@ import random
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 import httpx
 
 from curriculum_core import MAX_REPORT_VALUE, SNAPSHOT_FORMAT, ReportError, RunModel, reportable
+from curriculum_core.run_model import Group
 from trainer_client.buffer import Pending, PendingCall, PendingReport, ReportBuffer
 from trainer_client.errors import (
     CurriculumError,
@@ -105,7 +106,9 @@ class Plan:
     distribution (non-zero only). ``version`` is the service version the weights came from
     (for a local plan: the version of the local state). ``source`` says whether the service
     made the plan or the client did, without it. ``round`` is the step's generation round
-    (0: the step's batch; 1, 2, ...: refills, docs/api.md).
+    (0: the step's batch; 1, 2, ...: refills, docs/api.md). ``prompt_ids[i]``, in a run
+    that declares prompts, is the prompt of slot ``i`` (an index into its distribution's
+    rows); ``None`` otherwise.
     """
 
     step: int
@@ -115,6 +118,7 @@ class Plan:
     counts: dict[str, int]
     source: Literal["service", "local"]
     round: int = 0
+    prompt_ids: list[int] | None = None
 
 
 Groups = Mapping[str, Sequence[Sequence[float]]]
@@ -208,6 +212,8 @@ class ClientProtocol:
         refresh_every: int,
         probe_initial_s: float,
         probe_max_s: float,
+        prompts: Mapping[str, int] | None = None,
+        prompt_selection: Mapping[str, Any] | None = None,
     ) -> None:
         if retries < 0 or backoff < 0 or refresh_every < 1 or rank < 0:
             raise ValueError("need retries >= 0, backoff >= 0, refresh_every >= 1, rank >= 0")
@@ -221,7 +227,14 @@ class ClientProtocol:
         self.refresh_every = refresh_every
         self.model: RunModel | None = None
         if distributions is not None:
-            self.model = RunModel(distributions, strategy, seed, run_id=run_id)
+            self.model = RunModel(
+                distributions,
+                strategy,
+                seed,
+                run_id=run_id,
+                prompts=prompts,
+                prompt_selection=prompt_selection,
+            )
         self.buffer = buffer
         for item in buffer:  # owed from an earlier process: part of the local state too
             self._apply_locally(item)
@@ -229,7 +242,7 @@ class ClientProtocol:
         self.replayed = 0
         self._synced = False  # model == the service's state at model.version
         self._reports_since_refresh: int | None = None  # None: never refreshed
-        self._plans: OrderedDict[tuple[int, int, int], list[str]] = OrderedDict()
+        self._plans: OrderedDict[tuple[int, int, int], Plan] = OrderedDict()
         self._sequence: OrderedDict[int, int] = OrderedDict()
         self._jitter = random.Random()
 
@@ -337,11 +350,20 @@ class ClientProtocol:
                     body.get("strategy"),
                     body.get("seed", 0),
                     run_id=self.run_id,
+                    prompts=body.get("prompts"),
+                    prompt_selection=body.get("prompt_selection"),
                 )
         elif item.kind == "import":
             self._take_import(item.body(), int(item.body().get("version", 0)))
         elif self.model is not None:
-            self.model.apply(item.report_id, item.advantages, item.rewards)
+            self.model.apply(item.report_id, item.advantages, item.rewards, self._groups(item))
+
+    def _groups(self, item: PendingReport) -> list[Group]:
+        """A report's groups for the local model (none where the model declares no prompts:
+        the service refuses those, and the report is dropped from the buffer then)."""
+        if not item.groups or self.model is None or self.model.prompts is None:
+            return []
+        return self.model.validate_groups(item.groups)
 
     def _owe(self, item: Pending) -> None:
         self.buffer.add(item)
@@ -493,44 +515,56 @@ class ClientProtocol:
         if round:
             body["round"] = round  # a request without one is round 0, on any service version
         data = yield from self.online("POST", self.run_path("/plan"), body, required=False)
-        key = (step, batch_size, round)
         if data is None:
-            return self._local_plan(key)
-        assignment = list(data["assignment"])
-        self._remember_plan(key, assignment)
-        return Plan(
+            return self._local_plan(step, batch_size, round)
+        ids = data.get("prompt_ids")
+        plan = Plan(
             step=step,
             batch_size=batch_size,
             version=int(data["version"]),
-            assignment=assignment,
+            assignment=list(data["assignment"]),
             counts={k: int(v) for k, v in data["counts"].items()},
             source="service",
             round=round,
+            prompt_ids=None if ids is None else [int(i) for i in ids],
         )
+        if ids is not None and self.model is not None and self.model.prompts is not None:
+            # the plan moved the service's prompt cursors: move the local ones alike (the
+            # same plan while the states agree; a refresh follows when they do not)
+            local = self.model.plan_step(step, batch_size, round)
+            if (local.assignment, local.prompt_ids) != (plan.assignment, plan.prompt_ids):
+                self._synced = False
+        self._remember_plan(plan)
+        return plan
 
-    def _remember_plan(self, key: tuple[int, int, int], assignment: list[str]) -> None:
-        self._plans[key] = assignment
+    def _remember_plan(self, plan: Plan) -> None:
+        key = (plan.step, plan.batch_size, plan.round)
+        self._plans[key] = plan
         self._plans.move_to_end(key)
         while len(self._plans) > PLAN_MEMORY:
             self._plans.popitem(last=False)
 
-    def _local_plan(self, key: tuple[int, int, int]) -> Plan:
+    def _local_plan(self, step: int, batch_size: int, round: int = 0) -> Plan:
+        """The plan this client got for the step's round before, or the local model's
+        (which names the prompts, as the service would, in a run that declares them)."""
         model = self._require_model()
-        step, batch_size, round = key
-        assignment = self._plans.get(key)
-        if assignment is None:
-            assignment = model.plan(step, batch_size, round)
-            self._remember_plan(key, assignment)
-        counts = Counter(assignment)
-        return Plan(
+        known = self._plans.get((step, batch_size, round))
+        if known is not None:
+            return replace(known, source="local")
+        drawn = model.plan_step(step, batch_size, round)
+        counts = Counter(drawn.assignment)
+        plan = Plan(
             step=step,
             batch_size=batch_size,
             version=model.version,
-            assignment=assignment,
+            assignment=drawn.assignment,
             counts={name: counts[name] for name in model.names if counts[name]},
             source="local",
             round=round,
+            prompt_ids=drawn.prompt_ids,
         )
+        self._remember_plan(plan)
+        return plan
 
     def _next_report_id(self, step: int) -> str:
         """``{run}/step-{step}/rank-{rank}``, then ``.../rank-{rank}/{k}`` for the k-th repeat."""
@@ -550,19 +584,24 @@ class ClientProtocol:
         report_id: str | None,
         with_weights: bool,
         filtered: Groups | None = None,
+        groups: Sequence[Mapping[str, Any]] | None = None,
     ) -> Flow[ReportResult]:
-        """Report a step's advantages, and the groups a filter dropped (:func:`with_filtered`);
-        buffered (and counted locally) while down."""
+        """Report a step's advantages, the groups a filter dropped (:func:`with_filtered`)
+        and, in a run that declares prompts, each group's prompt and rewards; buffered (and
+        counted locally) while down."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
         advantages, rewards = with_filtered(advantages, rewards, filtered)
         try:
             # the service would refuse what this refuses: it must not wait in the buffer
             adv, rew = validate_report(self.model, advantages, rewards)
+            wire_groups = None if groups is None else _wire_groups(self.model, groups)
         except ReportError as exc:
             raise InvalidRequest(422, "invalid_input", str(exc)) from None
         report_id = report_id or self._next_report_id(step)
-        item = PendingReport(self.run_id, report_id, step, adv, rew, rank=self.rank)
+        item = PendingReport(
+            self.run_id, report_id, step, adv, rew, rank=self.rank, groups=wire_groups
+        )
         path = self.run_path("/reports" if with_weights else "/reports?weights=false")
         data = yield from self.online("POST", path, item.body(), required=False)
         if data is None:
@@ -572,7 +611,7 @@ class ClientProtocol:
             return ReportResult("buffered", item.report_id, local.version if local else 0, weights)
         model = self._require_model()  # the sync gave it, if it was missing
         if data["status"] == "applied":
-            model.apply(item.report_id, item.advantages, item.rewards)
+            model.apply(item.report_id, item.advantages, item.rewards, self._groups(item))
             self._synced = self._synced and model.version == int(data["version"])
         elif not model.has_report(item.report_id):
             self._synced = False  # counted by the service before, not in the local state
@@ -713,6 +752,34 @@ def validate_report(
             raise ReportError(f"{label} hold NaN, infinite or values beyond +-{MAX_REPORT_VALUE:g}")
         out.append(floats)
     return out[0], (out[1] if rewards is not None else None)
+
+
+def _wire_groups(
+    model: RunModel | None, groups: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """A report's groups as the wire has them, checked by the run's model when the client
+    knows the run."""
+    if model is not None:
+        checked = model.validate_groups(groups)
+        return [
+            {"distribution": g.distribution, "prompt": g.prompt, "rewards": g.rewards}
+            for g in checked
+        ]
+    out = []
+    for group in groups:
+        rewards = [float(r) for r in group.get("rewards", ())]
+        if not rewards or not reportable(rewards):
+            raise ReportError(
+                f"a group's rewards must be one or more finite values within +-{MAX_REPORT_VALUE:g}"
+            )
+        out.append(
+            {
+                "distribution": str(group["distribution"]),
+                "prompt": int(group["prompt"]),
+                "rewards": rewards,
+            }
+        )
+    return out
 
 
 def _answer(response: httpx.Response) -> Any:

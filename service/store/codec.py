@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from curriculum_core import BatchSummary
+from curriculum_core.prompts import PromptState
 from service.store.keys import (
     HISTORY_HEADER_BYTES,
     JOURNAL_HEADER_BYTES,
@@ -268,30 +269,71 @@ def decode_last_steps(blob: bytes, k: int) -> list[int | None]:
 class KeptPlan:
     """A plan as the ``plans`` hash keeps it: the version of the weights it was drawn from
     and its non-zero counts (distribution indices ascending). The slot-by-slot assignment
-    follows from the counts and the run's seed (``curriculum_core.assignment_of_counts``)."""
+    follows from the counts and the run's seed (``curriculum_core.assignment_of_counts``).
+    ``prompt_ids``: the prompt of each slot, in a run that declares prompts."""
 
     version: int
     index: np.ndarray
     count: np.ndarray
+    prompt_ids: np.ndarray | None = None
 
 
 def encode_plan(plan: KeptPlan) -> bytes:
     """``<i8 version, u4 m>`` then ``m`` uint32 indices and ``m`` uint32 counts: 12 + 8 m
-    bytes, whatever the batch size and the names' lengths."""
+    bytes, whatever the batch size and the names' lengths; then, with prompts, one uint32
+    prompt id per slot."""
     m = int(plan.index.size)
+    ids = b"" if plan.prompt_ids is None else np.asarray(plan.prompt_ids, dtype="<u4").tobytes()
     return (
         struct.pack("<qI", plan.version, m)
         + np.asarray(plan.index, dtype="<u4").tobytes()
         + np.asarray(plan.count, dtype="<u4").tobytes()
+        + ids
     )
 
 
 def decode_plan(blob: bytes) -> KeptPlan:
     """A kept plan back to numbers (:func:`encode_plan`)."""
     version, m = struct.unpack_from("<qI", blob)
-    rest = np.frombuffer(blob, dtype="<u4", count=2 * m, offset=PLAN_HEADER_BYTES)
+    rest = np.frombuffer(blob, dtype="<u4", offset=PLAN_HEADER_BYTES)
     return KeptPlan(
         version=version,
         index=rest[:m].astype(np.int64),
-        count=rest[m:].astype(np.int64),
+        count=rest[m : 2 * m].astype(np.int64),
+        prompt_ids=rest[2 * m :].astype(np.int64) if rest.size > 2 * m else None,
+    )
+
+
+PROMPT_DIST_DTYPE = np.dtype(
+    [
+        ("drawn", "<i8"),
+        ("keep", "<f8"),
+        ("skipped", "<f8"),
+        ("zero_variance", "<f8"),
+        ("considered", "<i8"),
+        ("groups", "<i8"),
+        ("forced", "<i8"),
+    ]
+)
+"""A record of the ``prompt_dists`` string (keys.py): a distribution's fields of
+:class:`~curriculum_core.prompts.PromptState`."""
+
+
+def pack_prompt_dists(state: PromptState) -> bytes:
+    """The ``prompt_dists`` string of ``state``."""
+    out = np.zeros(state.counts.size, dtype=PROMPT_DIST_DTYPE)
+    for name in PROMPT_DIST_DTYPE.names or ():
+        out[name] = getattr(state, name)
+    return out.tobytes()
+
+
+def prompt_state_of(counts: tuple[int, ...], dists: bytes, records: bytes = b"") -> PromptState:
+    """The :class:`PromptState` of a run with ``counts`` prompts per distribution from its
+    ``prompt_dists`` string and its records (``b""``: none read; the state then holds no
+    records, enough for what reads only the per-distribution fields or the offsets)."""
+    stored = np.frombuffer(dists, dtype=PROMPT_DIST_DTYPE)
+    return PromptState(
+        counts=np.asarray(counts, dtype=np.int64),
+        records=np.frombuffer(records, dtype=np.uint8).copy(),
+        **{name: stored[name].copy() for name in PROMPT_DIST_DTYPE.names or ()},
     )

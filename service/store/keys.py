@@ -17,6 +17,7 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     ``history_step``: the step of the newest ``history`` entry (absent while there is none).
     ``layout``: the storage layout the run was written in (:data:`STORE_LAYOUT`); the
     scripts touch no run of another layout.
+    ``prompt_version``: runs that declare prompts only: see ``prompt_dists``.
     ``reported_at``: when the last report was applied, Unix seconds by the clock of the
     service process that applied it (absent before any).
 ``rc:{run}:stats`` (string)
@@ -43,8 +44,10 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     ``<i8 version, u4 m>`` then ``m`` uint32 distribution indices (ascending) and their
     ``m`` uint32 counts (codec.encode_plan): the slot-by-slot assignment follows from the
     counts and the run's seed, so a plan takes ``12 + 8 m`` bytes whatever its batch size
-    and the names' lengths. A kept plan is one ``HGET`` of this field; the incarnation in the
-    field makes that read run-safe unscripted.
+    and the names' lengths. In a run that declares prompts, the batch's prompt ids follow,
+    one uint32 per slot in slot order (``12 + 8 m + 4 B`` bytes). A kept plan is one
+    ``HGET`` of this field; the incarnation in the field makes that read run-safe
+    unscripted.
 ``rc:{run}:plan_steps`` (sorted set)
     The fields of ``plans``, scored by step (a step's rounds too), to drop plans older than
     the retention or past the plans' byte budget. ``meta.plan_bytes`` is what the kept plans
@@ -74,6 +77,21 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     (keeping the highest step instead cost a report touching 64 distributions 8 % more of
     Redis's time). Shown, never scheduled on; not part of a snapshot.
 
+``rc:{run}:prompts`` (string)
+    Runs that declare prompts only (``config.prompts``): one byte per prompt, the record of
+    ``curriculum_core.prompts`` (zero-variance streak, its kind, ever solved), distribution
+    after distribution in the run's order (prompt ``p`` of distribution ``j`` at byte
+    ``offsets[j] + p``), allocated whole at creation. A report reads and writes only the
+    bytes of the prompts it names (``GETRANGE``/``SETRANGE``); drawing a plan reads it whole.
+``rc:{run}:prompt_dists`` (string)
+    Runs that declare prompts only: one 56-byte record per distribution, ``<i8 drawn, f8
+    keep, f8 skipped, f8 zero_variance, i8 considered, i8 groups, i8 forced>``
+    (codec.PROMPT_DIST_DTYPE; ``curriculum_core.prompts.PromptState``'s fields).
+    ``meta.prompt_version`` counts the changes to ``prompts`` and ``prompt_dists``: the
+    service computes a change with the core from what it read and the script that writes
+    it (put_plan, report) applies it only while that version is unchanged (else the answer
+    is ``CONFLICT`` and the service reads and computes again).
+
 Besides a run's keys, the service reads nothing and keeps no index: ``GET /v1/runs`` lists
 runs by ``SCAN`` over :data:`META_PATTERN` (every primary of a Cluster in turn).
 """
@@ -101,6 +119,8 @@ RUN_KEY_NAMES: tuple[str, ...] = (
     "journal",
     "ranks",
     "last_step",
+    "prompts",
+    "prompt_dists",
 )
 
 META_PATTERN = "rc:{*}:meta"
@@ -138,6 +158,8 @@ def run_keys(run_id: str) -> tuple[str, ...]:
 
 
 PLANS_KEY = RUN_KEY_NAMES.index("plans")
+PROMPT_DIST_BYTES = 56
+"""A record of ``prompt_dists``."""
 
 
 def run_id_of_meta_key(key: str) -> str | None:

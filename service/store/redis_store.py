@@ -58,6 +58,7 @@ from service.store.replies import (
     HistoryReply,
     ImportReply,
     PutPlanReply,
+    ReadPromptsReply,
     ReadStateReply,
     ReportReply,
     Status,
@@ -149,6 +150,34 @@ class RawSnapshot:
     report_ids: list[tuple[str, int]]
     history: list[bytes]
     inputs: StrategyInputs
+    prompts: bytes = b""
+    prompt_dists: bytes = b""
+
+
+@dataclass(frozen=True)
+class PromptRead:
+    """A run's prompt state as read at ``version`` (meta.prompt_version, keys.py): its
+    ``prompt_dists`` string and the records asked for."""
+
+    version: str
+    dists: bytes
+    records: bytes
+
+
+@dataclass(frozen=True)
+class PromptWrite:
+    """What a plan or report changes in a run's prompt state, computed from what was read
+    at ``version``: the new ``prompt_dists`` string and the new records of ``flat_ids``."""
+
+    version: str
+    dists: bytes
+    flat_ids: bytes = b""
+    records: bytes = b""
+
+
+class PromptStateMoved(Exception):
+    """The prompt state changed between the read and the write (``CONFLICT``): nothing was
+    written; read and compute again."""
 
 
 @dataclass(frozen=True)
@@ -332,8 +361,11 @@ class RedisStore:
         k: int,
         state: np.ndarray,
         window: int,
+        prompts: int = 0,
+        prompt_dists: bytes = b"",
     ) -> str | None:
-        """Create the run; ``None`` when created, else the existing run's config JSON."""
+        """Create the run; ``None`` when created, else the existing run's config JSON.
+        ``prompts``: prompts declared in all, with their initial ``prompt_dists``."""
         args = [
             meta.config_json,
             meta.incarnation,
@@ -342,6 +374,8 @@ class RedisStore:
             k,
             state.tobytes(),
             4 * window * k,
+            prompts,
+            prompt_dists,
         ]
         reply = CreateReply(*await self._script("create", run_id, args))
         if reply.status == Status.OK:
@@ -364,9 +398,11 @@ class RedisStore:
         step: int,
         rank: int | None,
         at: float,
+        prompts: PromptWrite | None = None,
     ) -> ReportOutcome:
         """Apply one report atomically (see ``lua/report.lua``); ``at`` is now, in Unix
-        seconds, recorded with ``rank``'s last report."""
+        seconds, recorded with ``rank``'s last report. ``prompts``: what its groups change,
+        applied with it unless the prompt state moved (:class:`PromptStateMoved`)."""
         args: list[Any] = [
             incarnation,
             report_id,
@@ -381,8 +417,14 @@ class RedisStore:
             repr(at),
             rank_field(rank),
             step,
+            *_prompt_args(prompts),
+            prompts.flat_ids if prompts else b"",
+            prompts.records if prompts else b"",
         ]
-        reply = ReportReply(*await self._script("report", run_id, args))
+        raw = await self._script("report", run_id, args)
+        if status_of(raw) == Status.CONFLICT:
+            raise PromptStateMoved()
+        reply = ReportReply(*raw)
         inputs = _inputs(reply)
         if reply.status == Status.OK:
             return ReportOutcome(duplicate=False, inputs=inputs)
@@ -483,14 +525,19 @@ class RedisStore:
         retention: int,
         budget_bytes: int,
         round: int = 0,
+        prompts: PromptWrite | None = None,
     ) -> bytes:
         """Fix a plan (as keys.py keeps it) unless one was fixed first; returns the plan
         that holds. The oldest steps' plans are dropped while the kept plans would pass
         ``budget_bytes``; :class:`RunBudgetExceeded` when this step's and newer ones leave no
-        room."""
+        room. ``prompts``: the prompt state after the plan, stored with it unless the state
+        moved since it was read (:class:`PromptStateMoved`)."""
         field = plan_field(incarnation, step, batch_size, round)
         args = [incarnation, field, step, plan, retention, budget_bytes, PLAN_ENTRY_OVERHEAD]
+        args += _prompt_args(prompts)
         reply = PutPlanReply(*await self._script("put_plan", run_id, args))
+        if reply.status == Status.CONFLICT:
+            raise PromptStateMoved()
         if reply.status == Status.EXPIRED:
             raise _expired(step, int(reply.value), retention)
         if reply.status == Status.FULL:
@@ -502,6 +549,19 @@ class RedisStore:
                 "per step"
             )
         return bytes(reply.value)
+
+    async def read_prompts(
+        self, run_id: str, incarnation: str, flat_ids: np.ndarray | None
+    ) -> PromptRead:
+        """The run's prompt state: its ``prompt_dists`` and the records of ``flat_ids``
+        (one byte each, in order; ``None``: every record), in one view."""
+        ids = "*" if flat_ids is None else np.asarray(flat_ids, dtype="<u4").tobytes()
+        reply = ReadPromptsReply(*await self._script("read_prompts", run_id, [incarnation, ids]))
+        return PromptRead(
+            version=_decode(reply.prompt_version),
+            dists=bytes(reply.prompt_dists),
+            records=bytes(reply.records),
+        )
 
     async def delete(self, run_id: str, incarnation: str) -> None:
         """Remove the run and all its keys."""
@@ -527,6 +587,8 @@ class RedisStore:
             report_ids=report_ids,
             history=list(reply.history),
             inputs=inputs,
+            prompts=bytes(reply.prompts),
+            prompt_dists=bytes(reply.prompt_dists),
         )
 
     async def import_(
@@ -543,8 +605,11 @@ class RedisStore:
         report_ids: list[tuple[str, int]],
         history: list[bytes],
         state: np.ndarray,
+        prompts: bytes = b"",
+        prompt_dists: bytes = b"",
     ) -> int:
-        """Replace the run's learnt state; returns the new version."""
+        """Replace the run's learnt state (with a run's prompt records and ``prompt_dists``
+        when it declares prompts); returns the new version."""
         args: list[Any] = [
             incarnation,
             pack_stats(n, window_mean, windows),
@@ -554,6 +619,8 @@ class RedisStore:
             len(report_ids),
             len(history),
             state.tobytes(),
+            prompts,
+            prompt_dists,
         ]
         for report_id, score in report_ids:
             args += [score, report_id]
@@ -565,6 +632,11 @@ class RedisStore:
         """The newest ``limit`` history entries, oldest first."""
         reply = HistoryReply(*await self._script("history", run_id, [incarnation, limit]))
         return list(reply.entries)
+
+
+def _prompt_args(prompts: PromptWrite | None) -> list[Any]:
+    """The scripts' two prompt arguments: the version read, the new ``prompt_dists``."""
+    return ["", b""] if prompts is None else [prompts.version, prompts.dists]
 
 
 def _expired(step: int, max_step: int, retention: int) -> PlanExpired:

@@ -26,6 +26,9 @@ class Status(IntEnum):
     """The step is older than the run's kept plans (get_plan, put_plan)."""
     FULL = 3
     """The plans of the step and newer ones fill the plans' byte budget (put_plan)."""
+    CONFLICT = 4
+    """The prompt state changed since the caller read it (put_plan, report): nothing was
+    written; read and compute again."""
     RUN_MISSING = -1
     """No run has this id."""
     RUN_RECREATED = -2
@@ -106,6 +109,17 @@ class ExportReply(NamedTuple):
     state: bytes
     state_version: int
     journal: list[bytes]
+    prompts: bytes = b""  # the prompt records ('' without prompts)
+    prompt_dists: bytes = b""
+
+
+class ReadPromptsReply(NamedTuple):
+    """``lua/read_prompts.lua``'s reply."""
+
+    status: Status
+    prompt_version: bytes  # meta.prompt_version, as stored
+    prompt_dists: bytes
+    records: bytes  # every record, or those asked for, in order
 
 
 class ImportReply(NamedTuple):

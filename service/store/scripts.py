@@ -20,6 +20,7 @@ SCRIPT_NAMES: tuple[str, ...] = (
     "export",
     "import",
     "history",
+    "read_prompts",
 )
 
 

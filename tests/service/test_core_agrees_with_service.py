@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from curriculum_core import RunModel, rehearsal_share
+from curriculum_core.prompts import diagnostics
 from tests.conftest import create_run
 from trainer_client.protocol import with_filtered
 
@@ -324,3 +325,169 @@ def _check_scenario(http: httpx.Client, url: str, scenario: dict[str, Any]) -> N
         http.delete(f"{url}/v1/runs/{run}", headers=headers)
         if copy_run is not None:
             http.delete(f"{url}/v1/runs/{copy_run}", headers=copy_headers)
+
+
+# --- prompt selection ---------------------------------------------------------------------
+
+SELECTION = st.fixed_dictionaries(
+    {},
+    optional={
+        "mode": st.sampled_from(["skip", "coverage"]),
+        "target_zero_variance": st.floats(min_value=0.0, max_value=1.0),
+        "max_skip": st.floats(min_value=0.0, max_value=0.95),
+        "adapt": st.floats(min_value=0.0, max_value=1.0),
+        "forgotten_skip": st.floats(min_value=0.0, max_value=1.0),
+        "solved_above": st.sampled_from([0.0, 0.5]),
+        "max_skips": st.integers(min_value=1, max_value=4),
+    },
+)
+
+
+@st.composite
+def _prompt_scenario(draw: st.DrawFn) -> dict[str, Any]:
+    """K distributions with 1..9 prompts each, selection parameters, and 1..10 steps: each a
+    plan (asked 1..3 times, as ranks do) and a report of a group per planned slot (rewards
+    often all equal, so streaks grow and prompts get skipped), some ids repeated."""
+    k = draw(st.integers(min_value=1, max_value=4))
+    names = [f"d{i}" for i in range(k)]
+    steps = []
+    for step in range(draw(st.integers(min_value=1, max_value=10))):
+        batch = draw(st.integers(min_value=1, max_value=8))
+        rewards = [
+            draw(st.sampled_from([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0, 1.0]]))
+            for _ in range(batch)
+        ]
+        repeat = step > 0 and draw(st.integers(0, 4)) == 0
+        steps.append(
+            {
+                "batch_size": batch,
+                "asks": draw(st.integers(min_value=1, max_value=3)),
+                "rewards": rewards,
+                "report_id": f"r{step - 1}" if repeat else f"r{step}",
+            }
+        )
+    return {
+        "names": names,
+        "prompts": {name: draw(st.integers(min_value=1, max_value=9)) for name in names},
+        "selection": draw(SELECTION),
+        "strategy": draw(st.sampled_from(["dump-ucb", "uniform"])),
+        "seed": draw(st.integers(min_value=0, max_value=2**40)),
+        "steps": steps,
+    }
+
+
+def test_core_and_service_plan_the_same_prompts(http: httpx.Client, service_url: str) -> None:
+    @settings(
+        max_examples=25,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(scenario=_prompt_scenario())
+    def check(scenario: dict[str, Any]) -> None:
+        _check_prompt_scenario(http, service_url, scenario)
+
+    check()
+
+
+def _check_prompt_scenario(http: httpx.Client, url: str, scenario: dict[str, Any]) -> None:
+    names, seed, strategy = scenario["names"], scenario["seed"], scenario["strategy"]
+    config = {
+        "strategy": strategy,
+        "seed": seed,
+        "prompts": scenario["prompts"],
+        "prompt_selection": scenario["selection"],
+    }
+    run, headers = create_run(http, url, names, run_id=f"agree-p-{uuid.uuid4().hex}", **config)
+    copy_run: str | None = None
+    try:
+        model = RunModel(
+            names,
+            strategy,
+            seed,
+            run_id=run,
+            prompts=scenario["prompts"],
+            prompt_selection=scenario["selection"],
+        )
+        for step, spec in enumerate(scenario["steps"]):
+            expected = model.plan_step(step, spec["batch_size"])
+            for _ in range(spec["asks"]):
+                body = {"step": step, "batch_size": spec["batch_size"]}
+                got = http.post(f"{url}/v1/runs/{run}/plan", json=body, headers=headers)
+                assert got.status_code == 200, got.text
+                assert got.json()["assignment"] == expected.assignment, step
+                assert got.json()["prompt_ids"] == expected.prompt_ids, step
+            groups = [
+                {"distribution": d, "prompt": p, "rewards": r}
+                for d, p, r in zip(
+                    expected.assignment, expected.prompt_ids or [], spec["rewards"], strict=True
+                )
+            ]
+            advantages: dict[str, list[float]] = {}
+            for group in groups:
+                mean = sum(group["rewards"]) / len(group["rewards"])
+                advantages.setdefault(group["distribution"], []).extend(
+                    r - mean for r in group["rewards"]
+                )
+            report = {
+                "report_id": spec["report_id"],
+                "step": step,
+                "advantages": advantages,
+                "groups": groups,
+            }
+            checked_adv, _ = model.validate(advantages, None)
+            applied = model.apply(
+                spec["report_id"], checked_adv, None, model.validate_groups(groups)
+            )
+            reply = http.post(f"{url}/v1/runs/{run}/reports", json=report, headers=headers)
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["status"] == ("applied" if applied else "duplicate")
+            _assert_weights(reply.json()["weights"], model.named_weights(), f"step {step}")
+
+        info = http.get(f"{url}/v1/runs/{run}", headers=headers).json()
+        assert info["config"]["prompts"] == scenario["prompts"]
+        _assert_diagnostics(info["prompts"], model)
+        export = http.get(f"{url}/v1/runs/{run}/export?history=false", headers=headers).json()
+        snapshot = model.snapshot()
+        assert export["config"] == {
+            **snapshot["config"],
+            "created_at": info["config"]["created_at"],
+        }
+        _assert_prompt_state(export["prompt_state"], snapshot["prompt_state"])
+
+        # the model's snapshot imported into a second run plans the next step as the model
+        copy_run, copy_headers = create_run(http, url, names, run_id=f"{run}-copy", **config)
+        imported = http.put(f"{url}/v1/runs/{copy_run}/import", json=snapshot, headers=copy_headers)
+        assert imported.status_code == 200, imported.text
+        copy_export = http.get(f"{url}/v1/runs/{copy_run}/export", headers=copy_headers).json()
+        _assert_prompt_state(copy_export["prompt_state"], snapshot["prompt_state"])
+        step = len(scenario["steps"])
+        expected = model.plan_step(step, 8)
+        body = {"step": step, "batch_size": 8}
+        for target, target_headers in ((run, headers), (copy_run, copy_headers)):
+            got = http.post(f"{url}/v1/runs/{target}/plan", json=body, headers=target_headers)
+            assert got.status_code == 200, got.text
+            assert got.json()["prompt_ids"] == expected.prompt_ids, target
+        http.delete(f"{url}/v1/runs/{copy_run}", headers=copy_headers).raise_for_status()
+        copy_run = None
+    finally:
+        http.delete(f"{url}/v1/runs/{run}", headers=headers)
+        if copy_run is not None:
+            http.delete(f"{url}/v1/runs/{copy_run}", headers=copy_headers)
+
+
+def _assert_diagnostics(got: dict[str, Any], model: RunModel) -> None:
+    assert model.prompts is not None
+    expected = diagnostics(model.prompts, model.names)
+    assert list(got) == list(expected)
+    for name, values in expected.items():
+        for key, value in values.items():
+            assert got[name][key] == pytest.approx(value, rel=0, abs=TOL), (name, key)
+
+
+def _assert_prompt_state(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert got["records"] == expected["records"]
+    assert list(got) == list(expected)
+    for key, values in expected.items():
+        if key != "records":
+            assert got[key] == pytest.approx(values, rel=0, abs=TOL), key

@@ -3,7 +3,7 @@
 -- KEYS, in every script, are the run's keys in the order of service/store/keys.py:
 --   KEYS[1] meta      KEYS[2] stats    KEYS[3] rewards   KEYS[4] windows   KEYS[5] reports
 --   KEYS[6] plans     KEYS[7] plan_steps KEYS[8] history KEYS[9] state     KEYS[10] journal
---   KEYS[11] ranks    KEYS[12] last_step
+--   KEYS[11] ranks    KEYS[12] last_step KEYS[13] prompts KEYS[14] prompt_dists
 --
 -- Status codes, the first element of every reply (service/store/replies.py, Status, has
 -- the same names and values; a test compares them):
@@ -14,6 +14,8 @@ local EXISTS = 1         -- what the call would write is there already: the run 
 local EXPIRED = 2        -- the step is older than the kept plans (get_plan, put_plan)
 local FULL = 3           -- the plans of the step and newer ones fill the plans' byte
                          -- budget (put_plan)
+local CONFLICT = 4       -- the prompt state changed since the caller read it (meta
+                         -- prompt_version): nothing was written; read and compute again
 local RUN_MISSING = -1   -- the run does not exist
 local RUN_RECREATED = -2 -- the run exists under another incarnation (deleted and created
                          -- again since the caller read its config): reload and retry
@@ -53,7 +55,7 @@ end
 -- Delete every key of the run but meta, and meta's account of the plans.
 local function delete_state()
   redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
-             KEYS[10], KEYS[11], KEYS[12])
+             KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14])
   redis.call('HDEL', KEYS[1], 'plan_bytes', 'plan_min_step')
 end
 
@@ -81,4 +83,18 @@ local function call_chunked(cmd, key, list)
     local last = math.min(i + size - 1, #list)
     redis.call(cmd, key, unpack(list, i, last))
   end
+end
+
+-- Whether the prompt state is still at the version the caller read (meta.prompt_version;
+-- keys.py): '' (a run without prompts) always is.
+local function prompts_unchanged(expected)
+  if expected == '' then return true end
+  return redis.call('HGET', KEYS[1], 'prompt_version') == expected
+end
+
+-- Write a new prompt_dists string and move meta.prompt_version on ('' : no prompts).
+local function write_prompt_dists(dists)
+  if dists == '' then return end
+  redis.call('SET', KEYS[14], dists)
+  redis.call('HINCRBY', KEYS[1], 'prompt_version', 1)
 end

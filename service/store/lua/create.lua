@@ -6,6 +6,8 @@
 -- ARGV[6] the strategy's initial state, packed float64 (empty for stateless strategies)
 -- ARGV[7] bytes of the windows' rings (4 x window x K), allocated now: grown write by write,
 --         the string would be given up to twice that (Redis over-allocates as it grows)
+-- ARGV[8] prompts declared in all (0: the run declares none)
+-- ARGV[9] the initial prompt_dists string (keys.py; '' without prompts)
 --
 -- Returns {OK} when created, {EXISTS, existing config JSON} when the run already exists (the
 -- caller compares the configurations: same is a no-op, different is a conflict).
@@ -24,4 +26,10 @@ redis.call('SET', KEYS[9], ARGV[6])
 redis.call('SET', KEYS[2], string.rep('\0', 32 * k))
 redis.call('SET', KEYS[3], string.rep('\0', 32 * k))
 redis.call('SETRANGE', KEYS[4], tonumber(ARGV[7]) - 1, '\0')
+local prompts = tonumber(ARGV[8])
+if prompts > 0 then
+  redis.call('SETRANGE', KEYS[13], prompts - 1, '\0')
+  redis.call('SET', KEYS[14], ARGV[9])
+  redis.call('HSET', KEYS[1], 'prompt_version', 0)
+end
 return {OK}

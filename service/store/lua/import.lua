@@ -7,6 +7,7 @@
 -- ARGV[5] windows, the rings' string of keys.py ('' for none)
 -- ARGV[6] R, report ids         ARGV[7] H, history entries
 -- ARGV[8] strategy state, packed float64
+-- ARGV[9] prompt records (keys.py: prompts)   ARGV[10] prompt_dists ('' for both: no prompts)
 -- then R pairs (score: the version the report produced, report id), H history entries
 --
 -- Every argument is checked before the first write: Redis does not roll a script back, so
@@ -28,7 +29,7 @@ local k = #(redis.call('HGET', KEYS[1], 'weights') or '') / 8
 local n_reports = tonumber(ARGV[6])
 local n_history = tonumber(ARGV[7])
 if not (is_count(n_reports) and is_count(n_history))
-    or #ARGV ~= 8 + 2 * n_reports + n_history then
+    or #ARGV ~= 10 + 2 * n_reports + n_history then
   return {INVALID, 'the snapshot: the counts of report ids and history entries do not match '
     .. 'the arguments'}
 end
@@ -37,12 +38,12 @@ if #ARGV[2] ~= 32 * k or #ARGV[3] ~= 32 * k or #ARGV[4] ~= 8 * k or #ARGV[8] % 8
   return {INVALID, 'the snapshot: statistics, rewards, weights or windows of another '
     .. 'number of distributions than the run has (' .. k .. ')'}
 end
-for i = 9, 8 + 2 * n_reports, 2 do
+for i = 11, 10 + 2 * n_reports, 2 do
   if not is_count(tonumber(ARGV[i])) then
     return {INVALID, 'the snapshot: a report id\'s version is not an integer from 0 to 2^53'}
   end
 end
-for i = 9 + 2 * n_reports, #ARGV do
+for i = 11 + 2 * n_reports, #ARGV do
   if #ARGV[i] ~= 16 + 8 * k then
     return {INVALID, 'the snapshot: a history entry of another number of distributions '
       .. 'than the run has (' .. k .. ')'}
@@ -57,8 +58,13 @@ redis.call('SET', KEYS[9], ARGV[8])
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3])
 if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5]) end
+if ARGV[10] ~= '' then
+  redis.call('SET', KEYS[13], ARGV[9])
+  redis.call('SET', KEYS[14], ARGV[10])
+  redis.call('HINCRBY', KEYS[1], 'prompt_version', 1)
+end
 
-local pos = 9
+local pos = 11
 local function take(count)
   local items = {}
   for i = 1, count do items[i] = ARGV[pos + i - 1] end

@@ -6,6 +6,8 @@
 -- ARGV[3] step                  ARGV[4] the plan, as keys.py keeps it
 -- ARGV[5] plan retention in steps
 -- ARGV[6] the plans' byte budget   ARGV[7] bytes a kept plan costs beyond its field and value
+-- ARGV[8] the meta.prompt_version the plan's prompts were drawn at ('' : no prompts)
+-- ARGV[9] the prompt_dists string after the plan (keys.py; '' : no prompts)
 --
 -- A plan costs its bytes, twice its field's (the hash's field and the sorted set's member)
 -- and ARGV[7]; meta.plan_bytes is the sum over the kept plans. Plans are dropped a whole
@@ -13,7 +15,8 @@
 -- meta.plan_min_step moves past them: their step is expired from then on.
 --
 -- Returns {OK, plan} when this plan was stored, {EXISTS, plan} with the plan fixed first by
--- another caller, {EXPIRED, highest planned step} when the step is too old, {FULL, bytes
+-- another caller, {CONFLICT} when the prompt state moved since ARGV[8] (nothing was
+-- written: draw again), {EXPIRED, highest planned step} when the step is too old, {FULL, bytes
 -- the kept plans count} when the plans of this step and newer ones leave it no room (older
 -- plans may have been dropped, nothing was stored), or check_run's refusal (_common.lua).
 
@@ -21,6 +24,7 @@ local status = check_run(ARGV[1])
 if status ~= OK then return {status} end
 local existing = redis.call('HGET', KEYS[6], ARGV[2])
 if existing then return {EXISTS, existing} end
+if not prompts_unchanged(ARGV[8]) then return {CONFLICT} end
 
 local step = tonumber(ARGV[3])
 local retention = tonumber(ARGV[5])
@@ -60,6 +64,7 @@ if fits then
   redis.call('ZADD', KEYS[7], step, ARGV[2])
   used = used + cost
   redis.call('HSET', KEYS[1], 'plan_max_step', string.format('%.0f', max_step))
+  write_prompt_dists(ARGV[9])
 end
 redis.call('HSET', KEYS[1], 'plan_min_step', string.format('%.0f', min_step), 'plan_bytes', used)
 if not fits then return {FULL, used} end

@@ -12,13 +12,19 @@
 -- ARGV[10] '1' to return the rewards array (a strategy that reads it), '0' for '' instead
 -- ARGV[11] now, Unix seconds (the service's clock)   ARGV[12] the reporting rank ('-': none)
 -- ARGV[13] the report's step
+-- ARGV[14] the meta.prompt_version the groups' effect was computed at ('' : no groups)
+-- ARGV[15] the prompt_dists string after the groups (keys.py; '' : no groups)
+-- ARGV[16] the prompts whose records change: packed uint32 flat ids (keys.py: prompts)
+-- ARGV[17] their new records, one byte each, in the same order
 -- (service/store/codec.py, PackedReport, writes ARGV[6..8]: three arguments however many
 -- distributions a report touches.)
 --
 -- Returns, read after the write, for the caller to compute the new weights:
 --   {OK, version, stats, rewards, state, state_version, journal} when applied,
 --   {EXISTS, version, stats, rewards, state, state_version, journal, weights_version, weights}
---   for a report id seen before (nothing changed); or check_run's refusal (_common.lua).
+--   for a report id seen before (nothing changed); {CONFLICT} when the prompt state moved
+--   since ARGV[14] (nothing changed: read and compute again); or check_run's refusal
+--   (_common.lua).
 -- stats and rewards are the strings of keys.py; journal is a list of entries.
 
 local status = check_run(ARGV[1])
@@ -41,6 +47,17 @@ end
 if redis.call('ZSCORE', KEYS[5], ARGV[2]) then
   return reply(EXISTS, tonumber(redis.call('HGET', KEYS[1], 'version')))
 end
+
+if not prompts_unchanged(ARGV[14]) then return {CONFLICT} end
+
+-- The groups' records (computed by the service with curriculum_core.prompts from the
+-- bytes read at ARGV[14]), one SETRANGE per prompt named.
+local flat_ids, records = ARGV[16], ARGV[17]
+for i = 1, #records do
+  local flat = struct.unpack('<I4', flat_ids, 4 * (i - 1) + 1)
+  redis.call('SETRANGE', KEYS[13], flat, string.sub(records, i, i))
+end
+write_prompt_dists(ARGV[15])
 
 local W = tonumber(ARGV[3])
 local alpha = tonumber(ARGV[5])
