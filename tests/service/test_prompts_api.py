@@ -36,7 +36,7 @@ def _run_with_prompts(
 def test_a_run_without_prompts_answers_as_before(http: httpx.Client, service_url: str) -> None:
     run, headers = create_run(http, service_url, NAMES, strategy="uniform")
     plan = post_plan(http, service_url, run, headers, 0, 4).json()
-    assert set(plan) == {"run_id", "step", "batch_size", "version", "counts", "assignment"}
+    assert set(plan) == {"run_id", "step", "round", "batch_size", "version", "counts", "assignment"}
     info = http.get(f"{service_url}/v1/runs/{run}", headers=headers).json()
     assert "prompts" not in info and "prompts" not in info["config"]
     assert "prompt_selection" not in info["config"]
