@@ -180,13 +180,17 @@ def run_trial(trial: Trial) -> dict[str, Any]:
         **(service.env or {}),
         "CURRICULUM_REDIS_TIMEOUT_S": "1",
         "CURRICULUM_REPORT_ID_RETENTION": "1000000",  # the export lists every id applied
+        # so many report ids pass the default run budget: this throwaway Redis is the trial's
+        "CURRICULUM_RUN_MEMORY_BUDGET_BYTES": str(1 << 30),
     }
     restarted: Proc | None = None
     try:
         service.start()
-        created = httpx.post(
+        answer = httpx.post(
             f"{service.url}/v1/runs", json={"run_id": "aof", "distributions": ["a"]}, timeout=10
-        ).json()
+        )
+        answer.raise_for_status()
+        created = answer.json()
         headers = {"Authorization": f"Bearer {created['token']}"}
         acked, killed_at = asyncio.run(_load_then_kill(service.url, "aof", headers, trial, port))
         assert redis_proc.process is not None
