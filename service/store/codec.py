@@ -16,6 +16,7 @@ from curriculum_core.prompts import PromptState
 from service.store.keys import (
     HISTORY_HEADER_BYTES,
     JOURNAL_HEADER_BYTES,
+    PLAN_FORMAT,
     PLAN_HEADER_BYTES,
     REWARD_FIELDS,
     WINDOW_HEADER_BYTES,
@@ -279,13 +280,14 @@ class KeptPlan:
 
 
 def encode_plan(plan: KeptPlan) -> bytes:
-    """``<i8 version, u4 m>`` then ``m`` uint32 indices and ``m`` uint32 counts: 12 + 8 m
-    bytes, whatever the batch size and the names' lengths; then, with prompts, one uint32
-    prompt id per slot."""
+    """The byte :data:`PLAN_FORMAT`, ``<i8 version, u4 m>``, then ``m`` uint32 indices and
+    ``m`` uint32 counts: 13 + 8 m bytes, whatever the batch size and the names' lengths;
+    then, with prompts, one uint32 prompt id per slot."""
     m = int(plan.index.size)
     ids = b"" if plan.prompt_ids is None else np.asarray(plan.prompt_ids, dtype="<u4").tobytes()
     return (
-        struct.pack("<qI", plan.version, m)
+        PLAN_FORMAT
+        + struct.pack("<qI", plan.version, m)
         + np.asarray(plan.index, dtype="<u4").tobytes()
         + np.asarray(plan.count, dtype="<u4").tobytes()
         + ids
@@ -294,7 +296,9 @@ def encode_plan(plan: KeptPlan) -> bytes:
 
 def decode_plan(blob: bytes) -> KeptPlan:
     """A kept plan back to numbers (:func:`encode_plan`)."""
-    version, m = struct.unpack_from("<qI", blob)
+    if blob[:1] != PLAN_FORMAT:
+        raise ValueError(f"not a kept plan: it begins with {blob[:1]!r}")
+    version, m = struct.unpack_from("<qI", blob, len(PLAN_FORMAT))
     rest = np.frombuffer(blob, dtype="<u4", offset=PLAN_HEADER_BYTES)
     return KeptPlan(
         version=version,

@@ -41,11 +41,12 @@ and a single Lua script can read and write them all atomically. Scripts receive 
 ``rc:{run}:plans`` (hash)
     Field ``"{incarnation}:{step}:{batch_size}"`` (generation round 0) or
     ``"{incarnation}:{step}:{batch_size}:{round}"`` (round 1 and on): the plan fixed for it, as
-    ``<i8 version, u4 m>`` then ``m`` uint32 distribution indices (ascending) and their
+    the format byte ``0x01`` (never ``{``, which began the JSON plans of earlier versions),
+    ``<i8 version, u4 m>``, then ``m`` uint32 distribution indices (ascending) and their
     ``m`` uint32 counts (codec.encode_plan): the slot-by-slot assignment follows from the
-    counts and the run's seed, so a plan takes ``12 + 8 m`` bytes whatever its batch size
+    counts and the run's seed, so a plan takes ``13 + 8 m`` bytes whatever its batch size
     and the names' lengths. In a run that declares prompts, the batch's prompt ids follow,
-    one uint32 per slot in slot order (``12 + 8 m + 4 B`` bytes). A kept plan is one
+    one uint32 per slot in slot order (``13 + 8 m + 4 B`` bytes). A kept plan is one
     ``HGET`` of this field; the incarnation in the field makes that read run-safe
     unscripted.
 ``rc:{run}:plan_steps`` (sorted set)
@@ -137,7 +138,9 @@ STATS_RECORD_BYTES = 32
 HISTORY_HEADER_BYTES = 16
 REWARD_FIELDS = 4
 JOURNAL_HEADER_BYTES = 12
-PLAN_HEADER_BYTES = 12
+PLAN_FORMAT = b"\x01"
+"""The first byte of a kept plan (a JSON plan of an earlier version begins with ``{``)."""
+PLAN_HEADER_BYTES = 13
 PLAN_ENTRY_OVERHEAD = 256
 """Bytes a kept plan counts against the plans' budget beyond its value and (twice) its
 field: Redis's allocations, dict entries and skip-list node for one hash field and one

@@ -8,7 +8,10 @@ import numpy as np
 
 from service.store.codec import (
     STATS_DTYPE,
+    KeptPlan,
+    decode_plan,
     decode_window,
+    encode_plan,
     encode_window,
     join_rings,
     pack_report,
@@ -92,3 +95,13 @@ def test_lua_scripts_and_python_agree_on_the_status_codes() -> None:
         assert answers, name
         for first in answers:
             assert first.strip() in {*defined, "status"}, (name, first)
+
+
+def test_a_kept_plan_of_any_version_is_never_taken_for_a_json_plan() -> None:
+    """Version 123 (0x7b, ``{``) once made a kept plan's first byte look like the JSON plan
+    of an earlier version, which was then served raw; the format byte rules that out."""
+    for version in (0, 123, 0x227B, 2**40 + 123):
+        blob = encode_plan(KeptPlan(version=version, index=np.array([1]), count=np.array([3])))
+        assert blob[:1] != b"{"
+        back = decode_plan(blob)
+        assert back.version == version and back.count.tolist() == [3]

@@ -157,7 +157,7 @@ def test_a_kept_plan_carries_its_prompts_compactly(
     plan = post_plan(http, service_url, run, headers, 3, 16).json()
     client = redis.Redis.from_url(redis_url)
     kept = client.hvals(f"rc:{{{run}}}:plans")
-    assert [len(v) for v in kept] == [12 + 8 * len(plan["counts"]) + 4 * 16]
+    assert [len(v) for v in kept] == [13 + 8 * len(plan["counts"]) + 4 * 16]
     decoded = decode_plan(kept[0])
     assert decoded.prompt_ids is not None
     assert decoded.prompt_ids.tolist() == plan["prompt_ids"]
