@@ -295,7 +295,10 @@ class ClientProtocol:
                 if isinstance(reply, httpx.TransportError):
                     last = f"{self.base_url}: {type(reply).__name__}: {reply}"
                 elif reply is not None and reply.status_code < 500:
-                    return _answer(reply)
+                    try:
+                        return _answer(reply)
+                    except MalformedAnswer as exc:  # a faulty replica or proxy: as a 5xx
+                        last = f"{self.base_url}: {exc}"
                 else:
                     assert reply is not None
                     retry_after = reply.headers.get("Retry-After")
@@ -782,15 +785,27 @@ def _wire_groups(
     return out
 
 
+class MalformedAnswer(Exception):
+    """A success answer whose body is not a JSON object: the client treats it as a failed
+    replica (the next one is tried, then the service counts as down), never as a result."""
+
+
 def _answer(response: httpx.Response) -> Any:
-    """The JSON of a non-5xx answer; a 4xx raises the matching ``RequestRejected``."""
+    """The JSON object of a non-5xx answer; a 4xx raises the matching ``RequestRejected``,
+    a body that is not a JSON object :class:`MalformedAnswer`."""
     if response.status_code >= 400:
         try:
             body = response.json()
         except ValueError:
             body = None
         raise rejection(response.status_code, body)
-    return response.json()
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise MalformedAnswer(f"HTTP {response.status_code} with a body that is not JSON") from exc
+    if not isinstance(data, dict):
+        raise MalformedAnswer(f"HTTP {response.status_code} with JSON that is not an object")
+    return data
 
 
 __all__ = [
