@@ -31,7 +31,15 @@ import numpy as np
 import redis
 import redis.asyncio as aioredis
 
-from benchmarks.load import LoadResult, RequestMaker, client, closed_loop, open_loop, percentile
+from benchmarks.load import (
+    LoadResult,
+    RawHttp,
+    RequestMaker,
+    client,
+    closed_loop,
+    open_loop,
+    percentile,
+)
 from benchmarks.procs import HttpApp, cpu_seconds
 from curriculum_core import DumpUcb, RunStats, compose_batch, plan_rng, weights
 from local_processes import RedisServer
@@ -602,11 +610,13 @@ async def paired_rounds(service: HttpApp, bare: HttpApp, sizes: Sizes) -> list[d
 class Neighbour:
     """Sizes of the noisy-neighbour section: ``phase_s`` of the small tenant's plans alone,
     then as long beside the large tenant, whose run has ``large_k`` distributions and whose
-    ``large_concurrency`` reporters send reports of ``large_values`` advantages back to back."""
+    ``large_concurrency`` reporters send reports of ``large_values`` advantages over
+    ``large_touched`` of them back to back (after a 429, Retry-After later)."""
 
     phase_s: float
     ramp_s: float
     large_k: int
+    large_touched: int
     large_values: int
     large_concurrency: int
     warmup: int
@@ -614,16 +624,19 @@ class Neighbour:
 
 def neighbour_sizes(smoke: bool) -> Neighbour:
     """Tiny sizes for the smoke test; else the largest run and report the default settings
-    allow (``CURRICULUM_MAX_DISTRIBUTIONS``, ``CURRICULUM_MAX_REPORT_VALUES``)."""
+    allow (``CURRICULUM_MAX_DISTRIBUTIONS``, ``CURRICULUM_MAX_REPORT_DISTRIBUTIONS``,
+    ``CURRICULUM_MAX_REPORT_VALUES``)."""
     if smoke:
-        return Neighbour(1.5, 0.5, 1000, 20_000, 2, 5)
+        return Neighbour(1.5, 0.5, 1000, 1000, 20_000, 2, 5)
     limits = Settings(_env_file=None)
-    return Neighbour(15.0, 2.0, limits.max_distributions, limits.max_report_values, 4, 50)
+    k = limits.max_distributions
+    touched = min(k, limits.max_report_distributions)
+    return Neighbour(15.0, 2.0, k, touched, limits.max_report_values, 4, 50)
 
 
 def large_report_maker(run_id: str, k: int, values: int) -> tuple[RequestMaker, int]:
-    """Reports of ``values`` advantages (two decimals) over all ``k`` distributions, each
-    its own report id; with its body's size in bytes."""
+    """Reports of ``values`` advantages (two decimals) over the first ``k`` distributions,
+    each its own report id; with its body's size in bytes."""
     rng = np.random.default_rng(2)
     flat = np.round(rng.normal(size=values), 2).tolist()
     bounds = np.linspace(0, values, k + 1).astype(int).tolist()
@@ -635,13 +648,45 @@ def large_report_maker(run_id: str, k: int, values: int) -> tuple[RequestMaker, 
     return (lambda i: (path, head + b"big-%d" % i + tail)), len(head) + len(tail) + 10
 
 
+async def reporters(
+    http: RawHttp, make: RequestMaker, *, concurrency: int, max_s: float, retry_after_s: float
+) -> tuple[LoadResult, int]:
+    """``concurrency`` workers send reports back to back for ``max_s``; one answered 429
+    waits ``retry_after_s`` (the service's Retry-After) before its next. The applied ones'
+    latencies, and how many got 429."""
+    result = LoadResult()
+    refused = 0
+    start = time.perf_counter()
+    deadline = start + max_s
+    sent = 0
+
+    async def worker() -> None:
+        nonlocal refused, sent
+        while time.perf_counter() < deadline:
+            sent += 1
+            path, body = make(sent)
+            t0 = time.perf_counter()
+            status = await http.post(path, body)
+            if status == 200:
+                result.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            elif status == 429:
+                refused += 1
+                await asyncio.sleep(retry_after_s)
+            else:
+                result.errors += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.wall_s = time.perf_counter() - start
+    return result, refused
+
+
 async def noisy_neighbour(service: HttpApp, sizes: Neighbour) -> dict[str, Any]:
     """A small tenant's plans (K=12, batch 128, a new step each, one at a time) alone, then
     beside a large tenant that reports at its limits: the small tenant's latency in both."""
     small_token = create_run(service.url, "small", 12, 300)
     large_token = create_run(service.url, "large", sizes.large_k, 300)
     small = plan_body_maker("small", new_step=True)
-    large, body_bytes = large_report_maker("large", sizes.large_k, sizes.large_values)
+    large, body_bytes = large_report_maker("large", sizes.large_touched, sizes.large_values)
     rows: list[dict[str, Any]] = []
     async with client(service.url, small_token, 1) as http:
         await closed_loop(http, small, concurrency=1, requests=sizes.warmup, max_s=10.0)
@@ -651,26 +696,28 @@ async def noisy_neighbour(service: HttpApp, sizes: Neighbour) -> dict[str, Any]:
         rows.append({"small tenant": "alone", **alone.summary()})
         async with client(service.url, large_token, sizes.large_concurrency) as big:
             flood = asyncio.create_task(
-                closed_loop(
+                reporters(
                     big,
                     large,
                     concurrency=sizes.large_concurrency,
-                    requests=10**9,
                     max_s=sizes.ramp_s + sizes.phase_s,
+                    retry_after_s=Settings(_env_file=None).retry_after_s,
                 )
             )
             await asyncio.sleep(sizes.ramp_s)
             beside = await closed_loop(
                 http, small, concurrency=1, requests=10**9, max_s=sizes.phase_s, first=2 * 10**6
             )
-            heavy = await flood
+            heavy, refused = await flood
         rows.append({"small tenant": "beside the large one", **beside.summary()})
     large_row = {
         "distributions": sizes.large_k,
+        "touched": sizes.large_touched,
         "values_per_report": sizes.large_values,
         "body_bytes": body_bytes,
         "concurrency": sizes.large_concurrency,
         **heavy.summary(),
+        "refused_429": refused,
     }
     return {"noisy_small": rows, "noisy_large": [large_row]}
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import __version__
 from service.doctor import Doctor
-from service.errors import CurriculumError, StoreUnavailable
+from service.errors import CurriculumError, ReportsBusy, StoreUnavailable
 from service.limits import BodySizeLimit
 from service.metrics import Metrics
 from service.off_loop import OffLoop
@@ -96,6 +96,7 @@ def _install_error_handlers(app: FastAPI, settings: Settings, metrics: Metrics) 
         headers: dict[str, str] = {}
         if isinstance(exc, StoreUnavailable):
             metrics.store_errors.inc()
+        if isinstance(exc, StoreUnavailable | ReportsBusy):
             headers["Retry-After"] = str(settings.retry_after_s)
         if exc.status == 401:
             headers["WWW-Authenticate"] = "Bearer"

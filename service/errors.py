@@ -95,3 +95,11 @@ class PromptStateBusy(StoreUnavailable):
     it; nothing was written."""
 
     code = "prompt_state_busy"
+
+
+class ReportsBusy(CurriculumError):
+    """A large report was refused for now: its run has one in progress, or the process's
+    large-report slots stayed taken (service/report_gate.py). Nothing was written."""
+
+    status = 429
+    code = "reports_busy"

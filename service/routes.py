@@ -248,6 +248,14 @@ def _is_json(content_type: str | None) -> bool:
     "/v1/runs/{run_id}/reports",
     openapi_extra={**_AUTH, "requestBody": _REPORT_BODY},
     response_model=ReportOut,
+    responses={
+        429: {
+            "model": ErrorOut,
+            "description": "A large report while its run has one in progress, or while the "
+            "service's large-report slots stay taken; retry after Retry-After seconds "
+            "(nothing written)",
+        }
+    },
     tags=["scheduling"],
 )
 async def report(
@@ -259,14 +267,16 @@ async def report(
 ) -> Response:
     """Report a step's advantages; a repeated ``report_id`` is acknowledged, not counted.
 
-    The body (up to a million numbers) is parsed and checked in a worker thread, off the
-    loop that answers every other tenant's calls."""
+    A large body is parsed and checked in a worker thread, off the loop that answers every
+    other tenant's calls, and only while it holds one of the process's few large-report
+    slots (429 ``reports_busy`` if its run has one in progress, or none frees up in time)."""
     runs, token = _caller(request)
     raw = await request.body()
     off_loop: OffLoop = request.app.state.off_loop
     content_type = request.headers.get("content-type")
-    body = await off_loop.run(len(raw) // 4, _validated, ReportRequest, content_type, raw)
-    return _json(await runs.report(run_id, token, body, with_weights=weights))
+    async with runs.admitted_report(run_id, token, len(raw)):
+        body = await off_loop.run(len(raw) // 4, _validated, ReportRequest, content_type, raw)
+        return _json(await runs.report(run_id, token, body, with_weights=weights))
 
 
 @router.get(

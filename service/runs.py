@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -52,6 +53,7 @@ from service.prompt_state import (
     prompt_diagnostics,
     report_write,
 )
+from service.report_gate import ReportGate
 from service.run_cache import Run, RunCache, config_json, stored_strategy
 from service.run_view import plan_answer, run_out
 from service.schemas import (
@@ -115,6 +117,9 @@ class RunService:
         self._settings = settings
         self._metrics = metrics
         self._off_loop = off_loop
+        self._report_gate = ReportGate(
+            settings.large_report_bytes, settings.large_report_slots, settings.large_report_wait_s
+        )
         self._cache = RunCache(store, settings.config_cache_size, settings.reward_ema_alpha)
         self._plans_kept = metrics.plans.labels(source="kept")
         self._plans_drawn = metrics.plans.labels(source="drawn")
@@ -331,6 +336,13 @@ class RunService:
                 f"rank's last report is kept for the run's activity), got {request.rank}"
             )
         rewards = request.rewards or {}
+        named = len(request.advantages.keys() | rewards.keys())
+        if named > self._settings.max_report_distributions:
+            raise InvalidInput(
+                f"a report may name at most {self._settings.max_report_distributions} "
+                f"distributions (CURRICULUM_MAX_REPORT_DISTRIBUTIONS), got {named}; split "
+                "it into several reports"
+            )
         total = sum(len(v) for v in request.advantages.values())
         total += sum(len(v) for v in rewards.values())
         total += sum(len(g.rewards) for g in request.groups or ())
@@ -367,6 +379,20 @@ class RunService:
             {run.index_of(n): v for n, v in (request.rewards or {}).items()},
         )
         return encode_journal_body(summary)
+
+    @asynccontextmanager
+    async def admitted_report(
+        self, run_id: str, token: str | None, body_bytes: int
+    ) -> AsyncIterator[None]:
+        """Admission of a report body of ``body_bytes`` to be parsed and applied inside.
+
+        A large one is authorised first (so that no other caller can take its run's turn)
+        and then waits for a slot of :class:`ReportGate`: 429 ``reports_busy`` if its run
+        has one in progress or none frees up in time."""
+        if body_bytes >= self._report_gate.large_bytes:
+            await self._with_run(run_id, token, _found)
+        async with self._report_gate.admit(run_id, body_bytes):
+            yield
 
     async def report(
         self, run_id: str, token: str | None, request: ReportRequest, *, with_weights: bool = True
@@ -594,6 +620,11 @@ def _prompts_busy() -> PromptStateBusy:
         f"other plans and reports of this run moved its prompt state {MAX_ATTEMPTS} times "
         "while this call computed its change; nothing was written: retry shortly"
     )
+
+
+async def _found(run: Run) -> Run:
+    """The run itself: the action of a call that only checks the caller may write it."""
+    return run
 
 
 def _report_out(status: str, version: int, weights: dict[str, float] | None) -> ReportOut:

@@ -98,7 +98,37 @@ class Settings(BaseSettings):
         description="Generation rounds a step's plans may have: a plan's round is below it.",
     )
     max_report_values: int = Field(
-        1_048_576, ge=1, description="Most numbers (advantages plus rewards) in one report."
+        65_536,
+        ge=1,
+        description="Most numbers (advantages plus rewards) in one report. A report is one "
+        "rank's share of a step (4,096 prompts x 16 rollouts is 65,536); Redis runs each "
+        "report's script alone, and parsing one holds the interpreter, so larger reports "
+        "make every tenant's calls wait.",
+    )
+    max_report_distributions: int = Field(
+        1024,
+        ge=1,
+        description="Most distributions one report may name (advantages and rewards "
+        "together). The report script costs about 10 us of Redis's single thread per "
+        "distribution, during which no other tenant's call runs.",
+    )
+    large_report_bytes: int = Field(
+        256 * 1024,
+        ge=1,
+        description="A report whose body has at least this many bytes is large: a process "
+        "handles at most large_report_slots of them at a time, and one of each run.",
+    )
+    large_report_slots: int = Field(
+        1,
+        ge=1,
+        description="Large reports one process parses and applies at a time (keep it below "
+        "worker_threads); the others wait their turn up to large_report_wait_s.",
+    )
+    large_report_wait_s: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds a large report waits for a slot before it is refused (429 "
+        "reports_busy with Retry-After).",
     )
     max_prompts: int = Field(
         1_048_576,
@@ -187,7 +217,9 @@ class Settings(BaseSettings):
         "Authorization: Bearer. Set, /metrics needs it or the operator token; unset, "
         "/metrics is open unless run_metrics is on.",
     )
-    retry_after_s: int = Field(1, ge=1, description="Retry-After sent with a 503.")
+    retry_after_s: int = Field(
+        1, ge=1, description="Retry-After sent with a 503 and a 429 reports_busy."
+    )
     log_level: str = Field("info", description="uvicorn log level.")
 
     @model_validator(mode="after")

@@ -3,8 +3,8 @@
 :class:`CurriculumClient` (blocking, on ``httpx.Client``) and :class:`AsyncCurriculumClient`
 (``httpx.AsyncClient``) have the same methods. Both are thin drivers of the flows of
 :mod:`trainer_client.protocol`, where every call is written once. Every request has a
-timeout and is retried with exponential backoff on connection errors, timeouts and 5xx
-answers (a ``Retry-After`` is respected); a 4xx is never retried and raises a
+timeout and is retried with exponential backoff on connection errors, timeouts, 5xx and
+429 answers (a ``Retry-After`` is respected); another 4xx is never retried and raises a
 :class:`~trainer_client.errors.RequestRejected` subclass carrying the status, the service's
 error code and message.
 

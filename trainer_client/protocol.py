@@ -277,11 +277,12 @@ class ClientProtocol:
     ) -> Flow[Any]:
         """The JSON answer; a 4xx raises the matching ``RequestRejected``.
 
-        A transport error or a 5xx moves on to the next replica at once; only when every
-        replica failed is the round retried, after a backoff (one round while the service is
-        down: a probe). Requests then stay with the replica that answered. Moving a report
-        to another replica is safe: every replica shares one Redis, which counts a report id
-        once, atomically with the report."""
+        A transport error, a 5xx or a 429 (the service's large-report slots are taken)
+        moves on to the next replica at once; only when every replica failed is the round
+        retried, after a backoff of at least its ``Retry-After`` (one round while the
+        service is down: a probe). Requests then stay with the replica that answered.
+        Moving a report to another replica is safe: every replica shares one Redis, which
+        counts a report id once, atomically with the report."""
         attempts = 1 if self.probe.down else 1 + self.retries
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         retry_after: str | None = None
@@ -294,7 +295,7 @@ class ClientProtocol:
                 reply = yield Send(method, path, body, params, headers, self.base_url)
                 if isinstance(reply, httpx.TransportError):
                     last = f"{self.base_url}: {type(reply).__name__}: {reply}"
-                elif reply is not None and reply.status_code < 500:
+                elif reply is not None and reply.status_code < 500 and reply.status_code != 429:
                     try:
                         return _answer(reply)
                     except MalformedAnswer as exc:  # a faulty replica or proxy: as a 5xx
