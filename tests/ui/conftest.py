@@ -47,3 +47,9 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
     expected = [e for e in errors if "401" not in e and "403" not in e]
     assert not expected, f"the page logged errors: {expected}"
+
+
+def open_run_page(page: Any, url: str, run_id: str, headers: dict[str, str]) -> None:
+    """Open run ``run_id``'s page with the token that ``headers`` carry (in the fragment)."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    page.goto(f"{url}/ui/runs/{run_id}#token={token}")

@@ -10,6 +10,7 @@ import pytest
 
 from curriculum_core import RunModel, rehearsal_share
 from tests.conftest import create_run
+from tests.ui.conftest import open_run_page
 
 DISTS = ["a", "b", "c"]
 STRATEGY = {"name": "dump-rehearse", "confidence": 20.0}
@@ -67,7 +68,7 @@ def test_a_forgotten_distribution_shows_its_rehearsal_share(
     served = http.get(f"{url}/v1/runs/{run_id}", headers=headers).json()["stats"]
     assert served["b"]["rehearsal_share"] == pytest.approx(shares["b"])
 
-    page.goto(f"{url}/ui/runs/{run_id}#token={headers['Authorization'].removeprefix('Bearer ')}")
+    open_run_page(page, url, run_id, headers)
     page.wait_for_selector("[data-testid=distribution-table] tbody tr td.rehearsal")
     assert page.locator(
         "[data-testid=distribution-table] th[data-key=rehearsal_share]"
@@ -80,7 +81,7 @@ def test_other_strategies_hide_the_rehearsal_column(
 ) -> None:
     url = start_service()
     run_id, headers = create_run(http, url, DISTS, run_id="plain", strategy="dump-ucb")
-    page.goto(f"{url}/ui/runs/{run_id}#token={headers['Authorization'].removeprefix('Bearer ')}")
+    open_run_page(page, url, run_id, headers)
     page.wait_for_selector(
         "[data-testid=distribution-table] tbody tr td.rehearsal", state="attached"
     )

@@ -22,7 +22,9 @@ function frame(container, height) {
   return { root, width, height, pad, w: width - pad.left - pad.right, h: height - pad.top - pad.bottom };
 }
 
-function axes(f, xs, yMax) {
+const stepLabel = (x) => `step ${x}`;
+
+function axes(f, xs, yMax, xLabel = stepLabel, yLabel = (v) => v.toPrecision(2)) {
   const { root, pad, w, h } = f;
   const g = svg("g", { class: "axes" });
   const x0 = xs[0] ?? 0;
@@ -31,14 +33,14 @@ function axes(f, xs, yMax) {
     const y = pad.top + h - (h * i) / 4;
     g.append(svg("line", { x1: pad.left, x2: pad.left + w, y1: y, y2: y, class: "grid" }));
     const label = svg("text", { x: pad.left - 4, y: y + 4, "text-anchor": "end" });
-    label.textContent = ((yMax * i) / 4).toPrecision(2);
+    label.textContent = yLabel((yMax * i) / 4);
     g.append(label);
   }
   for (const [value, anchor] of [[x0, "start"], [x1, "end"]]) {
     const label = svg("text", {
       x: anchor === "start" ? pad.left : pad.left + w, y: pad.top + h + 16, "text-anchor": anchor,
     });
-    label.textContent = `step ${value}`;
+    label.textContent = xLabel(value);
     g.append(label);
   }
   root.append(g);
@@ -80,15 +82,18 @@ export function stackedArea(container, names, steps, rows) {
   container.replaceChildren(f.root);
 }
 
-export function lines(container, names, steps, rows) {
-  const f = frame(container, 220);
-  const yMax = Math.max(1e-9, ...rows.flat());
-  axes(f, steps, yMax);
-  const s = scaler(f, steps, yMax);
+// names: K names; xs: x values (steps unless xLabel says otherwise); rows: per x a K-vector.
+// Options: yMax (default the largest value), xLabel and yLabel (axis labels), title(name, j)
+// (each line's tooltip; default its name).
+export function lines(container, names, xs, rows, options = {}) {
+  const f = frame(container, options.height ?? 220);
+  const yMax = options.yMax ?? Math.max(1e-9, ...rows.flat());
+  axes(f, xs, yMax, options.xLabel, options.yLabel);
+  const s = scaler(f, xs, yMax);
   names.forEach((name, j) => {
-    const d = steps.map((x, t) => `${t ? "L" : "M"}${s.x(x).toFixed(1)},${s.y(rows[t][j]).toFixed(1)}`).join("");
+    const d = xs.map((x, t) => `${t ? "L" : "M"}${s.x(x).toFixed(1)},${s.y(rows[t][j]).toFixed(1)}`).join("");
     const line = svg("path", { d, stroke: color(j), fill: "none", class: "line", "data-distribution": name });
-    f.root.append(titled(line, visibleName(name)));
+    f.root.append(titled(line, options.title ? options.title(name, j) : visibleName(name)));
   });
   container.replaceChildren(f.root);
 }

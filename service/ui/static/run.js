@@ -1,12 +1,18 @@
 // One run: weights over steps, signal and exploration, rewards, the distributions' table
-// and each rank's last report, refreshed by polling.
+// and each rank's last report, refreshed by polling; in a run that declares prompts, each
+// distribution's prompt selection and its skipped and zero-variance shares over the time
+// the page is open.
 import {
   AuthError, age, el, getJson, nameNode, own, poll, serverNow, takeTokenFromFragment, tokenForm,
+  visibleName,
 } from "./api.js";
 import { bars, color, lines, stackedArea } from "./charts.js";
 
 const REFRESH_MS = 2000;
 const HISTORY_LIMIT = 1000;
+// Refreshes kept for the prompt charts (300 at 2 s: the last 10 minutes): the service keeps
+// no history of the shares, so the page records one point per refresh while it is open.
+const SERIES_LIMIT = 300;
 
 takeTokenFromFragment();
 const runId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
@@ -17,6 +23,7 @@ const gate = tokenForm(() => refresh());
 let sort = { key: "weight", descending: true };
 let latest = null;
 let shownVersion = null;
+const series = [];
 
 function strategyText(strategy) {
   const { name, ...params } = strategy;
@@ -26,10 +33,28 @@ function strategyText(strategy) {
 function rowsOf(run) {
   return run.config.distributions.map((name, index) => {
     const s = own(run.stats, name);
-    const flags = [s.starved ? "starved" : "", s.saturated ? "saturated" : ""].filter(Boolean);
-    return { name, index, ...s, last_step: own(run.activity.last_step, name) ?? null, flags: flags.join(" ") };
+    const p = promptsOf(run, name);
+    const flags = [
+      s.starved ? "starved" : "", s.saturated ? "saturated" : "", p.forced > 0 ? "forced" : "",
+    ].filter(Boolean);
+    return {
+      name, index, ...s, ...p, last_step: own(run.activity.last_step, name) ?? null, flags: flags.join(" "),
+    };
   });
 }
+
+// A distribution's prompt selection for the table (drawn: prompts drawn in all, the order of
+// pass / position); nothing in a run without prompts.
+function promptsOf(run, name) {
+  const p = own(run.prompts, name);
+  if (p === undefined) return {};
+  return {
+    prompts: p.prompts, pass: p.pass, position: p.position, drawn: p.pass * p.prompts + p.position,
+    skipped: p.skipped, zero_variance: p.zero_variance, forced: p.forced,
+  };
+}
+
+const percent = (share) => `${(100 * share).toFixed(1)}%`;
 
 function renderFacts(run) {
   const q = (id) => document.querySelector(`[data-testid=${id}]`);
@@ -68,7 +93,14 @@ function renderTable(run) {
   });
   const fmt = (v, digits = 3) => (v === null ? "-" : Number(v).toFixed(digits));
   const rehearses = run.config.strategy.name === "dump-rehearse";
+  const hasPrompts = run.prompts !== undefined;
   document.querySelector("[data-testid=distribution-table] th[data-key=rehearsal_share]").hidden = !rehearses;
+  document.querySelectorAll("[data-testid=distribution-table] th.prompt").forEach((th) => { th.hidden = !hasPrompts; });
+  const promptCell = (cls, text) => {
+    const cell = el("td", { class: `prompt ${cls}` }, hasPrompts ? text() : "");
+    cell.hidden = !hasPrompts;
+    return cell;
+  };
   document.querySelector("[data-testid=distribution-table] tbody").replaceChildren(...rows.map((r) => {
     const tr = el("tr", { "data-distribution": r.name });
     const name = el("td");
@@ -79,6 +111,9 @@ function renderTable(run) {
       el("td", {}, r.reward_n ? fmt(r.reward_best) : "-"),
       el("td", {}, r.last_step === null ? "never" : String(r.last_step)),
       rehearsalCell(r.rehearsal_share, rehearses),
+      promptCell("prompts", () => String(r.prompts)), promptCell("pass", () => `${r.pass} / ${r.position}`),
+      promptCell("skipped", () => percent(r.skipped)), promptCell("zero-variance", () => percent(r.zero_variance)),
+      promptCell("forced", () => String(r.forced)),
       el("td", { class: "flags" }, r.flags),
     );
     return tr;
@@ -113,6 +148,32 @@ function renderCharts(run, history) {
   })), maxReward);
 }
 
+// One point of the prompt charts per refresh: each distribution's shares, in the run's order.
+function recordPrompts(run) {
+  const names = run.config.distributions;
+  const shares = (key) => names.map((name) => own(run.prompts, name)?.[key] ?? 0);
+  series.push({ at: serverNow(), skipped: shares("skipped"), zero_variance: shares("zero_variance") });
+  if (series.length > SERIES_LIMIT) series.splice(0, series.length - SERIES_LIMIT);
+}
+
+function renderPrompts(run) {
+  const section = document.querySelector("[data-testid=prompt-series]");
+  section.hidden = run.prompts === undefined;
+  if (section.hidden) return;
+  recordPrompts(run);
+  const names = run.config.distributions;
+  const times = series.map((point) => point.at);
+  const clock = (at) => new Date(at * 1000).toLocaleTimeString();
+  for (const key of ["zero_variance", "skipped"]) {
+    const rows = series.map((point) => point[key]);
+    const last = rows[rows.length - 1];
+    lines(document.querySelector(`[data-testid=${key.replace("_", "-")}-chart]`), names, times, rows, {
+      yMax: 1, height: 160, xLabel: clock, yLabel: (v) => `${Math.round(100 * v)}%`,
+      title: (name, j) => `${visibleName(name)}: ${percent(last[j])} now`,
+    });
+  }
+}
+
 // The run with every page of its distributions joined (GET /v1/runs/{run} answers a page of
 // them at a time; the rest of the answer is the last page's).
 async function wholeRun(path) {
@@ -125,6 +186,7 @@ async function wholeRun(path) {
       weights: { ...run.weights, ...page.weights },
       stats: { ...run.stats, ...page.stats },
       activity: { ...page.activity, last_step: { ...run.activity.last_step, ...page.activity.last_step } },
+      ...(run.prompts === undefined ? {} : { prompts: { ...run.prompts, ...page.prompts } }),
       offset: run.offset,
     };
   }
@@ -140,6 +202,7 @@ async function refresh() {
     latest = run;
     renderFacts(run);
     renderTable(run);
+    renderPrompts(run);
     if (run.version !== shownVersion) {
       const history = await getJson(`${path}/history?limit=${HISTORY_LIMIT}`);
       renderCharts(run, history);
