@@ -16,7 +16,13 @@ best final reward any strategy reached on that seed (a run that never reaches it
 as not reaching it); the distributions each run solved (greedy test reward at least
 ``SOLVED`` at some evaluation) and ended below it, and the evaluations they spent below
 ``LAPSED`` once solved; and every strategy's final reward and area
-paired by seed against ``--baseline``'s (``uniform`` by default).
+paired by seed against ``--baseline``'s (``uniform`` by default). Each run also records the
+groups it generated and the zero-variance ones among them (every reward equal: no gradient)
+per distribution, their share, and the groups generated before each evaluation; per
+strategy the summary gives the groups generated to reach the target (times the group size:
+rollouts) and the zero-variance share. The ``dump-guard+prompts`` arm lets the service
+choose the prompts too (``prompt_selection``; ``--set prompt_selection=true`` turns it on for
+every arm).
 
     python -m benchmarks.grpo_curriculum --seeds 3 --steps 1000 \
         --strategies dump-ucb,uniform,sec --out runs/grpo-bench --img-dir docs/img
@@ -61,7 +67,7 @@ import torch
 
 from benchmarks.sim.stats import interval
 from curriculum_core import STRATEGIES as CORE_STRATEGIES
-from trainer_client.grpo.cli import scheduler_session
+from trainer_client.grpo.cli import prompt_counts, scheduler_session
 from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.demo import DEMO
 from trainer_client.grpo.metrics import read_metrics
@@ -75,9 +81,14 @@ from trainer_client.local_service import LocalService
 STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     **{name: (name, {}) for name in CORE_STRATEGIES},
     "dump-ucb+floor": ("dump-ucb", {"floor": 0.1}),
+    "dump-guard+prompts": ("dump-guard", {}),
 }
 """Label -> (strategy name, strategy params) the run is created with on the service: every
 strategy by its name with its defaults, and labelled variants."""
+ARM_CONFIG: dict[str, dict[str, Any]] = {
+    "dump-guard+prompts": {"prompt_selection": True},
+}
+"""Label -> TrainConfig fields an arm sets beyond its strategy (over ``--set``'s)."""
 
 SMOKE: dict[str, Any] = dict(
     levels=[1, 2, 3],
@@ -190,8 +201,13 @@ def dry_run(url: str, base: dict[str, Any], labels: list[str], model: str | None
     print(f"distributions (train/test): {sizes}")
     for label in labels:
         name, params = STRATEGIES[label]
-        cfg = dataclasses.replace(config, strategy=name, strategy_params=dict(params))
-        with scheduler_session(cfg, [d.name for d in dists], url, None, None) as scheduler:
+        cfg = dataclasses.replace(
+            config, strategy=name, strategy_params=dict(params), **ARM_CONFIG.get(label, {})
+        )
+        names = [d.name for d in dists]
+        with scheduler_session(
+            cfg, names, url, None, None, prompts=prompt_counts(dists)
+        ) as scheduler:
             plan = scheduler.plan(0, cfg.prompts_per_step)
         print(f"{label}: first plan {dict(sorted(Counter(plan).items()))}")
     need = longest + config.max_new_tokens
@@ -223,7 +239,7 @@ def run_one(
         (folder / "metrics.jsonl").unlink()  # an interrupted run starts over
     name, params = STRATEGIES[label]
     config = TrainConfig(
-        **{**base, "warmstart_steps": 0},
+        **{**base, "warmstart_steps": 0, **ARM_CONFIG.get(label, {})},
         model=model,
         strategy=name,
         strategy_params=dict(params),
@@ -235,7 +251,10 @@ def run_one(
         config.task, config.levels, seed, config.train_size, config.test_size
     )
     start = time.perf_counter()
-    with scheduler_session(config, [d.name for d in dists], url, None, None) as scheduler:
+    names = [d.name for d in dists]
+    with scheduler_session(
+        config, names, url, None, None, prompts=prompt_counts(dists)
+    ) as scheduler:
         trainer = GRPOTrainer(config, scheduler, distributions=dists, progress=False)
         if config.model != "tiny" and trainer.model.config.model_type == "gpt2":
             # from_pretrained picks SDPA; the tiny model runs faster eagerly on a CPU
@@ -259,20 +278,40 @@ def run_one(
         "eval_mean": [r["eval/mean"] for r in records if "eval/mean" in r],
         "eval": {name: values for name, (_, values) in evals.items()},
         "weights": {name: values for name, (_, values) in weights.items()},
+        "prompt_selection": config.prompt_selection,
+        "group_size": config.group_size,
+        **group_counts(records, config.dynamic_sampling),
     }
-    if config.dynamic_sampling:  # groups generated and trained over the run, per distribution
-        for kind in ("generated_groups", "trained_groups"):
-            totals: dict[str, int] = {}
-            for record in records:
-                for key, value in record.items():
-                    if key.startswith(f"{kind}/"):
-                        name = key.split("/", 1)[1]
-                        totals[name] = totals.get(name, 0) + int(value)
-            result[kind] = totals
     partial = done.with_name(f"run.json.tmp-{os.getpid()}")
     partial.write_text(json.dumps(result), encoding="utf-8")
     partial.replace(done)  # atomic: a run.json is always whole
     return result
+
+
+def group_counts(records: list[dict[str, Any]], dynamic_sampling: bool) -> dict[str, Any]:
+    """What a run generated, from its metrics: per distribution the groups generated, the
+    zero-variance ones among them (every reward equal: no gradient) and, with dynamic
+    sampling, the ones trained; the zero-variance share of all generated groups; and
+    ``generated_at_eval``, the groups generated before each evaluation (parallel to
+    ``eval_steps``; times ``group_size``: the rollouts to reach that evaluation)."""
+    kinds = ["generated_groups", "zero_variance_groups"]
+    kinds += ["trained_groups"] if dynamic_sampling else []
+    out: dict[str, Any] = {kind: Counter() for kind in kinds}
+    done, at_eval = 0, []
+    for record in records:
+        if "eval/mean" in record:
+            at_eval.append(done)
+        for key, value in record.items():
+            kind, _, name = key.partition("/")
+            if kind in out:
+                out[kind][name] += int(value)
+                done += int(value) if kind == "generated_groups" else 0
+    out = {kind: dict(counts) for kind, counts in out.items()}
+    generated = sum(out["generated_groups"].values())
+    zero = sum(out["zero_variance_groups"].values())
+    out["zero_variance_fraction"] = zero / generated if generated else None
+    out["generated_at_eval"] = at_eval
+    return out
 
 
 def solved_then_lost(run: dict[str, Any], solved: float = SOLVED) -> dict[str, float]:
@@ -345,6 +384,15 @@ def summarise(
             "steps_to_target": hit,
             "reached": len(reached),
             "steps_to_target_mean": float(np.mean(reached)) if reached else None,
+            # groups generated before the evaluation that first reached the target (times
+            # group_size: rollouts), and the share of generated groups that were zero-variance
+            "groups_to_target": [
+                r["generated_at_eval"][steps.index(h)]
+                if h is not None and "generated_at_eval" in r
+                else None
+                for r, h in zip(mine, hit, strict=True)
+            ],
+            "zero_variance_fraction": [r.get("zero_variance_fraction") for r in mine],
             "curve_mean": curves.mean(0).tolist(),
             "curve_min": curves.min(0).tolist(),
             "curve_max": curves.max(0).tolist(),

@@ -144,3 +144,43 @@ def test_dynamic_sampling_runs_through_the_config(tmp_path: Path) -> None:
     generated, trained = run["generated_groups"], run["trained_groups"]
     assert sum(generated.values()) >= 5 * 4  # 5 steps, at least round 0's batch each
     assert all(0 <= trained.get(name, 0) <= n for name, n in generated.items())
+
+
+def test_prompt_selection_arm_records_groups(tmp_path: Path) -> None:
+    """The ``dump-guard+prompts`` arm trains with prompt selection, ``uniform`` beside it
+    without; each run records the groups it generated, the zero-variance ones among them,
+    and the groups generated before each evaluation (rollouts to a target)."""
+    out = tmp_path / "smoke"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.grpo_curriculum", "--smoke", "--strategies",
+         "uniform,dump-guard+prompts", "--out", str(out)],
+        cwd=tmp_path, env=checkout_env(), capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "results.json").read_text())
+    runs = {run["label"]: run for run in report["runs"]}
+    assert runs["dump-guard+prompts"]["prompt_selection"] is True
+    assert runs["uniform"]["prompt_selection"] is False
+    for run in runs.values():
+        assert sum(run["generated_groups"].values()) == 5 * 4  # 5 steps of 4 prompts
+        zero = sum(run["zero_variance_groups"].values())
+        assert run["zero_variance_fraction"] == zero / 20
+        assert run["eval_steps"] == [0, 2, 4, 5]
+        assert run["generated_at_eval"] == [0, 8, 16, 20]
+    for label, cell in report["cells"].items():
+        assert cell["zero_variance_fraction"] == [runs[label]["zero_variance_fraction"]]
+        (hit,) = cell["steps_to_target"]
+        expected = None if hit is None else 4 * hit
+        assert cell["groups_to_target"] == [expected]
+
+
+def test_prompt_selection_set_reaches_the_config() -> None:
+    """``--set prompt_selection=true`` (and its parameters) become TrainConfig fields of
+    every run."""
+    from benchmarks.grpo_curriculum import base_config, parse_args
+    from trainer_client.grpo.config import TrainConfig
+
+    args = parse_args(["--smoke", "--out", "x", "--set", "prompt_selection=true", "--set",
+                       'prompt_selection_params={"mode": "coverage"}'])  # fmt: skip
+    config = TrainConfig(**base_config(args))
+    assert config.prompt_selection and config.prompt_selection_params == {"mode": "coverage"}

@@ -19,6 +19,18 @@ from trainer_client.grpo.tasks import Distribution, build_distributions
 from trainer_client.run_files import read_run
 
 PROMPTS, GROUP, STEPS, ROUNDS = 4, 2, 3, 3
+TINY = {
+    "levels": [1, 2, 3],
+    "train_size": 30,
+    "test_size": 4,
+    "prompts_per_step": PROMPTS,
+    "group_size": GROUP,
+    "max_new_tokens": 3,
+    "warmstart_steps": 0,
+    "eval_every": 0,
+    "max_rounds": ROUNDS,
+}
+"""A few seconds of the tiny model: three distributions, small batches."""
 
 
 def _parity_tasks(*args: object) -> list[Distribution]:
@@ -51,21 +63,7 @@ def test_dynamic_sampling_reports_every_generated_group(
     the groups generated in each round are the first slots of that round's plan."""
     monkeypatch.setattr(cli, "build_distributions", _parity_tasks)
     config = tmp_path / "c.json"
-    config.write_text(
-        json.dumps(
-            {
-                "levels": [1, 2, 3],
-                "train_size": 30,
-                "test_size": 4,
-                "prompts_per_step": PROMPTS,
-                "group_size": GROUP,
-                "max_new_tokens": 3,
-                "warmstart_steps": 0,
-                "eval_every": 0,
-                "max_rounds": ROUNDS,
-            }
-        )
-    )
+    config.write_text(json.dumps(TINY))
     out = tmp_path / "run"
     args = ["--config", str(config), "--output-dir", str(out), "--no-progress",
             "--service-url", service.url, "--steps", str(STEPS), "--dynamic-sampling"]  # fmt: skip

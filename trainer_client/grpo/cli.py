@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,9 @@ import torch
 
 from curriculum_core import DEFAULT_STRATEGY, STRATEGIES
 from trainer_client.grpo.checkpoint import latest_checkpoint, read_checkpoint
-from trainer_client.grpo.config import TrainConfig
+from trainer_client.grpo.config import TrainConfig, read_config_file
 from trainer_client.grpo.scheduler import LocalScheduler, Scheduler, ServiceScheduler
-from trainer_client.grpo.tasks import build_distributions
+from trainer_client.grpo.tasks import Distribution, build_distributions
 from trainer_client.grpo.trainer import GRPOTrainer
 from trainer_client.run_files import (
     RunRecord,
@@ -84,6 +84,14 @@ def parser() -> argparse.ArgumentParser:
         help="drop zero-variance groups and refill the batch from further generation rounds "
         "(DAPO); --set max_rounds=N caps the rounds per step (default 4)",
     )
+    p.add_argument(
+        "--prompt-ids",
+        action="store_true",
+        default=None,
+        help="let the scheduler choose each slot's prompt too (prompt selection: each prompt "
+        "once per pass, prompts whose groups keep having equal rewards passed over); "
+        '--set prompt_selection_params=\'{"mode": "coverage"}\' sets its parameters',
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_service_flags(p)
     return p
@@ -105,6 +113,12 @@ def add_service_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def prompt_counts(distributions: list[Distribution]) -> dict[str, int]:
+    """Each distribution's train row count: the prompts a run with prompt selection
+    declares (prompt id ``i`` is train row ``i``)."""
+    return {d.name: len(d.train) for d in distributions}
+
+
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -116,7 +130,10 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
     """The run's config and the checkpoint to resume from (``None`` for a fresh run)."""
     data: dict[str, Any] = {}
     if args.config:
-        data.update(TrainConfig.from_file(args.config).to_dict())
+        try:
+            data.update(read_config_file(args.config))  # checked whole, with the flags, below
+        except ValueError as err:
+            raise SystemExit(f"bad config: {err}") from err
     explicit = {
         field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _, _) in FLAGS.items()
     }
@@ -125,6 +142,8 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
         explicit["levels"] = args.levels
     if args.dynamic_sampling:
         explicit["dynamic_sampling"] = True
+    if args.prompt_ids:
+        explicit["prompt_selection"] = True
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
@@ -147,13 +166,21 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
 def build_scheduler(args: argparse.Namespace, distributions: list[str]) -> Scheduler:
     """The scheduler ``args`` ask for: ``LocalScheduler`` in-process, or the HTTP service.
 
-    ``args`` needs ``scheduler``, ``strategy``, ``strategy_params`` and ``seed``; service mode
-    also reads ``service_url``, ``run_id``, ``token`` and ``buffer_path`` (None: reports
-    owed during an outage are kept in memory only) and creates the run on the service (or
-    attaches to it when it exists with the same configuration).
+    ``args`` needs ``scheduler``, ``strategy``, ``strategy_params`` and ``seed``, and may
+    carry ``prompts`` (each distribution's prompt count: plans then name each slot's prompt)
+    and ``prompt_selection`` (their selection parameters); service mode also reads
+    ``service_url``, ``run_id``, ``token`` and ``buffer_path`` (None: reports owed during an
+    outage are kept in memory only) and creates the run on the service (or attaches to it
+    when it exists with the same configuration).
     """
+    prompts = {
+        "prompts": getattr(args, "prompts", None),
+        "prompt_selection": getattr(args, "prompt_selection", None),
+    }
     if args.scheduler == "local":
-        return LocalScheduler(distributions, args.strategy, args.seed, **args.strategy_params)
+        return LocalScheduler(
+            distributions, args.strategy, args.seed, **prompts, **args.strategy_params
+        )
     from trainer_client.client import CurriculumClient
 
     if not args.service_url:
@@ -166,6 +193,7 @@ def build_scheduler(args: argparse.Namespace, distributions: list[str]) -> Sched
         strategy={"name": args.strategy, **args.strategy_params},
         seed=args.seed,
         buffer_path=getattr(args, "buffer_path", None),
+        **prompts,
     )
     if client.token and client.token != args.token:
         print(
@@ -204,8 +232,12 @@ def scheduler_session(
     token: str | None,
     *,
     resuming: bool = False,
+    prompts: Mapping[str, int] | None = None,
 ) -> Iterator[Scheduler]:
     """The run's scheduler for the duration of the block.
+
+    With ``config.prompt_selection``, ``prompts`` must give each distribution's train row
+    count (:func:`prompt_counts`): the run declares them, and its plans name each slot's row.
 
     Service mode with no ``service_url`` starts ``python -m service`` on its embedded Redis
     (data in ``OUTPUT_DIR/scheduler``, so a resumed run finds its state) and stops it after.
@@ -215,6 +247,8 @@ def scheduler_session(
     take what it is owed, and what it did not take stays on disk with a message saying how
     it will be replayed.
     """
+    if config.prompt_selection and prompts is None:
+        raise ValueError("prompt_selection needs prompts: each distribution's train row count")
     folder = Path(config.output_dir)
     given_token = token
     with ExitStack() as stack:
@@ -235,6 +269,8 @@ def scheduler_session(
             run_id=run_id,
             token=token,
             buffer_path=buffer_path(folder),
+            prompts=dict(prompts) if config.prompt_selection and prompts else None,
+            prompt_selection=config.prompt_selection_params or None,  # only with prompts
         )
         scheduler = build_scheduler(sched_args, distributions)
         if not isinstance(scheduler, ServiceScheduler):
@@ -272,7 +308,13 @@ def train_main(argv: list[str] | None = None) -> int:
     )
     names = [d.name for d in distributions]
     with scheduler_session(
-        config, names, args.service_url, args.run_id, args.token, resuming=resume is not None
+        config,
+        names,
+        args.service_url,
+        args.run_id,
+        args.token,
+        resuming=resume is not None,
+        prompts=prompt_counts(distributions),
     ) as scheduler:
         trainer = GRPOTrainer(
             config, scheduler, resume, distributions, progress=not args.no_progress

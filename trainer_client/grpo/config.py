@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from curriculum_core import DEFAULT_STRATEGY
+from curriculum_core.prompts import selection_from_dict
 from trainer_client.grpo.tasks import REWARDS, TASKS
 
 
@@ -109,6 +110,16 @@ class TrainConfig:
     ``"exp3s"`` (docs/strategies.md)."""
     strategy_params: dict[str, Any] = field(default_factory=dict)
     """Strategy parameters, e.g. ``{"window": 300, "c": 1.0, "tau": 0.1}``."""
+    prompt_selection: bool = False
+    """Let the scheduler choose each slot's prompt, not only its distribution: the run is
+    created with ``prompts`` (each distribution's train row count; prompt id ``i`` is row
+    ``i`` of its train split), every prompt comes once per pass and prompts whose groups
+    keep having equal rewards are passed over (docs/strategies.md, "Prompt selection");
+    every generated group is reported with its prompt. Off: each slot's prompt is drawn
+    uniformly, with replacement."""
+    prompt_selection_params: dict[str, Any] = field(default_factory=dict)
+    """With ``prompt_selection``: the run's ``prompt_selection`` parameters, e.g.
+    ``{"mode": "coverage"}`` or ``{"target_zero_variance": 0.2}``; empty: the defaults."""
     scheduler_drain_s: float = 60.0
     """At the end of training, how long to wait for an unreachable scheduling service to
     take the calls it is owed before exiting anyway (they stay in
@@ -177,6 +188,9 @@ class TrainConfig:
             raise ValueError(
                 f"report_signal must be 'normalized' or 'centered', got {self.report_signal!r}"
             )
+        if self.prompt_selection_params and not self.prompt_selection:
+            raise ValueError("prompt_selection_params needs prompt_selection = true")
+        selection_from_dict(self.prompt_selection_params)  # names and ranges, before any run
         if self.scheduler not in ("local", "service"):
             raise ValueError(f"scheduler must be 'local' or 'service', got {self.scheduler!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -200,11 +214,19 @@ class TrainConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
         """Read a ``.json`` or ``.toml`` file of config keys."""
-        path = Path(path)
-        if path.suffix == ".toml":
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        elif path.suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
-        else:
-            raise ValueError(f"config file {path} must end in .json or .toml")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_file(path))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The keys of a ``.json`` or ``.toml`` config file, unchecked (other sources may
+    complete them: :meth:`TrainConfig.from_dict` checks the whole)."""
+    path = Path(path)
+    if path.suffix == ".toml":
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    elif path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        raise ValueError(f"config file {path} must end in .json or .toml")
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold an object of config keys")
+    return data

@@ -6,19 +6,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from curriculum_core import DEFAULT_STRATEGY, ReportError, RunModel
 from trainer_client.protocol import Groups, with_filtered
 
+PromptGroups = Sequence[Mapping[str, Any]]
+"""Each generated group's ``{"distribution", "prompt", "rewards"}`` (docs/api.md)."""
+
+
+class StepPlan(list[str]):
+    """One generation round's plan: the distribution name of each slot, as a list (so it
+    serves wherever a plan was a plain list), and ``prompt_ids``: in a run that declares its
+    prompts, the prompt of each slot (an index into its distribution's train rows, in the
+    order the task builds them), else ``None``. Equality compares the names only."""
+
+    def __init__(self, assignment: Iterable[str] = (), prompt_ids: Iterable[int] | None = None):
+        super().__init__(assignment)
+        self.prompt_ids = None if prompt_ids is None else [int(i) for i in prompt_ids]
+        if self.prompt_ids is not None and len(self.prompt_ids) != len(self):
+            raise ValueError(f"{len(self.prompt_ids)} prompt ids for {len(self)} slots")
+
+    @property
+    def assignment(self) -> list[str]:
+        """The distribution of each slot, as a plain list."""
+        return list(self)
+
+
+def step_plan(plan: Any) -> StepPlan:
+    """A client's plan (an object with ``.assignment`` and maybe ``.prompt_ids``) as a
+    :class:`StepPlan`."""
+    return StepPlan(plan.assignment, getattr(plan, "prompt_ids", None))
+
 
 class Scheduler(Protocol):
     """What the GRPO trainer needs from a curriculum scheduler."""
 
-    def plan(self, step: int, batch_size: int, round: int = 0) -> list[str]:
+    def plan(self, step: int, batch_size: int, round: int = 0) -> StepPlan:
         """The distribution name of each of the step's ``batch_size`` prompt slots, in
-        generation round ``round`` of the step (0: its batch; 1, 2, ...: refills)."""
+        generation round ``round`` of the step (0: its batch; 1, 2, ...: refills), and in a
+        run that declares its prompts each slot's prompt id. A scheduler may return a plain
+        list of names: the trainer then draws each slot's prompt itself."""
         ...
 
     def report(
@@ -27,9 +57,12 @@ class Scheduler(Protocol):
         advantages: dict[str, list[float]],
         rewards: dict[str, list[float]] | None = None,
         filtered: Groups | None = None,
+        groups: PromptGroups | None = None,
     ) -> None:
         """Per distribution, the step's per-sample advantages (signed) and rewards, and the
-        rewards of each group a filter dropped (reported with zero advantages)."""
+        rewards of each group a filter dropped (reported with zero advantages); in a run
+        that declares its prompts, ``groups``: every generated group's prompt and rewards
+        (passed only when the plans named prompts)."""
         ...
 
     def weights(self) -> dict[str, float]:
@@ -50,9 +83,12 @@ class LocalScheduler:
     """The scheduling core run in-process (``curriculum_core.RunModel``): the service's
     statistics, weights and plans, with no service.
 
-    ``strategy`` is any strategy name and ``params`` its parameters. Each step's report gets
-    the id ``local/step-{step}``, so a step reported twice counts once, as on the service.
-    Snapshots are in the service's export format, so a run can move from one to the other.
+    ``strategy`` is any strategy name and ``params`` its parameters. ``prompts`` (each
+    distribution's train row count) makes plans name each slot's prompt, selected as
+    ``prompt_selection`` says (docs/strategies.md, "Prompt selection"). Each step's report
+    gets the id ``local/step-{step}``, so a step reported twice counts once, as on the
+    service. Snapshots are in the service's export format, so a run can move from one to the
+    other.
     """
 
     def __init__(
@@ -60,9 +96,18 @@ class LocalScheduler:
         distributions: list[str],
         strategy: str = DEFAULT_STRATEGY,
         seed: int = 0,
+        *,
+        prompts: Mapping[str, int] | None = None,
+        prompt_selection: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> None:
-        self.model = RunModel(distributions, {"name": strategy, **params}, seed)
+        self.model = RunModel(
+            distributions,
+            {"name": strategy, **params},
+            seed,
+            prompts=prompts,
+            prompt_selection=prompt_selection,
+        )
 
     @property
     def names(self) -> list[str]:
@@ -79,9 +124,10 @@ class LocalScheduler:
         """The seed of every step's plan."""
         return self.model.seed
 
-    def plan(self, step: int, batch_size: int, round: int = 0) -> list[str]:
-        """One distribution per slot, drawn from the current weights."""
-        return self.model.plan(step, batch_size, round)
+    def plan(self, step: int, batch_size: int, round: int = 0) -> StepPlan:
+        """One distribution per slot, drawn from the current weights, and each slot's
+        prompt when the run declares prompts (the first call for a round fixes it)."""
+        return step_plan(self.model.plan_step(step, batch_size, round))
 
     def report(
         self,
@@ -89,14 +135,16 @@ class LocalScheduler:
         advantages: dict[str, list[float]],
         rewards: dict[str, list[float]] | None = None,
         filtered: Groups | None = None,
+        groups: PromptGroups | None = None,
     ) -> None:
         """Apply the step's report; raises ``ValueError`` for what the service would refuse."""
         advantages, rewards = with_filtered(advantages, rewards, filtered)
         try:
             adv, rew = self.model.validate(advantages, rewards)
+            checked = self.model.validate_groups(groups) if groups else []
         except ReportError as exc:
             raise ValueError(str(exc)) from None
-        self.model.apply(f"local/step-{step}", adv, rew)
+        self.model.apply(f"local/step-{step}", adv, rew, checked)
 
     def weights(self) -> dict[str, float]:
         """Sampling probability per distribution, summing to 1."""
@@ -149,11 +197,12 @@ class ServiceScheduler:
     def _keep_weights(self, result: Any) -> None:
         self._weights = dict(result.weights) if getattr(result, "weights", None) else None
 
-    def plan(self, step: int, batch_size: int, round: int = 0) -> list[str]:
-        """The service's plan for the step (round ``round`` of it), slot by slot."""
+    def plan(self, step: int, batch_size: int, round: int = 0) -> StepPlan:
+        """The service's plan for the step (round ``round`` of it), slot by slot, with the
+        prompt ids in a run that declares prompts."""
         if round:
             self._settle()
-            return list(self.client.plan(step, batch_size, round).assignment)
+            return step_plan(self.client.plan(step, batch_size, round))
         self._batch_size = batch_size
         if self._next_plan is not None and self._next_plan[:2] == (step, batch_size):
             prefetch = self._next_plan[2]
@@ -161,9 +210,9 @@ class ServiceScheduler:
             if self._report is not None:
                 self._keep_weights(self._report.result())
                 self._report = None
-            return list(prefetch.result().assignment)
+            return step_plan(prefetch.result())
         self._settle()
-        return list(self.client.plan(step, batch_size).assignment)
+        return step_plan(self.client.plan(step, batch_size))
 
     def report(
         self,
@@ -171,11 +220,16 @@ class ServiceScheduler:
         advantages: dict[str, list[float]],
         rewards: dict[str, list[float]] | None = None,
         filtered: Groups | None = None,
+        groups: PromptGroups | None = None,
     ) -> None:
-        """Forward the step's advantages and rewards (and dropped groups) to the service."""
+        """Forward the step's advantages and rewards (dropped groups, and the groups'
+        prompts) to the service."""
         self._settle()
-        # a client shaped like the old one (no filtered=) still serves a run that drops nothing
-        extra = {"filtered": filtered} if filtered else {}
+        # a client shaped like the old one (no filtered=, groups=) still serves a run that
+        # drops nothing and declares no prompts
+        extra: dict[str, Any] = {"filtered": filtered} if filtered else {}
+        if groups:
+            extra["groups"] = groups
         if self._pool is None:
             self._keep_weights(self.client.report(step, advantages, rewards, **extra))
             return

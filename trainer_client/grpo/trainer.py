@@ -170,10 +170,18 @@ class GRPOTrainer:
 
     # --- one GRPO step -------------------------------------------------------------------
 
-    def draw(self, name: str) -> Example:
-        """A prompt drawn uniformly from distribution ``name``'s train split."""
+    def draw(self, name: str, prompt: int | None = None) -> Example:
+        """Row ``prompt`` of distribution ``name``'s train split, or (``None``: the plan names
+        no prompt) a row drawn uniformly, with replacement."""
         train = self.by_name[name].train
-        return train[int(self.prompt_rng.integers(len(train)))]
+        if prompt is None:
+            return train[int(self.prompt_rng.integers(len(train)))]
+        if not 0 <= prompt < len(train):
+            raise ValueError(
+                f"the plan names prompt {prompt} of {name!r}, which has {len(train)} train "
+                "rows: the scheduling run declares other prompt counts than this data"
+            )
+        return train[prompt]
 
     def rewards(self, plan: list[str], examples: list[Example], texts: list[str]) -> torch.Tensor:
         """Reward of each completion, ``(B * G,)``, each scored by its distribution's function."""
@@ -215,11 +223,15 @@ class GRPOTrainer:
             self.optimizer.step()
         return metrics
 
-    def sample(self, plan: list[str]) -> tuple[list[Example], Rollout]:
-        """A train prompt drawn for each slot of ``plan`` and ``G`` completions of each: the
-        examples and the rollout (``n * G`` rows, prompt-major)."""
+    def sample(
+        self, plan: list[str], prompt_ids: list[int] | None = None
+    ) -> tuple[list[Example], Rollout]:
+        """Each slot's train prompt (row ``prompt_ids[b]`` of its distribution, or drawn when
+        the plan names none) and ``G`` completions of each: the examples and the rollout
+        (``n * G`` rows, prompt-major)."""
         G = self.config.group_size
-        examples = [self.draw(name) for name in plan]
+        ids = prompt_ids if prompt_ids is not None else [None] * len(plan)
+        examples = [self.draw(name, i) for name, i in zip(plan, ids, strict=True)]
         prompts = [ex.prompt for ex in examples for _ in range(G)]  # n * G, prompt-major
         rollout = generate(
             self.model,
@@ -241,36 +253,47 @@ class GRPOTrainer:
         # same), generating only the slots still missing, until B groups are kept or
         # max_rounds rounds ran; the update trains on the groups kept. The scheduler hears of
         # every generated group: it learns from what was generated, not only what was trained.
+        # When the plans name each slot's prompt (prompt selection), every generated group
+        # is also reported with its prompt, so the run learns which prompts teach nothing.
         parts: list[tuple[Rollout, list[int]]] = []  # each round's rollout, its kept groups
         trained: list[str] = []  # distribution of each kept group, in order
         kept_rewards: list[torch.Tensor] = []  # (G,) each
         filtered: dict[str, list[list[float]]] = defaultdict(list)
+        prompt_groups: list[dict[str, Any]] = []  # each generated group's prompt and rewards
         generated: Counter[str] = Counter()
+        zero_variance: Counter[str] = Counter()  # generated groups whose rewards are all equal
         round_groups: list[int] = []  # groups generated in each round
         all_rewards: list[torch.Tensor] = []  # (n * G,) each round
         tokens: list[torch.Tensor] = []  # (n * G,) completion lengths each round
         for round in range(cfg.max_rounds if cfg.dynamic_sampling else 1):
             if len(trained) == B:
                 break
+            n = B - len(trained)
             with timer("plan"):
-                plan = self.scheduler.plan(self.step, B, round)[: B - len(trained)]  # n names
+                planned = self.scheduler.plan(self.step, B, round)
+                plan = list(planned[:n])  # n names
+                ids = getattr(planned, "prompt_ids", None)  # a plain list names no prompts
+                ids = None if ids is None else ids[:n]
             with timer("generate"):
-                examples, rollout = self.sample(plan)
+                examples, rollout = self.sample(plan, ids)
             with timer("reward"):
                 rewards = self.rewards(plan, examples, rollout.texts)  # (n * G,)
             groups = rewards.view(-1, G)  # (n, G)
-            keep = [
-                b
-                for b in range(len(plan))
-                if not cfg.dynamic_sampling or groups[b].max() > groups[b].min()
-            ]
+            varied = [bool(groups[b].max() > groups[b].min()) for b in range(len(plan))]
+            keep = [b for b in range(len(plan)) if varied[b] or not cfg.dynamic_sampling]
             for b in sorted(set(range(len(plan))) - set(keep)):
                 filtered[plan[b]].append(groups[b].tolist())
+            if ids is not None:
+                prompt_groups += [
+                    {"distribution": d, "prompt": i, "rewards": g.tolist()}
+                    for d, i, g in zip(plan, ids, groups, strict=True)
+                ]
             parts.append((rollout, [b * G + g for b in keep for g in range(G)]))
             round_groups.append(len(plan))
             trained += [plan[b] for b in keep]
             kept_rewards += [groups[b] for b in keep]
             generated.update(plan)
+            zero_variance.update(d for d, v in zip(plan, varied, strict=True) if not v)
             all_rewards.append(rewards)
             tokens.append(rollout.completion_mask.sum(1).float())  # (n * G,)
         rewards = torch.cat(kept_rewards) if trained else torch.zeros(0)  # (b * G,)
@@ -282,7 +305,11 @@ class GRPOTrainer:
         with timer("report"):
             reward_lists = split_by_distribution(trained, rewards, G)
             adv_lists = split_by_distribution(trained, signal, G)
-            self.scheduler.report(self.step, adv_lists, reward_lists, dict(filtered) or None)
+            # a scheduler of the old protocol (no groups=) serves a run that names no prompts
+            extra = {"groups": prompt_groups} if prompt_groups else {}
+            self.scheduler.report(
+                self.step, adv_lists, reward_lists, dict(filtered) or None, **extra
+            )
         with timer("update"):
             if trained:
                 rollout = select_rows(parts, self.tokenizer.pad_token_id)  # (b * G, P + T)
@@ -298,11 +325,13 @@ class GRPOTrainer:
             record[f"reward/{name}"] = float(np.mean(values))
             record[f"adv_abs/{name}"] = float(np.mean(np.abs(adv_lists[name])))
             record[f"count/{name}"] = len(values) // G
+        for name in generated:
+            record[f"generated_groups/{name}"] = generated[name]
+            record[f"zero_variance_groups/{name}"] = zero_variance[name]
         if cfg.dynamic_sampling:
             record["round_groups"] = round_groups
             trained_count = Counter(trained)
             for name in generated:
-                record[f"generated_groups/{name}"] = generated[name]
                 record[f"trained_groups/{name}"] = trained_count[name]
         record.update({f"weight/{name}": w for name, w in weights.items()})
         record.update({f"time/{phase}": s for phase, s in timer.seconds.items()})
