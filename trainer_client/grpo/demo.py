@@ -30,7 +30,7 @@ from trainer_client.grpo.trainer import GRPOTrainer
 DEMO = dict(
     levels=[1, 2, 3, 4, 5, 6, 7, 8, 11],
     max_new_tokens=12,
-    steps=1000,
+    steps=1500,
     warmstart_steps=400,
     lr=5e-4,
     kl_beta=0.1,
