@@ -16,6 +16,7 @@ import pytest
 import redis
 from pydantic import SecretStr
 
+from service.store.scripts import SCRIPT_NAMES
 from tests.conftest import ROOT, RedisProcess, free_port
 from trainer_client.operator_cli import SPARKS, sparkline
 
@@ -180,11 +181,12 @@ def test_doctor_checks_redis_scripts_layout_and_clock(
         assert any(
             line.startswith("ok    redis: Redis 7") or "redis: Redis" in line for line in lines
         )
-        assert any("scripts: 10 loaded; 10 were not loaded yet" in line for line in lines)
+        n = len(SCRIPT_NAMES)
+        assert any(f"scripts: {n} loaded; {n} were not loaded yet" in line for line in lines)
         assert any("store layout: 1 runs, all in layout 2" in line for line in lines)
         checks = json.loads(curriculum("doctor", "--json", url=url).stdout)["checks"]
         assert [c["status"] for c in checks] == ["ok"] * 4
-        assert "scripts: 10 loaded\n" in curriculum("doctor", url=url).stdout + "\n"
+        assert f"scripts: {n} loaded\n" in curriculum("doctor", url=url).stdout + "\n"
 
         client.hset("rc:{a}:meta", "layout", "1")  # as an older version would have left it
         old = curriculum("doctor", url=url)
