@@ -142,12 +142,18 @@ class Rank:
     """When this rank first got the service's plan again after that."""
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of process ``pid`` (Linux ``/proc``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of process ``pid`` (Linux ``/proc``); None once it has exited (a
+    killed replica can die between the check that it runs and this read: a zombie has no
+    ``VmRSS``)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    return None
 
 
 async def _train(rank: Rank, soak: Soak, t0: float, stop_at: float) -> None:
