@@ -30,14 +30,13 @@ import numpy as np
 from curriculum_core.params import check_params, param
 from curriculum_core.signals import Signal
 from curriculum_core.stats import DEFAULT_REWARD_ALPHA, DEFAULT_WINDOW, MAX_WINDOW, RunStats
-from curriculum_core.strategies import _Stateless, softmax, ucb_scores
+from curriculum_core.strategies import _Stateless, reward_fall, softmax, ucb_scores
 
 
 def regression(stats: RunStats) -> np.ndarray:
-    """How far each distribution's reward moving average is below the best it has been,
-    ``b_j - r_j`` (never negative), shape ``(K,)``."""
-    assert stats.reward_best is not None and stats.reward_mean is not None
-    return np.maximum(stats.reward_best - stats.reward_mean, 0.0)
+    """:func:`reward_fall`, never negative (a snapshot may carry a best below the
+    average), shape ``(K,)``."""
+    return np.maximum(reward_fall(stats), 0.0)
 
 
 @dataclass(frozen=True)

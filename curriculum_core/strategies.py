@@ -87,6 +87,13 @@ def ucb_bonus(stats: RunStats, c: float) -> np.ndarray:
     return count_bonus(stats.n, c)
 
 
+def reward_fall(stats: RunStats) -> np.ndarray:
+    """How far each distribution's reward moving average is below the best it has been,
+    ``best_j - reward_j``, shape ``(K,)`` (0 before any reward)."""
+    assert stats.reward_best is not None and stats.reward_mean is not None
+    return stats.reward_best - stats.reward_mean
+
+
 def ucb_scores(stats: RunStats, c: float) -> np.ndarray:
     """DUMP's UCB score per distribution, shape ``(K,)``."""
     return stats.window_mean.astype(np.float64) + ucb_bonus(stats, c)
@@ -135,8 +142,7 @@ class DumpUcb(_Stateless):
     def scores(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
         score = ucb_scores(stats, self.c)
         if self.regress_bonus:
-            assert stats.reward_best is not None and stats.reward_mean is not None
-            score = score + self.regress_bonus * (stats.reward_best - stats.reward_mean)
+            score = score + self.regress_bonus * reward_fall(stats)
         return score
 
     def weights(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
