@@ -125,7 +125,9 @@ class DumpRehearse:
     def shares(self, state: np.ndarray) -> np.ndarray:
         """The rehearsal share ``m_j`` of each distribution, shape ``(K,)``."""
         k = state.shape[0] // len(PARTS)
-        gate = np.clip(self.forgetting(state) / self.confidence, 0.0, 1.0)
+        # min before the division: t / confidence overflows for a tiny confidence
+        t = np.maximum(self.forgetting(state), 0.0)
+        gate = np.minimum(t, self.confidence) / self.confidence
         return self.rehearse * gate / k
 
     def scores(self, stats: RunStats, state: np.ndarray) -> np.ndarray:

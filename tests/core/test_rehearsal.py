@@ -96,6 +96,10 @@ def test_a_bucket_whose_reward_falls_over_its_gaps_gets_a_share() -> None:
     # the gate is clipped: with confidence below t the share is the whole rehearse / K
     full = DumpRehearse(memory=0.5, ref_alpha=0.5, confidence=7.0 / 2, rehearse=0.8)
     np.testing.assert_allclose(full.shares(state), [0.4, 0.0], rtol=1e-12)
+    # the smallest positive confidence gates fully too, without overflowing t / confidence
+    # (pytest turns numpy's overflow warning into an error)
+    tiny = DumpRehearse(memory=0.5, ref_alpha=0.5, confidence=5e-324, rehearse=0.8)
+    np.testing.assert_allclose(tiny.shares(state), [0.4, 0.0], rtol=1e-12)
 
 
 def test_a_bucket_whose_reward_rises_gets_no_share_and_dumps_weights() -> None:
