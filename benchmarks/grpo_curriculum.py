@@ -54,6 +54,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import sys
@@ -73,7 +74,7 @@ from trainer_client.grpo.demo import DEMO
 from trainer_client.grpo.metrics import read_metrics
 from trainer_client.grpo.model import load_policy, pick_device
 from trainer_client.grpo.report import series
-from trainer_client.grpo.tasks import build_distributions
+from trainer_client.grpo.tasks.reverse import reverse_example
 from trainer_client.grpo.trainer import GRPOTrainer
 from trainer_client.grpo.warmstart import warm_start
 from trainer_client.local_service import LocalService
@@ -82,11 +83,15 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     **{name: (name, {}) for name in CORE_STRATEGIES},
     "dump-ucb+floor": ("dump-ucb", {"floor": 0.1}),
     "dump-guard+prompts": ("dump-guard", {}),
+    "dump-guard+dynamic": ("dump-guard", {}),
+    "uniform+dynamic": ("uniform", {}),
 }
 """Label -> (strategy name, strategy params) the run is created with on the service: every
 strategy by its name with its defaults, and labelled variants."""
 ARM_CONFIG: dict[str, dict[str, Any]] = {
     "dump-guard+prompts": {"prompt_selection": True},
+    "dump-guard+dynamic": {"dynamic_sampling": True},
+    "uniform+dynamic": {"dynamic_sampling": True},
 }
 """Label -> TrainConfig fields an arm sets beyond its strategy (over ``--set``'s)."""
 
@@ -113,12 +118,47 @@ LAPSED = 0.5
 WEIGHTS_LABEL = "dump-ucb"  # whose first seed's weights are plotted
 
 
+MIXED_BUCKETS: dict[str, list[int]] = {
+    "mix-1-4-7": [1, 4, 7],
+    "mix-2-5-8": [2, 5, 8],
+    "mix-3-6-9": [3, 6, 9],
+}
+"""Task ``reverse-mixed``: distributions whose prompts differ in difficulty inside each (digit
+reversal of the listed lengths, equally many of each): a solved length, a learnable one and a
+hard one per bucket, the case prompt selection is for."""
+MIXED_TRAIN = 100
+"""Task ``reverse-mixed``: train prompts per length (300 per distribution), so that a run of
+1,500 steps sees each prompt many times, as multi-epoch RL runs do."""
+
+
+def write_mixed_task(path: Path, n_test: int) -> Path:
+    """The ``reverse-mixed`` data file (JSONL, the ``file`` task's columns), the same rows for
+    every seed, like a fixed data set: ``MIXED_TRAIN`` train rows per length and ``n_test``
+    test rows per distribution, lengths in turn."""
+    rows = []
+    for name, lengths in MIXED_BUCKETS.items():
+        rng = random.Random(f"reverse-mixed-{name}")
+        for split, n in (("train", MIXED_TRAIN * len(lengths)), ("test", n_test)):
+            for i in range(n):
+                ex = reverse_example(lengths[i % len(lengths)], rng)
+                rows.append(
+                    {"data_source": name, "prompt": ex.prompt, "answer": ex.answer, "split": split}
+                )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
 def base_config(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields every run shares (strategy, seed, model, output dir aside)."""
-    if args.task == "reverse":
+    if args.task in ("reverse", "reverse-mixed"):
         base: dict[str, Any] = {k: v for k, v in DEMO.items() if k != "steps"}
     else:
         base = {"task": args.task}
+    if args.task == "reverse-mixed":
+        del base["levels"]
+        path = write_mixed_task(Path(args.out) / "reverse-mixed.jsonl", int(base["test_size"]))
+        base.update(task="file", data_file=str(path))
     if args.levels:
         base["levels"] = args.levels
     if args.smoke:
@@ -152,7 +192,7 @@ def warm_model(base: dict[str, Any], seed: int, out: Path) -> tuple[Path, bool]:
     cfg = TrainConfig(**base, seed=seed)
     device, dtype = pick_device(cfg.device, cfg.dtype)
     torch.manual_seed(seed)
-    dists = build_distributions(cfg.task, cfg.levels, seed, cfg.train_size, cfg.test_size)
+    dists = cfg.distributions(seed)
     model, tokenizer = load_policy(
         "tiny", device, dtype, cfg.tiny_layers, cfg.tiny_dim, cfg.tiny_heads, seed
     )
@@ -184,9 +224,7 @@ def dry_run(url: str, base: dict[str, Any], labels: list[str], model: str | None
     plans a first batch for every strategy. Returns the exit code (2: prompts too long)."""
     config = TrainConfig(**{**base, "warmstart_steps": 0}, model=model or "tiny")
     device, dtype = pick_device(config.device, config.dtype)
-    dists = build_distributions(
-        config.task, config.levels, config.seed, config.train_size, config.test_size
-    )
+    dists = config.distributions()
     policy, tokenizer = load_policy(
         config.model, device, dtype, config.tiny_layers, config.tiny_dim, config.tiny_heads
     )
@@ -247,9 +285,7 @@ def run_one(
         output_dir=str(folder),
     )
     torch.manual_seed(seed)
-    dists = build_distributions(
-        config.task, config.levels, seed, config.train_size, config.test_size
-    )
+    dists = config.distributions(seed)
     start = time.perf_counter()
     names = [d.name for d in dists]
     with scheduler_session(
@@ -594,7 +630,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--out", required=True, help="folder for runs, results.json, results.md")
     p.add_argument("--img-dir", help="where the PNGs go (default: --out)")
-    p.add_argument("--task", default="reverse", help="reverse (the demo mixture) | kk")
+    p.add_argument(
+        "--task",
+        default="reverse",
+        help="reverse (the demo mixture) | reverse-mixed (lengths mixed inside each "
+        "distribution, for prompt selection) | kk",
+    )
     p.add_argument(
         "--levels",
         type=lambda s: [int(x) for x in s.split(",")],

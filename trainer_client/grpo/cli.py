@@ -20,7 +20,7 @@ from curriculum_core import DEFAULT_STRATEGY, STRATEGIES
 from trainer_client.grpo.checkpoint import latest_checkpoint, read_checkpoint
 from trainer_client.grpo.config import TrainConfig, read_config_file
 from trainer_client.grpo.scheduler import LocalScheduler, Scheduler, ServiceScheduler
-from trainer_client.grpo.tasks import Distribution, build_distributions
+from trainer_client.grpo.tasks import Distribution
 from trainer_client.grpo.trainer import GRPOTrainer
 from trainer_client.run_files import (
     RunRecord,
@@ -297,15 +297,7 @@ def train_main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     config, resume = resolve_config(args)
     torch.manual_seed(config.seed)
-    distributions = build_distributions(
-        config.task,
-        config.levels,
-        config.seed,
-        config.train_size,
-        config.test_size,
-        config.data_file,
-        config.file_reward,
-    )
+    distributions = config.distributions()
     names = [d.name for d in distributions]
     with scheduler_session(
         config,

@@ -12,7 +12,7 @@ from typing import Any
 
 from curriculum_core import DEFAULT_STRATEGY
 from curriculum_core.prompts import selection_from_dict
-from trainer_client.grpo.tasks import REWARDS, TASKS
+from trainer_client.grpo.tasks import REWARDS, TASKS, Distribution, build_distributions
 
 
 @dataclass
@@ -197,6 +197,19 @@ class TrainConfig:
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}")
+
+    def distributions(self, seed: int | None = None) -> list[Distribution]:
+        """The run's distributions from ``task``, ``levels``, ``data_file`` and the sizes,
+        generated with ``seed`` (default: the config's)."""
+        return build_distributions(
+            self.task,
+            self.levels,
+            self.seed if seed is None else seed,
+            self.train_size,
+            self.test_size,
+            self.data_file,
+            self.file_reward,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-serialisable."""

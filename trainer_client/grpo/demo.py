@@ -24,7 +24,6 @@ from trainer_client.grpo.cli import add_service_flags, scheduler_session
 from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.metrics import read_metrics
 from trainer_client.grpo.report import plot_means, series, write_report
-from trainer_client.grpo.tasks import build_distributions
 from trainer_client.grpo.trainer import GRPOTrainer
 
 DEMO = dict(
@@ -74,9 +73,7 @@ def train_arm(
     )
     torch.manual_seed(config.seed)  # both arms: the same initial weights and warm start
     start = time.perf_counter()
-    dists = build_distributions(
-        config.task, config.levels, config.seed, config.train_size, config.test_size
-    )
+    dists = config.distributions()
     names = [d.name for d in dists]
     # --run-id and --token name the curriculum's run; the baseline always gets a new one
     run_id, token = (args.run_id, args.token) if main else (None, None)

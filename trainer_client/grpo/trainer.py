@@ -23,7 +23,7 @@ from trainer_client.grpo.metrics import MetricsLog, PhaseTimer
 from trainer_client.grpo.model import check_context, load_policy, pick_device
 from trainer_client.grpo.rollout import Rollout, completion_logprobs, generate, select_rows
 from trainer_client.grpo.scheduler import Scheduler
-from trainer_client.grpo.tasks import Distribution, Example, build_distributions
+from trainer_client.grpo.tasks import Distribution, Example
 from trainer_client.grpo.warmstart import warm_start
 
 
@@ -90,15 +90,7 @@ class GRPOTrainer:
         self.config, self.scheduler, self.progress = config, scheduler, progress
         cfg = config
         self.device, dtype = pick_device(cfg.device, cfg.dtype)
-        self.distributions = distributions or build_distributions(
-            cfg.task,
-            cfg.levels,
-            cfg.seed,
-            cfg.train_size,
-            cfg.test_size,
-            cfg.data_file,
-            cfg.file_reward,
-        )
+        self.distributions = distributions or cfg.distributions()
         self.by_name = {d.name: d for d in self.distributions}
         source = str(Path(resume_from) / "policy") if resume_from else cfg.model
         prompts = [ex.prompt for d in self.distributions for ex in (*d.train, *d.test)]
