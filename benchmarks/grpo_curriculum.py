@@ -20,9 +20,18 @@ paired by seed against ``--baseline``'s (``uniform`` by default). Each run also 
 groups it generated and the zero-variance ones among them (every reward equal: no gradient)
 per distribution, their share, and the groups generated before each evaluation; per
 strategy the summary gives the groups generated to reach the target (times the group size:
-rollouts) and the zero-variance share. The ``dump-guard+prompts`` arm lets the service
-choose the prompts too (``prompt_selection``; ``--set prompt_selection=true`` turns it on for
-every arm).
+rollouts) and the zero-variance share; a second table gives each arm's rollouts to the
+target with paired ratios against the default and the dynamic-sampling arms, and its
+rollouts per trained batch, a third its final sampling weights. The ``dump-guard+prompts``
+arm lets the service choose the prompts too (``prompt_selection``; ``--set
+prompt_selection=true`` turns it on for every arm); the ``+dynamic`` arms over-generate and
+drop zero-variance groups (``dynamic_sampling``). ``--task reverse-mixed`` mixes lengths
+inside each distribution (``MIXED_BUCKETS``), so that prompts differ in difficulty inside
+a distribution:
+
+    python -m benchmarks.grpo_curriculum --task reverse-mixed --seeds 5 --steps 1500 \
+        --eval-every 100 --out runs/mixed \
+        --strategies dump-guard,dump-guard+prompts,uniform,uniform+dynamic,dump-guard+dynamic
 
     python -m benchmarks.grpo_curriculum --seeds 3 --steps 1000 \
         --strategies dump-ucb,uniform,sec --out runs/grpo-bench --img-dir docs/img
@@ -111,6 +120,8 @@ SMOKE_STEPS = 5
 DEFAULTS = dict(seeds=3, strategies="dump-ucb,uniform,sec", steps=1000, eval_every=50)
 SMOKE_DEFAULTS = dict(seeds=1, strategies="dump-ucb,uniform", steps=SMOKE_STEPS, eval_every=2)
 """What unset ``--seeds``, ``--strategies``, ``--steps``, ``--eval-every`` become."""
+ROLLOUT_BASELINES = ["dump-guard", "uniform+dynamic", "dump-guard+dynamic"]
+"""The arms the rollouts table gives paired ratios against, those of them in the grid."""
 SOLVED = 0.9
 """A distribution counts as solved once its greedy test reward reaches this."""
 LAPSED = 0.5
@@ -350,6 +361,14 @@ def group_counts(records: list[dict[str, Any]], dynamic_sampling: bool) -> dict[
     return out
 
 
+def rollouts_per_step(run: dict[str, Any]) -> float | None:
+    """The rollouts a run generated per trained batch: its generated groups times the group
+    size over its steps (with dynamic sampling, every round of every step)."""
+    generated = sum(run.get("generated_groups", {}).values())
+    steps = len(next(iter(run["weights"].values()), []))
+    return generated * run["group_size"] / steps if generated and steps else None
+
+
 def solved_then_lost(run: dict[str, Any], solved: float = SOLVED) -> dict[str, float]:
     """The distributions whose test reward reached ``solved`` at some evaluation (the start
     included) and ended below it, with their final test reward."""
@@ -429,6 +448,14 @@ def summarise(
                 for r, h in zip(mine, hit, strict=True)
             ],
             "zero_variance_fraction": [r.get("zero_variance_fraction") for r in mine],
+            # rollouts generated per trained batch (more than the batch under dynamic
+            # sampling's refills) and each distribution's final sampling weight
+            "rollouts_per_step": [rollouts_per_step(r) for r in mine],
+            "group_size": mine[0]["group_size"],
+            "final_weights": {
+                name: float(np.mean([r["weights"][name][-1] for r in mine]))
+                for name in mine[0]["weights"]
+            },
             "curve_mean": curves.mean(0).tolist(),
             "curve_min": curves.min(0).tolist(),
             "curve_max": curves.max(0).tolist(),
@@ -563,6 +590,64 @@ def table(summary: dict[str, Any]) -> str:
             + " | "
             + _baseline_steps(c)
             + " |"
+        )
+    return "\n".join(lines)
+
+
+def rollouts_table(summary: dict[str, Any], against: list[str]) -> str:
+    """The rollouts each arm spent, as a Markdown table: generated to the target (groups
+    before the first evaluation at or above it, times the group size; mean over the seeds
+    that reached it), paired ratios to each arm in ``against`` (the geometric mean over the
+    seeds where both reached it: above 1, that arm needed more), the zero-variance share of
+    generated groups, the rollouts per trained batch and the final mean test reward."""
+    cells = summary["cells"]
+    against = [a for a in against if a in cells]
+    head = [
+        "arm",
+        "rollouts to target: mean (reached)",
+        "per seed",
+        *(f"{a} / arm, paired" for a in against),
+        "zero-variance share",
+        "rollouts per trained batch",
+        "final mean test reward",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for lab, c in cells.items():
+        size = c["group_size"]
+        rollouts = [None if g is None else g * size for g in c["groups_to_target"]]
+        reached = [r for r in rollouts if r is not None]
+        ratios = []
+        for other in against:
+            theirs = cells[other]["groups_to_target"]
+            pairs = [(t, m) for t, m in zip(theirs, c["groups_to_target"], strict=True) if t and m]
+            geo = math.exp(np.mean([math.log(t / m) for t, m in pairs])) if pairs else None
+            ratios.append("—" if geo is None else f"{geo:.2f}x ({len(pairs)})")
+        zero = [z for z in c["zero_variance_fraction"] if z is not None]
+        per_step = [r for r in c["rollouts_per_step"] if r is not None]
+        cols = [
+            lab,
+            (f"{np.mean(reached):,.0f}" if reached else "—") + f" ({len(reached)}/{len(rollouts)})",
+            ", ".join("—" if r is None else f"{r:,}" for r in rollouts),
+            *ratios,
+            f"{np.mean(zero):.3f}" if zero else "—",
+            f"{np.mean(per_step):.0f}" if per_step else "—",
+            f"{c['final_mean']:.3f} ± {c['final_t_half']:.3f}",
+        ]
+        lines.append("| " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
+def weights_table(summary: dict[str, Any]) -> str:
+    """Each arm's final sampling weight per distribution (mean over seeds), as Markdown."""
+    cells = summary["cells"]
+    names = list(next(iter(cells.values()))["final_weights"])
+    lines = [
+        "| arm | " + " | ".join(names) + " |",
+        "|" + " --- |" * (len(names) + 1),
+    ]
+    for lab, c in cells.items():
+        lines.append(
+            f"| {lab} | " + " | ".join(f"{c['final_weights'][n]:.3f}" for n in names) + " |"
         )
     return "\n".join(lines)
 
@@ -740,7 +825,9 @@ def main(argv: list[str] | None = None) -> int:
         runs=runs,
     )
     (out / "results.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    md = table(summary)
+    md = "\n\n".join(
+        [table(summary), rollouts_table(summary, ROLLOUT_BASELINES), weights_table(summary)]
+    )
     (out / "results.md").write_text(md + "\n", encoding="utf-8")
     print(md)
     for seed, target in summary["target"].items():

@@ -112,6 +112,7 @@ def test_solved_then_lost_and_the_paired_baseline() -> None:
             "eval_mean": [(x + y) / 2 for x, y in zip(a, b, strict=True)],
             "eval": {"a": a, "b": b},
             "weights": {},
+            "group_size": 8,
             "wall_s": 1.0,
         }
 
@@ -184,3 +185,47 @@ def test_prompt_selection_set_reaches_the_config() -> None:
                        'prompt_selection_params={"mode": "coverage"}'])  # fmt: skip
     config = TrainConfig(**base_config(args))
     assert config.prompt_selection and config.prompt_selection_params == {"mode": "coverage"}
+
+
+def test_mixed_task_with_prompt_and_dynamic_arms(tmp_path: Path) -> None:
+    """``--task reverse-mixed``: lengths mixed inside each distribution; the prompt arm plans
+    prompts, the dynamic arm over-generates, and the rollouts table counts both."""
+    out = tmp_path / "mixed"
+    arms = "dump-guard+prompts,uniform+dynamic"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.grpo_curriculum",
+            "--smoke",
+            *("--task", "reverse-mixed", "--strategies", arms, "--out", str(out)),
+        ],
+        cwd=tmp_path,
+        env=checkout_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "reverse-mixed.jsonl").read_text().splitlines()]
+    mix = {"mix-1-4-7": {1, 4, 7}, "mix-2-5-8": {2, 5, 8}, "mix-3-6-9": {3, 6, 9}}
+    for name, lengths in mix.items():
+        train = [r for r in rows if r["data_source"] == name and r["split"] == "train"]
+        assert len(train) == 300
+        assert {len(r["answer"]) for r in train} == lengths
+        assert all(r["prompt"] == r["answer"][::-1] + "=" for r in train)
+    report = json.loads((out / "results.json").read_text())
+    runs = {run["label"]: run for run in report["runs"]}
+    assert set(runs["uniform+dynamic"]["eval"]) == set(mix)
+    # smoke: 4 prompts x 4 rollouts a step, 5 steps
+    assert runs["dump-guard+prompts"]["prompt_selection"] is True
+    assert report["cells"]["dump-guard+prompts"]["rollouts_per_step"] == [16.0]
+    dynamic = runs["uniform+dynamic"]
+    trained = sum(dynamic["trained_groups"].values())
+    generated = sum(dynamic["generated_groups"].values())
+    # a full batch a step at most; round 0 always, at most max_rounds = 4 rounds a step, and
+    # every round while the batch is short (the smoke model solves nothing: all dropped)
+    assert trained <= 4 * 5 and 4 * 5 <= generated <= 4 * 4 * 5
+    assert trained == 4 * 5 or generated > 4 * 5
+    assert report["cells"]["uniform+dynamic"]["rollouts_per_step"] == [generated * 4 / 5]
+    assert "rollouts to target" in proc.stdout and "| uniform+dynamic |" in proc.stdout
