@@ -5,6 +5,11 @@ For step ``s`` the sampler asks the client for the plan of ``(s, batch_size)`` a
 slot ``i`` with a row of distribution ``assignment[i]``, drawn uniformly (without
 replacement while the distribution has rows enough) by a generator seeded with
 ``(seed, s)``: identical on every rank, since the service gives every rank the same plan.
+In a run that declares its prompts (``prompts=`` :func:`prompt_counts` of the dataset at
+creation), the plan names each slot's prompt as well: slot ``i`` is then the
+``prompt_ids[i]``-th row of distribution ``assignment[i]``, in dataset order
+(:func:`planned_rows`), and :meth:`CurriculumBatchSampler.prompt_of` turns a row back into
+the ``(distribution, prompt)`` a report's ``groups`` name.
 
 Sharding: with ``world_size`` ranks (torch.distributed's, or given), rank ``r`` yields the
 slots ``r, r + world_size, r + 2 * world_size, ...`` of the global batch (strided, not a
@@ -14,6 +19,7 @@ contiguous block), so the global batch is ``batch_size`` and each rank gets
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -26,7 +32,8 @@ class Planner(Protocol):
     """Anything that plans a step's batch: a curriculum client, or a local scheduler."""
 
     def plan(self, step: int, batch_size: int) -> Any:
-        """An object with ``.assignment``, or the list of slot distributions itself."""
+        """An object with ``.assignment`` (and, in a run that declares its prompts,
+        ``.prompt_ids``), or the list of slot distributions itself."""
         ...
 
 
@@ -48,6 +55,59 @@ def labels_of(dataset: Any, column: str = "data_source") -> list[str]:
     ):
         return [str(x) for x in dataset[column]]
     return [str(dataset[i][column]) for i in range(len(dataset))]
+
+
+def prompt_counts(labels: Sequence[str]) -> dict[str, int]:
+    """Each distribution's row count: the prompts a run declares at creation (``prompts=``),
+    prompt ``i`` of a distribution being its ``i``-th row in dataset order."""
+    return dict(Counter(labels))
+
+
+def rows_by_label(labels: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each distribution's rows, in dataset order (row ``k`` of a distribution is its
+    prompt ``k``)."""
+    groups: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(label, []).append(index)
+    return {name: np.asarray(rows, dtype=np.int64) for name, rows in groups.items()}
+
+
+def prompt_positions(labels: Sequence[str]) -> np.ndarray:
+    """Each row's prompt id: its index among the rows of its distribution, in dataset order
+    (the inverse of :func:`planned_rows`)."""
+    seen: Counter[str] = Counter()
+    out = np.empty(len(labels), dtype=np.int64)
+    for index, label in enumerate(labels):
+        out[index] = seen[label]
+        seen[label] += 1
+    return out
+
+
+def planned_rows(
+    rows: Mapping[str, np.ndarray], assignment: Sequence[str], prompt_ids: Sequence[int], step: int
+) -> list[int]:
+    """The dataset row of each slot of a plan that names its prompts: the
+    ``prompt_ids[i]``-th row of distribution ``assignment[i]``, in dataset order."""
+    if len(prompt_ids) != len(assignment):
+        raise ValueError(
+            f"the plan of step {step} has {len(prompt_ids)} prompt ids for {len(assignment)} slots"
+        )
+    out = []
+    for name, prompt in zip(assignment, prompt_ids, strict=True):
+        of_name = rows.get(name)
+        if of_name is None:
+            raise ValueError(
+                f"the plan of step {step} asks for distribution {name!r}, but no row of the "
+                f"dataset has it; labels present: {sorted(rows)[:10]}"
+            )
+        if not 0 <= prompt < of_name.size:
+            raise ValueError(
+                f"the plan of step {step} asks for prompt {prompt} of {name!r}, which has "
+                f"{of_name.size} rows: the run declares other prompt counts than this "
+                "dataset's (prompts= at creation must be prompt_counts of the same rows)"
+            )
+        out.append(int(of_name[prompt]))
+    return out
 
 
 class CurriculumBatchSampler(Sampler[list[int]]):
@@ -91,10 +151,10 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         self.end_step = start_step + num_steps
         self.seed = seed
         self._step = start_step
-        groups: dict[str, list[int]] = {}
-        for index, label in enumerate(labels_of(dataset, column)):
-            groups.setdefault(label, []).append(index)
-        self._rows = {name: np.asarray(rows, dtype=np.int64) for name, rows in groups.items()}
+        labels = labels_of(dataset, column)
+        self._rows = rows_by_label(labels)
+        self._labels = labels
+        self._prompts = prompt_positions(labels)
 
     def set_step(self, step: int) -> None:
         """Make the next iteration start at ``step`` (e.g. the step a checkpoint resumes at)."""
@@ -105,10 +165,19 @@ class CurriculumBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return self.end_step - self._step
 
+    def prompt_of(self, row: int) -> tuple[str, int]:
+        """Row ``row``'s distribution and prompt id (its index among that distribution's rows),
+        as a report's ``groups`` name it."""
+        return self._labels[row], int(self._prompts[row])
+
     def global_batch(self, step: int) -> list[int]:
-        """The dataset indices of all ``batch_size`` slots of the step, in slot order."""
+        """The dataset indices of all ``batch_size`` slots of the step, in slot order: the
+        rows the plan's ``prompt_ids`` name when it has them, else drawn."""
         plan = self.client.plan(step, self.batch_size)
         assignment = list(getattr(plan, "assignment", plan))
+        prompt_ids = getattr(plan, "prompt_ids", None)
+        if prompt_ids is not None:
+            return planned_rows(self._rows, assignment, prompt_ids, step)
         rng = np.random.default_rng([self.seed, step])
         slots = np.empty(len(assignment), dtype=np.int64)
         by_name: dict[str, list[int]] = {}

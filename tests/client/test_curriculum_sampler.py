@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from trainer_client import CurriculumBatchSampler, CurriculumClient
+from trainer_client.sampler import prompt_counts
 
 NAMES = ["a", "b", "c", "d"]
 LABELS = [NAMES[i % 4] for i in range(80)]  # 20 rows per distribution, interleaved
@@ -76,4 +77,36 @@ def test_two_ranks_get_disjoint_shards_whose_union_is_the_plan(
             assert len(first) == len(second) == 4 and not set(first) & set(second)
             assert full[0::2] == first and full[1::2] == second
             assert [LABELS[i] for i in full] == client.plan(step, 8).assignment
+        client.delete()
+
+
+def test_a_run_that_declares_its_prompts_gets_the_rows_its_plans_name(service_url: str) -> None:
+    """Declared with prompt_counts of the dataset, each slot is the prompt_ids[i]-th row of
+    its distribution, prompt_of maps it back, and coverage draws no row of a distribution
+    twice before all 20 came (a uniform draw would repeat within a few steps)."""
+    counts = prompt_counts(LABELS)
+    assert counts == dict.fromkeys(NAMES, 20)
+    with CurriculumClient.create_or_attach(
+        service_url, NAMES, run_id="prompts", prompts=counts,
+        prompt_selection={"mode": "coverage"},
+    ) as client:  # fmt: skip
+        sampler = CurriculumBatchSampler(LABELS, client, 8, num_steps=8, seed=5)
+        seen: dict[str, list[int]] = {name: [] for name in NAMES}
+        for step, batch in enumerate(sampler):
+            plan = client.plan(step, 8)
+            assert plan.prompt_ids is not None
+            slots = list(zip(plan.assignment, plan.prompt_ids, strict=True))
+            # prompt p of "a" is row 4p, of "b" row 4p + 1, ... (the labels interleave)
+            assert batch == [4 * p + NAMES.index(name) for name, p in slots]
+            assert [sampler.prompt_of(r) for r in batch] == slots
+            for row in batch:
+                seen[LABELS[row]].append(row)
+        for name, rows in seen.items():
+            assert len(set(rows[:20])) == len(rows[:20]), f"{name} repeated a row within a pass"
+        assert sum(len(rows) for rows in seen.values()) == 64
+        # a dataset of 10 rows a distribution against a run of 20 prompts each
+        step = next(s for s in range(8) if max(client.plan(s, 8).prompt_ids or [0]) >= 10)
+        short = CurriculumBatchSampler(LABELS[:40], client, 8, num_steps=8, seed=5)
+        with pytest.raises(ValueError, match="other prompt counts"):
+            short.global_batch(step)
         client.delete()
