@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,13 @@ from datasets import Dataset
 from transformers import PrinterCallback
 from trl import GRPOConfig
 
+from curriculum_core.prompts import PromptState, outcome_of, updated_records
 from local_processes import free_port
 from trainer_client import CurriculumClient
 from trainer_client.grpo.model import build_tiny, char_tokenizer
 from trainer_client.grpo.tasks import reverse_distributions, reverse_reward
 from trainer_client.integrations.trl import RUN_FOLDER, CurriculumGRPOTrainer, CurriculumRun
+from trainer_client.protocol import Plan
 from trainer_client.run_files import RUN_NAME
 
 # TRL 1.16 itself calls a transformers API that transformers 5 deprecates
@@ -48,20 +51,33 @@ class RecordingClient(CurriculumClient):
 
 
 class Reward:
-    """Exact match, remembering each round's data sources as TRL passes them."""
+    """Exact match (or ``score``), remembering each round's data sources, dataset rows and
+    rewards as TRL passes them."""
 
     __name__ = "exact_match"
 
-    def __init__(self) -> None:
+    def __init__(self, score: Callable[[list[str], list[str]], list[float]] | None = None) -> None:
+        self.score = score or reverse_reward
         self.rounds: dict[int, list[str]] = {}
+        self.rows: dict[int, list[int]] = {}
+        self.rewards: dict[int, list[float]] = {}
 
     def __call__(
         self, completions: list[str], answer: list[str], data_source: list[str],
-        curriculum_round: list[int], **_: Any,
+        curriculum_round: list[int], row: list[int], **_: Any,
     ) -> list[float]:  # fmt: skip
         assert len(set(curriculum_round)) == 1
-        self.rounds.setdefault(curriculum_round[0], []).extend(data_source)
-        return reverse_reward(completions, answer)
+        k = curriculum_round[0]
+        rewards = self.score(completions, answer)
+        self.rounds.setdefault(k, []).extend(data_source)
+        self.rows.setdefault(k, []).extend(row)
+        self.rewards.setdefault(k, []).extend(rewards)
+        return rewards
+
+
+def odd_length(completions: list[str], answers: list[str]) -> list[float]:
+    """1.0 for a completion of odd length: rewards that vary within a tiny model's groups."""
+    return [float(len(c) % 2) for c in completions]
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +96,14 @@ def _dataset() -> Dataset:
             "prompt": [ex.prompt for _, ex in rows],
             "answer": [ex.answer for _, ex in rows],
             "data_source": [name for name, _ in rows],
+            "row": list(range(len(rows))),  # what the reward sees of the row trained
         }
     )
 
 
-def _grpo_args(out: Path, steps: int) -> GRPOConfig:
+def _grpo_args(
+    out: Path, steps: int, generations: int = GROUP, per_device: int = PROMPTS * GROUP
+) -> GRPOConfig:
     """A few CPU steps of a tiny model; one round a step, a checkpoint every 2."""
     return GRPOConfig(
         output_dir=str(out),
@@ -92,8 +111,8 @@ def _grpo_args(out: Path, steps: int) -> GRPOConfig:
         bf16=False,
         activation_checkpointing=False,
         model_init_kwargs={"dtype": "float32", "attn_implementation": "eager"},
-        per_device_train_batch_size=PROMPTS * GROUP,
-        num_generations=GROUP,
+        per_device_train_batch_size=per_device,
+        num_generations=generations,
         max_completion_length=4,
         learning_rate=1e-3,
         max_steps=steps,
@@ -112,11 +131,13 @@ def _trainer(
     curriculum: CurriculumClient | CurriculumRun,
     reward: Reward,
     steps: int,
+    **shape: int,
 ) -> CurriculumGRPOTrainer:
+    """``shape``: ``generations`` and ``per_device`` (default: 4 prompts x 2 completions)."""
     trainer = CurriculumGRPOTrainer(
         model=str(model_dir),
         reward_funcs=reward,
-        args=_grpo_args(Path(out), steps),
+        args=_grpo_args(Path(out), steps, **shape),
         train_dataset=_dataset(),
         processing_class=char_tokenizer(),
         curriculum=curriculum,
@@ -184,11 +205,11 @@ def test_two_processes_draw_disjoint_shares_of_one_plan_and_report_once_each(
         command = [
             sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
             "--master_port", str(free_port()), "-m", "tests.integrations.trl_worker",
-            service_url, owner.run_id, token, str(model_dir), str(tmp_path), "2",
+            service_url, owner.run_id, token, str(model_dir), str(tmp_path), "2", "",
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stderr[-3000:]
-        seen = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+        seen = [json.loads((tmp_path / f"rank-{r}.json").read_text())["rounds"] for r in (0, 1)]
         for k in (0, 1):
             plan = owner.plan(k, 2 * PROMPTS)  # a round of two processes: 8 prompts
             both = Counter(seen[0][str(k)]) + Counter(seen[1][str(k)])
@@ -247,4 +268,135 @@ def test_a_start_in_a_new_process_attaches_to_the_run_its_output_dir_records(
         info = owner.run_info()
         assert sum(s["n"] for s in info["stats"].values()) == 4 * PROMPTS * GROUP
         assert json.loads(record_path.read_text()) == record
+        owner.delete()
+
+
+def _slot_rows(plan: Plan | Sequence[str], prompt_ids: Sequence[int] | None = None) -> list[int]:
+    """The dataset rows a plan that names its prompts asks for: prompt ``p`` of a source is
+    its ``p``-th row in dataset order."""
+    sources = _dataset()["data_source"]
+    rows = {name: [i for i, s in enumerate(sources) if s == name] for name in set(sources)}
+    assignment = getattr(plan, "assignment", plan)
+    ids = getattr(plan, "prompt_ids", prompt_ids)
+    assert ids is not None
+    return [rows[name][p] for name, p in zip(assignment, ids, strict=True)]
+
+
+def _expected_records(
+    names: list[str], counts: dict[str, int], groups: list[tuple[str, int, list[float]]]
+) -> list[int]:
+    """The prompt records the service should hold after ``groups``, in order (the core's
+    rule), from a fresh state; and so the groups it should have counted."""
+    state = PromptState.initial([counts[n] for n in names])
+    flats = [int(state.offsets[names.index(n)]) + p for n, p, _ in groups]
+    outcomes = [outcome_of(names.index(n), p, r, 0.0) for n, p, r in groups]
+    records = updated_records(dict.fromkeys(flats, 0), flats, outcomes)
+    out = [0] * int(state.records.size)
+    for flat, record in records.items():
+        out[flat] = record
+    return out
+
+
+def test_prompt_selection_trains_the_rows_the_plans_name_and_reports_every_group(
+    service_url: str, model_dir: Path, tmp_path: Path
+) -> None:
+    """A run declared with the dataset's prompts (prompt_selection): every round trains the
+    rows its plan's prompt_ids name, each repeated num_generations times; the service's
+    prompt state is exactly what every group (prompt and rewards) moves it to; and a resume
+    from checkpoint-2 keeps the remembered plans' prompt ids."""
+    out = tmp_path / "out"
+    run = CurriculumRun(
+        service_url, run_id="trl-prompts", strategy={"name": "dump-ucb"}, seed=1,
+        prompt_selection={"mode": "coverage"},
+    )  # fmt: skip
+    first = Reward(odd_length)
+    trainer = _trainer(model_dir, out, run, first, steps=3)
+    trainer.train()
+    client = trainer.curriculum
+    info = client.run_info()
+    counts = dict(Counter(_dataset()["data_source"]))
+    names = info["config"]["distributions"]
+    assert info["config"]["prompts"] == counts
+    plans = {k: client.plan(k, PROMPTS) for k in range(3)}  # kept plans: nothing moves
+    for k, plan in plans.items():
+        assert plan.prompt_ids is not None
+        assert first.rows[k] == [r for r in _slot_rows(plan) for _ in range(GROUP)]
+    assert len({r for k in range(3) for r in first.rows[k]}) == 3 * PROMPTS  # coverage
+    saved = json.loads((out / "checkpoint-2" / "curriculum.json").read_text())
+    assert saved["rounds_reported"] == 2 and "2" in saved["prompt_ids"]
+    for k, ids in saved["prompt_ids"].items():
+        assert (saved["plans"][k], ids) == (plans[int(k)].assignment, plans[int(k)].prompt_ids)
+    client.close()
+
+    resumed = Reward(odd_length)
+    trainer = _trainer(model_dir, out, run, resumed, steps=4)
+    trainer.train(resume_from_checkpoint=str(out / "checkpoint-2"))
+    client = trainer.curriculum
+    assert sorted(resumed.rounds) == [2, 3]
+    # round 2 from the checkpoint's plan (the import dropped the service's plans), round 3
+    # from the service's plan of the restored state
+    assert resumed.rows[2] == first.rows[2]
+    assert resumed.rows[3] == [r for r in _slot_rows(client.plan(3, PROMPTS)) for _ in range(GROUP)]
+
+    sources = _dataset()["data_source"]
+
+    def groups_of(reward: Reward, k: int) -> list[tuple[str, int, list[float]]]:
+        """Round k's groups: each slot's source, prompt id and its completions' rewards."""
+        out = []
+        for j in range(PROMPTS):
+            row = reward.rows[k][GROUP * j]
+            prompt = sources[:row].count(sources[row])  # its index among its source's rows
+            out.append((sources[row], prompt, reward.rewards[k][GROUP * j : GROUP * (j + 1)]))
+        return out
+
+    groups = [g for k in (0, 1) for g in groups_of(first, k)]
+    groups += [g for k in (2, 3) for g in groups_of(resumed, k)]
+    state = client.export()["prompt_state"]
+    assert state["groups"] == [sum(1 for g in groups if g[0] == n) for n in names]
+    records = PromptState.from_json([counts[n] for n in names], state).records.tolist()
+    assert records == _expected_records(names, counts, groups)
+    assert any(min(r) != max(r) for _, _, r in groups)  # varied groups as well as equal ones
+    assert any(min(r) == max(r) for _, _, r in groups)
+    client.delete()
+    client.close()
+
+
+def test_two_processes_report_each_group_once_and_whole_when_groups_span_them(
+    service_url: str, model_dir: Path, tmp_path: Path
+) -> None:
+    """Two processes with prompt selection, 4 completions a prompt and 6 rows a process: a
+    round is 3 prompts, and the second one's group spans both processes (rows 4-7). Each
+    group is reported once, by the process holding its first row, with all 4 rewards: the
+    service counts 3 groups a round and holds the records those groups give."""
+    generations, rounds = 4, 2
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_port", str(free_port()), "-m", "tests.integrations.trl_worker",
+        service_url, "trl-spanning", "", str(model_dir), str(tmp_path), str(rounds), "prompts",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    record = json.loads((tmp_path / RUN_FOLDER / RUN_NAME).read_text())
+    sources = _dataset()["data_source"]
+    counts = dict(Counter(sources))
+    groups: list[tuple[str, int, list[float]]] = []
+    with CurriculumClient(service_url, record["run_id"], record["token"]) as owner:
+        names = owner.run_info()["config"]["distributions"]
+        for k in map(str, range(rounds)):
+            rows = seen[0]["rows"][k] + seen[1]["rows"][k]  # the round in process order
+            rewards = seen[0]["rewards"][k] + seen[1]["rewards"][k]
+            assert len(seen[0]["rows"][k]) == len(seen[1]["rows"][k]) == 6
+            plan = owner.plan(int(k), 12 // generations)
+            assert rows == [r for r in _slot_rows(plan) for _ in range(generations)]
+            assert plan.prompt_ids is not None
+            groups += [
+                (name, p, rewards[generations * j : generations * (j + 1)])
+                for j, (name, p) in enumerate(zip(plan.assignment, plan.prompt_ids, strict=True))
+            ]
+        state = owner.export()["prompt_state"]
+        assert sum(state["groups"]) == 3 * rounds  # the spanning group once a round
+        assert state["groups"] == [sum(1 for g in groups if g[0] == n) for n in names]
+        records = PromptState.from_json([counts[n] for n in names], state).records.tolist()
+        assert records == _expected_records(names, counts, groups)
         owner.delete()

@@ -30,10 +30,16 @@ How it fits TRL's contracts:
   repeated ``num_iterations x steps_per_generation`` times (``RepeatSampler``). The
   curriculum sampler keeps that shape; round ``k``'s prompts follow the service's plan of
   step ``k`` exactly (one prompt per slot, drawn uniformly within its distribution with a
-  generator seeded by the run's seed and ``k``). Every process asks for the same plan and
-  draws the same prompts, and accelerate gives each its share, as with TRL's sampler. The
-  data loader reads ahead: asking for round ``k + 1``'s plan never waits for round ``k``'s
-  report (the plan is the service's weights at the time, fixed for every process).
+  generator seeded by the run's seed and ``k``, or the one the plan names: below). Every
+  process asks for the same plan and draws the same prompts, and accelerate gives each its
+  share, as with TRL's sampler. The data loader reads ahead: asking for round ``k + 1``'s
+  plan never waits for round ``k``'s report (the plan is the service's weights at the time,
+  fixed for every process).
+- **Prompt selection** (``CurriculumRun(..., prompt_selection=True)``). The run is created
+  with the train dataset's prompts, each ``data_source``'s row count (prompt ``i`` of a
+  distribution is its ``i``-th row, in dataset order), and its plans name each slot's
+  prompt: slot ``i`` is then the ``prompt_ids[i]``-th row of ``assignment[i]``, not a row
+  drawn at random. Rows reach the reward functions with ``curriculum_prompt``, that id.
 - **Off the step's path.** The client's calls run on one worker thread, in order: a report
   is handed over and the step goes on, and the plan of the next round is asked for right
   after it, so the sampler usually finds it waiting. ``train()`` returns once every report
@@ -43,12 +49,18 @@ How it fits TRL's contracts:
   id ``{run}/round-{k}/rank-{process}``: a retry or a round generated again after a resume
   is a duplicate, never counted twice. Evaluation reports nothing. The round travels with
   the rows (the sampler's indices carry it), so read-ahead and skipped batches cannot mix
-  rounds up.
+  rounds up. When the round's plan named its prompts, the reports also carry ``groups``:
+  each of the round's prompts with the rewards of all its completions. TRL gathers every
+  process's rewards (in process order) before computing advantages, and its groups are
+  ``num_generations`` consecutive rows of that order, so a group may span two processes;
+  each group is reported by the process that holds its first row, with all its rewards
+  taken from the gathered tensor, so every group is reported once and whole.
 - **Checkpoints.** ``curriculum.json`` in each checkpoint folder holds the client's
   checkpoint (the service's snapshot, or during an outage the local state and the reports
-  still owed) and the plans of the last rounds; ``resume_from_checkpoint`` restores it (the
-  main process imports it into the service) and the rounds that the resumed run skips are
-  neither re-planned nor asked for, so no expired plan is requested.
+  still owed) and the plans of the last rounds, with their prompt ids;
+  ``resume_from_checkpoint`` restores it (the main process imports it into the service) and
+  the rounds that the resumed run skips are neither re-planned nor asked for, so no expired
+  plan is requested.
 
 Outages: the client plans locally and buffers reports (see :mod:`trainer_client.client`);
 during an outage the processes each plan from their own copy, so they draw the same prompts
@@ -73,6 +85,7 @@ from torch.utils.data import Dataset, IterableDataset, Sampler
 from trl import GRPOTrainer
 
 from trainer_client.client import CurriculumClient
+from trainer_client.grpo.scheduler import StepPlan, step_plan
 from trainer_client.integrations.reporting import round_report
 from trainer_client.run_files import (
     RunRecord,
@@ -82,6 +95,7 @@ from trainer_client.run_files import (
     read_run,
     write_run,
 )
+from trainer_client.sampler import planned_rows, prompt_counts, prompt_positions, rows_by_label
 
 CHECKPOINT_FILE = "curriculum.json"
 # in output_dir: the run's id, token and what is owed (a leading "_" keeps it off the Hub)
@@ -119,6 +133,14 @@ class CurriculumRun:
     ``output_dir``. ``strategy`` and ``seed`` configure a new run (the service's default
     strategy when absent); ``distributions`` default to the train dataset's ``data_source``
     values, sorted. ``client_options`` go to the client (``timeout``, ``retries``, ...).
+
+    ``prompt_selection``: ``True`` (or the run's prompt selection parameters, e.g.
+    ``{"mode": "coverage"}``, docs/api.md) declares the train dataset's prompts to a new run,
+    each distribution's row count (prompt ``i`` of a distribution is its ``i``-th row, in
+    dataset order), so that the service picks each slot's prompt: every prompt once a pass,
+    prompts predicted to teach nothing passed over. The run is then told each group's prompt
+    and rewards. A run that exists already keeps its configuration (a different one is a
+    :class:`~trainer_client.errors.RunConflict`).
     """
 
     url: str | Sequence[str]
@@ -128,6 +150,7 @@ class CurriculumRun:
     seed: int = 0
     distributions: Sequence[str] | None = None
     client_options: Mapping[str, Any] | None = None
+    prompt_selection: bool | Mapping[str, Any] = False
 
 
 def _run_buffer(folder: str, process: int) -> Path:
@@ -151,39 +174,60 @@ def _attach(run: CurriculumRun, folder: str, sources: list[str], process: int) -
             f"run {owed_to!r}, not {run_id!r}: replay them first (`python -m trainer_client "
             f"replay {folder}`), or use another output_dir"
         )
+    names = list(run.distributions) if run.distributions is not None else sorted(set(sources))
+    options = dict(run.client_options or {})
+    if run.prompt_selection:
+        counts = prompt_counts(sources)
+        empty = [name for name in names if name not in counts]
+        if empty:
+            raise ValueError(
+                f"prompt_selection declares each distribution's rows, but no row of the train "
+                f"dataset has data_source {empty}"
+            )
+        options["prompts"] = {name: counts[name] for name in names}
+        if isinstance(run.prompt_selection, Mapping):
+            options["prompt_selection"] = dict(run.prompt_selection)
     return CurriculumClient.create_or_attach(
         run.url,
-        list(run.distributions) if run.distributions is not None else sorted(set(sources)),
+        names,
         run_id=run_id,
         token=token,
         strategy=run.strategy,
         seed=run.seed,
         rank=process,
         buffer_path=_run_buffer(folder, process),
-        **dict(run.client_options or {}),
+        **options,
     )
 
 
 class RoundTagged(Dataset):
     """The train dataset seen through the curriculum sampler's indices: index ``k * N + i``
-    is row ``i`` of round ``k`` (``N`` rows), returned with ``curriculum_round = k``."""
+    is row ``i`` of round ``k`` (``N`` rows), returned with ``curriculum_round = k`` and
+    ``curriculum_prompt``, the row's prompt id (its index among the rows of its
+    ``data_source``, ``prompts[i]``)."""
 
-    def __init__(self, base: Any) -> None:
+    def __init__(self, base: Any, prompts: np.ndarray) -> None:
         self.base = base
         self.rows = len(base)
+        self.prompts = prompts
 
     def __len__(self) -> int:
         return self.rows
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         round_, row = divmod(int(index), self.rows)
-        return {**self.base[row], "curriculum_round": round_}
+        return {
+            **self.base[row],
+            "curriculum_round": round_,
+            "curriculum_prompt": int(self.prompts[row]),
+        }
 
 
 class CurriculumSampler(Sampler[int]):
     """``RepeatSampler``'s shape with the prompts of each round chosen by the round's plan.
 
-    ``fetch(round, prompts)`` gives a round's plan. ``prompts`` unique prompts a round
+    ``fetch(round, prompts)`` gives a round's plan (its distribution per slot and, in a run
+    that declares its prompts, ``prompt_ids``). ``prompts`` prompts a round
     (``generation_batch_size / num_generations``), each
     index repeated ``mini_repeat`` times in a row, the round ``repeat`` times. Rounds are
     numbered across epochs (``set_epoch``); rounds below ``skip_below`` (a resumed run's, whose
@@ -194,7 +238,7 @@ class CurriculumSampler(Sampler[int]):
     def __init__(
         self,
         sources: list[str],
-        fetch: Callable[[int, int], list[str]],
+        fetch: Callable[[int, int], StepPlan],
         prompts: int,
         mini_repeat: int,
         repeat: int,
@@ -209,12 +253,10 @@ class CurriculumSampler(Sampler[int]):
                 f"the train dataset has {self.rows} rows, fewer than one round's {prompts} "
                 "prompts (generation_batch_size / num_generations)"
             )
-        self.by_source: dict[str, np.ndarray] = {}
-        for name in dict.fromkeys(sources):
-            self.by_source[name] = np.flatnonzero(np.asarray(sources) == name)
+        self.by_source = rows_by_label(sources)
         self.epoch = 0
         self.skip_below = 0
-        self.plans: OrderedDict[int, list[str]] = OrderedDict()
+        self.plans: OrderedDict[int, StepPlan] = OrderedDict()
 
     def set_epoch(self, epoch: int) -> None:
         """The trainer's epoch: rounds are numbered ``epoch * rounds_per_epoch + i``."""
@@ -223,8 +265,8 @@ class CurriculumSampler(Sampler[int]):
     def __len__(self) -> int:
         return self.rounds_per_epoch * self.prompts * self.mini_repeat * self.repeat
 
-    def plan(self, round_: int) -> list[str]:
-        """Round ``round_``'s distribution per slot: remembered, else the service's plan."""
+    def plan(self, round_: int) -> StepPlan:
+        """Round ``round_``'s plan: remembered, else the service's."""
         known = self.plans.get(round_)
         if known is None:
             known = self.fetch(round_, self.prompts)
@@ -234,8 +276,11 @@ class CurriculumSampler(Sampler[int]):
         return known
 
     def rows_of(self, round_: int) -> list[int]:
-        """The row of each slot of round ``round_``: uniform within its distribution."""
+        """The row of each slot of round ``round_``: the ``prompt_ids[i]``-th row of its
+        distribution when the plan names the prompts, else uniform within it."""
         assignment = self.plan(round_)
+        if assignment.prompt_ids is not None:
+            return planned_rows(self.by_source, assignment, assignment.prompt_ids, round_)
         rng = np.random.default_rng([self.seed, round_])
         out = []
         for name in assignment:
@@ -338,12 +383,12 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         for future in pending:
             future.result()
 
-    def _fetch_plan(self, round_: int, prompts: int) -> list[str]:
+    def _fetch_plan(self, round_: int, prompts: int) -> StepPlan:
         future = self._prefetched.pop((round_, prompts), None)
         if future is None:
             future = self._calls.submit(self.curriculum.plan, round_, prompts)
         self._next_round = max(self._next_round, round_ + 1)
-        return list(future.result().assignment)
+        return step_plan(future.result())
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
         """``GRPOTrainer.train``; returns once every report of the run reached the client."""
@@ -363,7 +408,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
     def get_train_dataloader(self) -> Any:
         # the loader reads rows through RoundTagged, so each row says which round it is of
         original = self.train_dataset
-        self.train_dataset = RoundTagged(original)
+        self.train_dataset = RoundTagged(original, prompt_positions(self._sources))
         try:
             return super().get_train_dataloader()
         finally:
@@ -413,6 +458,11 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         sources = [row["data_source"] for row in inputs]
         by_adv, by_rew = round_report(sources, advantages.tolist(), rewards)
         round_ = int(inputs[0]["curriculum_round"])
+        sampler = self._curriculum_sampler
+        plan = sampler.plans.get(round_) if sampler is not None else None
+        groups = None
+        if plan is not None and plan.prompt_ids is not None:
+            groups = self._round_groups(inputs)
         done = [f for f in self._pending if f.done()]
         for future in done:  # an error of an earlier report surfaces here
             future.result()
@@ -425,13 +475,42 @@ class CurriculumGRPOTrainer(GRPOTrainer):
                 by_rew,
                 report_id=f"{self.curriculum.run_id}/round-{round_}/rank-{process}",
                 with_weights=False,
+                groups=groups or None,
             )
         )
         self._curriculum_reported = round_ + 1
-        sampler = self._curriculum_sampler
         key = (self._next_round, sampler.prompts if sampler else 0)
         if sampler is not None and key not in self._prefetched:
             self._prefetched[key] = self._calls.submit(self.curriculum.plan, *key)
+
+    def _round_groups(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The round's groups that start in this process's slice, each with the rewards of
+        all its completions.
+
+        TRL gathers the round's rewards from every process, in process order (process
+        ``p``'s ``n`` rows at ``p * n``), and its groups are ``num_generations`` consecutive
+        rows of that order (its advantages are the rewards ``view(-1, num_generations)``),
+        so a group may span processes. Each group is reported by the process holding its
+        first row, with its rewards from the gathered tensor: once across the processes,
+        and whole."""
+        size, n = self.num_generations, len(inputs)
+        start = self.accelerator.process_index * n
+        if self._round_rewards is None:
+            return []
+        gathered = self._round_rewards.tolist()
+        groups = []
+        for j in range(-start % size, n, size):  # the local rows where a group starts
+            row = inputs[j]
+            prompt = (row["data_source"], int(row["curriculum_prompt"]))
+            tail = inputs[j : j + size]  # this group's rows in this slice, all of one prompt
+            if any((r["data_source"], int(r["curriculum_prompt"])) != prompt for r in tail):
+                raise RuntimeError(
+                    f"round {row['curriculum_round']}: rows {start + j}.. of the generation "
+                    f"batch do not hold one prompt's {size} completions in a row"
+                )
+            rewards = gathered[start + j : start + j + size]
+            groups.append({"distribution": str(prompt[0]), "prompt": prompt[1], "rewards": rewards})
+        return groups
 
     # --- checkpoints ----------------------------------------------------------------------
 
@@ -443,10 +522,12 @@ class CurriculumGRPOTrainer(GRPOTrainer):
             self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}"
         )
         sampler = self._curriculum_sampler
+        plans = sampler.plans if sampler is not None else OrderedDict()
         state = {
             "client": self._call(self.curriculum.checkpoint),
             "rounds_reported": getattr(self, "_curriculum_reported", 0),
-            "plans": {str(k): v for k, v in (sampler.plans if sampler else {}).items()},
+            "plans": {str(k): list(v) for k, v in plans.items()},
+            "prompt_ids": {str(k): v.prompt_ids for k, v in plans.items() if v.prompt_ids},
         }
         with open(os.path.join(folder, CHECKPOINT_FILE), "w", encoding="utf-8") as f:
             json.dump(state, f)
@@ -470,4 +551,7 @@ class CurriculumGRPOTrainer(GRPOTrainer):
         sampler = self._curriculum_sampler
         if sampler is not None:
             sampler.skip_below = self._curriculum_reported
-            sampler.plans = OrderedDict((int(k), v) for k, v in state["plans"].items())
+            prompt_ids = state.get("prompt_ids", {})
+            sampler.plans = OrderedDict(
+                (int(k), StepPlan(v, prompt_ids.get(k))) for k, v in state["plans"].items()
+            )
