@@ -155,6 +155,8 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         self._rows = rows_by_label(labels)
         self._labels = labels
         self._prompts = prompt_positions(labels)
+        # whether the last plan drawn named each slot's prompt (a run's plans all do, or none)
+        self.names_prompts = False
 
     def set_step(self, step: int) -> None:
         """Make the next iteration start at ``step`` (e.g. the step a checkpoint resumes at)."""
@@ -176,6 +178,7 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         plan = self.client.plan(step, self.batch_size)
         assignment = list(getattr(plan, "assignment", plan))
         prompt_ids = getattr(plan, "prompt_ids", None)
+        self.names_prompts = prompt_ids is not None
         if prompt_ids is not None:
             return planned_rows(self._rows, assignment, prompt_ids, step)
         rng = np.random.default_rng([self.seed, step])

@@ -22,8 +22,13 @@ from datasets import Dataset
 from transformers import PrinterCallback
 from trl import GRPOConfig
 
-from curriculum_core.prompts import PromptState, outcome_of, updated_records
 from local_processes import free_port
+from tests.integrations.prompt_support import (
+    Group,
+    expected_records,
+    groups_counted,
+    service_records,
+)
 from trainer_client import CurriculumClient
 from trainer_client.grpo.model import build_tiny, char_tokenizer
 from trainer_client.grpo.tasks import reverse_distributions, reverse_reward
@@ -282,21 +287,6 @@ def _slot_rows(plan: Plan | Sequence[str], prompt_ids: Sequence[int] | None = No
     return [rows[name][p] for name, p in zip(assignment, ids, strict=True)]
 
 
-def _expected_records(
-    names: list[str], counts: dict[str, int], groups: list[tuple[str, int, list[float]]]
-) -> list[int]:
-    """The prompt records the service should hold after ``groups``, in order (the core's
-    rule), from a fresh state; and so the groups it should have counted."""
-    state = PromptState.initial([counts[n] for n in names])
-    flats = [int(state.offsets[names.index(n)]) + p for n, p, _ in groups]
-    outcomes = [outcome_of(names.index(n), p, r, 0.0) for n, p, r in groups]
-    records = updated_records(dict.fromkeys(flats, 0), flats, outcomes)
-    out = [0] * int(state.records.size)
-    for flat, record in records.items():
-        out[flat] = record
-    return out
-
-
 def test_prompt_selection_trains_the_rows_the_plans_name_and_reports_every_group(
     service_url: str, model_dir: Path, tmp_path: Path
 ) -> None:
@@ -340,7 +330,7 @@ def test_prompt_selection_trains_the_rows_the_plans_name_and_reports_every_group
 
     sources = _dataset()["data_source"]
 
-    def groups_of(reward: Reward, k: int) -> list[tuple[str, int, list[float]]]:
+    def groups_of(reward: Reward, k: int) -> list[Group]:
         """Round k's groups: each slot's source, prompt id and its completions' rewards."""
         out = []
         for j in range(PROMPTS):
@@ -352,9 +342,8 @@ def test_prompt_selection_trains_the_rows_the_plans_name_and_reports_every_group
     groups = [g for k in (0, 1) for g in groups_of(first, k)]
     groups += [g for k in (2, 3) for g in groups_of(resumed, k)]
     state = client.export()["prompt_state"]
-    assert state["groups"] == [sum(1 for g in groups if g[0] == n) for n in names]
-    records = PromptState.from_json([counts[n] for n in names], state).records.tolist()
-    assert records == _expected_records(names, counts, groups)
+    assert state["groups"] == groups_counted(names, groups)
+    assert service_records(names, counts, state) == expected_records(names, counts, groups)
     assert any(min(r) != max(r) for _, _, r in groups)  # varied groups as well as equal ones
     assert any(min(r) == max(r) for _, _, r in groups)
     client.delete()
@@ -380,7 +369,7 @@ def test_two_processes_report_each_group_once_and_whole_when_groups_span_them(
     record = json.loads((tmp_path / RUN_FOLDER / RUN_NAME).read_text())
     sources = _dataset()["data_source"]
     counts = dict(Counter(sources))
-    groups: list[tuple[str, int, list[float]]] = []
+    groups: list[Group] = []
     with CurriculumClient(service_url, record["run_id"], record["token"]) as owner:
         names = owner.run_info()["config"]["distributions"]
         for k in map(str, range(rounds)):
@@ -396,7 +385,6 @@ def test_two_processes_report_each_group_once_and_whole_when_groups_span_them(
             ]
         state = owner.export()["prompt_state"]
         assert sum(state["groups"]) == 3 * rounds  # the spanning group once a round
-        assert state["groups"] == [sum(1 for g in groups if g[0] == n) for n in names]
-        records = PromptState.from_json([counts[n] for n in names], state).records.tolist()
-        assert records == _expected_records(names, counts, groups)
+        assert state["groups"] == groups_counted(names, groups)
+        assert service_records(names, counts, state) == expected_records(names, counts, groups)
         owner.delete()

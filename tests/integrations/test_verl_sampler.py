@@ -9,6 +9,7 @@ Runs only where verl 0.5-0.7 is installed (``scripts/test-verl 0.7.1``); skipped
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -26,6 +27,12 @@ with warnings.catch_warnings():  # verl's imports warn about Ray's and its own d
     from verl.trainer.main_ppo import create_rl_sampler
     from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
+    from tests.integrations.prompt_support import (
+        Group,
+        expected_records,
+        groups_counted,
+        service_records,
+    )
     from tests.integrations.verl_support import SOURCES, compose, write_train_file
     from trainer_client import CurriculumClient
     from trainer_client.integrations.verl.sampler import CurriculumSampler
@@ -43,9 +50,12 @@ def train_file(tmp_path: Path) -> str:
     return write_train_file(tmp_path)
 
 
-def _data_config(service_url: str, run_id: str, token: str | None = None) -> Any:
+def _data_config(
+    service_url: str, run_id: str, token: str | None = None, extra: tuple[str, ...] = ()
+) -> Any:
     """verl's ``data`` config, composed from its shipped YAML with the documented overrides."""
     overrides = [
+        *extra,
         f"data.train_batch_size={BATCH}",
         "data.dataloader_num_workers=0",
         "data.filter_overlong_prompts=False",
@@ -80,7 +90,10 @@ def _trained(batch_dict: dict[str, Any], step: int) -> tuple[DataProto, dict[str
 
     Each response's advantage is ``±(step + slot) / 10`` on its first 3 tokens (the
     response) and 99 on the 2 padding tokens the mask hides."""
-    batch = DataProto.from_single_dict(batch_dict).repeat(repeat_times=N, interleave=True)
+    batch = DataProto.from_single_dict(batch_dict)
+    # verl's uid: one a prompt, given before the rollout repeats it
+    batch.non_tensor_batch["uid"] = np.array([str(uuid.uuid4()) for _ in range(len(batch))])
+    batch = batch.repeat(repeat_times=N, interleave=True)
     rows = len(batch)
     mask = torch.zeros(rows, LENGTH)
     mask[:, :3] = 1
@@ -228,3 +241,54 @@ def test_a_client_can_be_handed_in(service_url: str, train_file: str) -> None:
         assert sampler.client is client
         assert len(sampler) == 6 * BATCH
         client.delete()
+
+
+def test_prompt_selection_draws_the_named_rows_and_reports_each_prompts_group(
+    service_url: str, train_file: str
+) -> None:
+    """``prompt_selection`` in the settings: the run declares 8 prompts a source, each step's
+    rows are the ones its plan's prompt_ids name (read back from the data's own
+    ``extra_info.index``), and after verl's batch balancing reorders the responses, each
+    uid's group reaches the service once, under its prompt: the service's prompt state is
+    what those groups give."""
+    extra = ("+data.sampler.curriculum.prompt_selection.mode=coverage",)
+    loader = _loader(_data_config(service_url, "verl-prompts", extra=extra), train_file)
+    sampler: CurriculumSampler = loader.sampler
+    client = sampler.client
+    counts = dict.fromkeys(SOURCES, 8)
+    info = client.run_info()
+    assert info["config"]["prompts"] == counts
+    names = info["config"]["distributions"]
+    groups: list[Group] = []
+    for step, batch_dict in enumerate(loader, start=1):
+        plan = client.plan(step, BATCH)
+        assert plan.prompt_ids is not None
+        slots = list(zip(plan.assignment, plan.prompt_ids, strict=True))
+        assert batch_dict["index"].tolist() == [8 * SOURCES.index(n) + p for n, p in slots]
+        batch, _ = _trained(batch_dict, step)
+        # slot j's rewards: [1, 1] (solved), [0, 0] or [0, 1] by (j + step) % 3; then the
+        # responses reordered, as verl's balance_batch does
+        patterns = [[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]]
+        scores = torch.zeros(len(batch), LENGTH)
+        for i in range(len(batch)):
+            scores[i, 2] = patterns[(i // N + step) % 3][i % N]
+        batch.batch["token_level_scores"] = scores
+        batch.reorder(torch.randperm(len(batch), generator=torch.Generator().manual_seed(step)))
+        rewards = batch.batch["token_level_scores"].sum(-1).tolist()
+        rows = batch.non_tensor_batch
+        by_uid: dict[str, Group] = {}
+        for uid, source, index, reward in zip(
+            rows["uid"], rows["data_source"], rows["index"], rewards, strict=True
+        ):
+            group = by_uid.setdefault(uid, (source, int(index) - 8 * SOURCES.index(source), []))
+            group[2].append(reward)
+        groups += by_uid.values()
+        sampler.update(batch)
+        if step == 3:
+            break
+    state = client.export()["prompt_state"]
+    assert state["groups"] == groups_counted(names, groups) and sum(state["groups"]) == 12
+    assert service_records(names, counts, state) == expected_records(names, counts, groups)
+    assert {tuple(sorted(rewards)) for _, _, rewards in groups} == {(1, 1), (0, 0), (0, 1)}
+    client.delete()
+    client.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer_client.integrations.verl.settings import resolve, temporary_disk
+from trainer_client.integrations.verl.settings import connect, resolve, temporary_disk
 
 
 @pytest.fixture(autouse=True)
@@ -79,3 +79,20 @@ def test_a_temporary_disk_is_a_temporary_folder_or_a_tmpfs_mount(tmp_path: Path)
     assert temporary_disk("/var/tmp/buffer.jsonl", str(mounts)) == "under /var/tmp"
     assert temporary_disk("/dev/shm/buffer.jsonl", str(mounts)) == "under /dev/shm"
     assert temporary_disk("/data/buffer.jsonl", str(tmp_path / "no-such-file")) is None
+
+
+def test_prompt_selection_declares_each_sources_row_count_to_a_new_run(service_url: str) -> None:
+    labels = ["easy", "hard", "easy", "mid", "easy", "hard"]
+    settings = resolve(
+        {"url": service_url, "run_id": "verl-declared", "prompt_selection": {"mode": "coverage"}}
+    )
+    with connect(settings, labels) as client:
+        config = client.run_info()["config"]
+        assert config["prompts"] == {"easy": 3, "hard": 2, "mid": 1}
+        assert config["prompt_selection"]["mode"] == "coverage"
+        assert client.plan(0, 4).prompt_ids is not None
+        client.delete()
+    with connect(resolve({"url": service_url, "run_id": "verl-plain"}), labels) as client:
+        assert not client.run_info()["config"].get("prompts")
+        assert client.plan(0, 4).prompt_ids is None
+        client.delete()

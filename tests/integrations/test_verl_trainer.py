@@ -32,6 +32,12 @@ with warnings.catch_warnings():  # verl's imports warn about Ray's and its own d
     from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
     from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
+    from tests.integrations.prompt_support import (
+        Group,
+        expected_records,
+        groups_counted,
+        service_records,
+    )
     from tests.integrations.verl_support import SOURCES, SeenOnSave, compose, write_train_file
     from trainer_client import CurriculumClient
     from trainer_client.integrations.verl.trainer import CurriculumPPOTrainer
@@ -108,17 +114,23 @@ class Rollout:
     response, 0 for every ``hard`` one, and 1 for the first of each ``mid`` group only: so
     GRPO's advantages are 0 for easy and hard and ±0.7071 for mid."""
 
+    REWARDS: ClassVar[dict[str, list[float]]] = {
+        "easy": [1.0] * N, "hard": [0.0] * N, "mid": [float(s == 0) for s in range(N)],
+    }  # fmt: skip
+
     def __init__(self) -> None:
         self.seen: dict[int, list[str]] = {}
+        self.rows: dict[int, list[int]] = {}  # the data's own extra_info.index of each prompt
 
     def generate_sequences(self, batch: Any) -> None:
         step = int(batch["global_steps"])
         sources = [str(s) for s in batch["data_source"]]
         self.seen[step] = sources
+        self.rows[step] = [int(i) for i in batch["index"]]
         keys, fields, tags = [], [], []
         for uid, source in zip(batch["uid"], sources, strict=True):
             for session in range(N):
-                reward = {"easy": 1.0, "hard": 0.0, "mid": float(session == 0)}[source]
+                reward = self.REWARDS[source][session]
                 mask = torch.tensor([1, 1, 1, 0])  # the last token is not the policy's
                 scores = torch.zeros(LENGTH)
                 scores[2] = reward
@@ -247,6 +259,37 @@ def test_a_verl_checkpoint_carries_the_curriculum_across_a_resume(
     client.close()
 
 
+def test_prompt_selection_draws_the_named_rows_and_reports_each_prompts_group(
+    transfer_queue: None, service_url: str, train_file: str, tmp_path: Path
+) -> None:
+    """``curriculum.prompt_selection``: the run declares 8 prompts a source, each step's
+    prompts are the rows its plan's prompt_ids name (read back from the data's own
+    ``extra_info.index``), and each uid's trajectories reach the service once as its
+    prompt's group (batch balancing's padding left out): the service's prompt state is what
+    those groups give."""
+    extra = ("+curriculum.prompt_selection.mode=coverage",)
+    trainer = _trainer(_config(train_file, tmp_path, service_url, "verl-v1-prompts", None, extra))
+    client = trainer.curriculum
+    assert client is not None
+    counts = dict.fromkeys(SOURCES, 8)
+    info = client.run_info()
+    assert info["config"]["prompts"] == counts
+    names = info["config"]["distributions"]
+    groups: list[Group] = []
+    for step in (1, 2, 3):
+        _run_step(trainer, step)
+        plan = client.plan(step, BATCH)
+        assert plan.prompt_ids is not None
+        slots = list(zip(plan.assignment, plan.prompt_ids, strict=True))
+        assert trainer.agent_loop_manager.rows[step] == [8 * SOURCES.index(n) + p for n, p in slots]
+        groups += [(n, p, Rollout.REWARDS[n]) for n, p in slots]
+    state = client.export()["prompt_state"]
+    assert state["groups"] == groups_counted(names, groups) and sum(state["groups"]) == 12
+    assert service_records(names, counts, state) == expected_records(names, counts, groups)
+    assert sum(s["n"] for s in client.run_info()["stats"].values()) == 3 * BATCH * N
+    client.delete()
+
+
 def test_it_is_the_synchronous_v1_trainer_only(
     service_url: str, train_file: str, tmp_path: Path
 ) -> None:
@@ -261,7 +304,8 @@ def test_the_launchers_ray_actor_builds_the_curriculum_trainer(
 ) -> None:
     """``main_ppo``'s task runner, a real Ray actor as ``run_ppo`` makes it, running verl's
     ``TaskRunnerV1.run``: ``sync`` names the curriculum trainer there, which refuses a
-    config without the service's URL before anything claims a GPU."""
+    config without the service's URL before anything claims a GPU. (Kept last in the file:
+    a test run after it found the module's TransferQueue hanging in ``kv_batch_put``.)"""
     from trainer_client.integrations.verl.main_ppo import CurriculumTaskRunner
 
     config = _config(train_file, tmp_path, "", "x", None)

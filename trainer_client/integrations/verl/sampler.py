@@ -17,8 +17,9 @@ after the advantages are computed. The train files have verl's ``data_source`` c
   batches it draws, across epochs. Each batch is ``data.gen_batch_size`` (else
   ``data.train_batch_size``) prompts, slot ``i`` a row of the plan's ``assignment[i]``
   drawn by :class:`trainer_client.sampler.CurriculumBatchSampler` (uniform within the
-  distribution, seeded by the run's seed and the step). An epoch is ``len(dataset) //
-  batch`` steps, as verl counts it.
+  distribution, seeded by the run's seed and the step; in a run that declares its prompts,
+  the ``prompt_ids[i]``-th row of it). An epoch is ``len(dataset) // batch`` steps, as verl
+  counts it.
 - **Reports.** ``update(batch)`` reports the batch's samples once, as
   ``{run}/step-{step}/rank-0``, ``step`` the step whose plan drew them: each sequence's
   mean ``|advantage|`` over its ``response_mask``, and its reward (``token_level_scores``
@@ -27,8 +28,18 @@ after the advantages are computed. The train files have verl's ``data_source`` c
   one-step-off-policy recipe draws step ``g + 1``'s batch before step ``g``'s update: the
   sampler keeps the steps drawn and not reported, in order, and reports the oldest, so
   that update is still step ``g``'s. (verl's rows are built by its dataset, which the
-  sampler, yielding indices only, cannot tag; the order is verl's contract: each batch
-  drawn is trained and handed to ``update`` once, in the order drawn.)
+  sampler, yielding indices only, cannot tag with their step; the order is verl's
+  contract: each batch drawn is trained and handed to ``update`` once, in the order
+  drawn.)
+- **Groups** (a run that declares its prompts: ``prompt_selection`` in the settings). The
+  report also carries each prompt's group: the responses of one verl ``uid`` (verl gives
+  each prompt of a batch its own before the rollout), with their rewards, named by the
+  prompt's row. The row cannot come from the batch's order (verl's ``balance_batch``
+  reorders the responses) nor from verl's ``index`` (the data's ``extra_info.index``, which
+  verl moves out of the batch for the rollout): when the first plan names its prompts, the
+  sampler adds ``curriculum_row`` (the row's index) to the ``extra_info`` of every row of
+  verl's ``RLHFDataset`` (``dataframe.map``, one pass), which verl keeps beside each
+  response up to ``update``. Reward functions see that key in ``extra_info``.
 - **Checkpoints.** The sampler is a torchdata ``Stateful``: verl's ``data.pt`` (the train
   dataloader's state) holds the next step and the client's checkpoint, and resuming
   restores both, so the resumed run goes on with the plan of the step after the
@@ -53,8 +64,36 @@ except ModuleNotFoundError as error:  # verl 0.8+: no data.sampler hook
 
 from trainer_client.client import CurriculumClient
 from trainer_client.integrations.verl.settings import connect, resolve
-from trainer_client.integrations.verl.steps import report_step, sequence_values, step_draw
+from trainer_client.integrations.verl.steps import (
+    prompt_groups,
+    report_step,
+    sequence_values,
+    step_draw,
+)
 from trainer_client.sampler import labels_of
+
+ROW_KEY = "curriculum_row"
+"""The key of ``extra_info`` that holds a row's index in the dataset (runs with prompts)."""
+
+
+def tag_rows(dataset: Any) -> None:
+    """Add ``curriculum_row`` (each row's index) to the ``extra_info`` of every row of verl's
+    ``RLHFDataset`` (its ``dataframe``, a ``datasets.Dataset``), which verl carries beside
+    every response up to ``update``."""
+    frame = getattr(dataset, "dataframe", None)
+    if frame is None or not hasattr(frame, "map"):
+        raise TypeError(
+            "a run that declares its prompts needs each response's dataset row: the sampler "
+            "records it in the extra_info of verl's RLHFDataset (its dataframe), which "
+            f"{type(dataset).__name__} does not have"
+        )
+
+    def tagged(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
+        infos = batch.get("extra_info") or [None] * len(indices)
+        rows = zip(infos, indices, strict=True)
+        return {"extra_info": [{**(info or {}), ROW_KEY: i} for info, i in rows]}
+
+    dataset.dataframe = frame.map(tagged, with_indices=True, batched=True)
 
 
 class CurriculumSampler(AbstractCurriculumSampler):
@@ -80,6 +119,8 @@ class CurriculumSampler(AbstractCurriculumSampler):
                 f"{self.batch_size} (data.gen_batch_size or data.train_batch_size)"
             )
         self.client = client if client is not None else connect(settings or {}, labels)
+        self.dataset = data_source
+        self.tagged = False  # whether the dataset's rows carry ROW_KEY (runs with prompts)
         seed = int(settings["seed"]) if settings else int(data_config.get("seed") or 0)
         self.draw = step_draw(labels, self.client, self.batch_size, seed)
         self.next_step = 1  # verl's global_steps of the next batch drawn
@@ -96,13 +137,17 @@ class CurriculumSampler(AbstractCurriculumSampler):
         while (self.next_step - 1) // self.steps_per_epoch == epoch:
             step = self.next_step
             rows = self.draw.global_batch(step)
+            if self.draw.names_prompts and not self.tagged:  # before verl reads the rows
+                tag_rows(self.dataset)
+                self.tagged = True
             self.unreported.append(step)
             self.next_step = step + 1
             yield from rows
 
     def update(self, batch: DataProto) -> None:
         """Report ``batch``'s samples under the step whose plan drew them: mean
-        ``|advantage|`` over the response and reward, grouped by ``data_source``.
+        ``|advantage|`` over the response and reward, grouped by ``data_source`` (and, in a
+        run that declares its prompts, each ``uid``'s group).
 
         verl trains the batches in the order it draws them and calls this once for each, so
         ``batch`` is the oldest batch drawn and not reported; nothing is reported when every
@@ -122,7 +167,12 @@ class CurriculumSampler(AbstractCurriculumSampler):
             tensors["response_mask"],
             tensors.get("token_level_scores", None),
         )
-        report_step(self.client, step, sources, advantages, rewards)
+        groups = None
+        infos, uids = batch.non_tensor_batch.get("extra_info"), batch.non_tensor_batch.get("uid")
+        if self.tagged and rewards is not None and infos is not None and uids is not None:
+            rows = [e.get(ROW_KEY) if isinstance(e, dict) else None for e in infos]
+            groups = prompt_groups(self.draw, uids, rows, rewards)
+        report_step(self.client, step, sources, advantages, rewards, groups)
         self.unreported.popleft()
 
     # --- torchdata's Stateful: saved in verl's data.pt -----------------------------------

@@ -1,17 +1,23 @@
 """The curriculum settings of a verl run: a ``curriculum`` block of verl's config, with the
 environment filling what it leaves out.
 
-=============  ======================  ====================================================
-key            environment             meaning
-=============  ======================  ====================================================
-url            ``CURRICULUM_URL``      the service's base URL (required)
-run_id         ``CURRICULUM_RUN_ID``   the run's id (required: a restart attaches to it)
-token          ``CURRICULUM_TOKEN``    the run's token, when the run exists already
-strategy       (none)                  a strategy name or ``{"name": ..., ...}`` (service's
-                                       default when absent)
-seed           (none)                  the run's seed and the draws' (default ``0``)
-buffer_path    ``CURRICULUM_BUFFER``   a JSONL file that keeps reports owed during an outage
-=============  ======================  ====================================================
+================  ======================  ==================================================
+key               environment             meaning
+================  ======================  ==================================================
+url               ``CURRICULUM_URL``      the service's base URL (required)
+run_id            ``CURRICULUM_RUN_ID``   the run's id (required: a restart attaches to it)
+token             ``CURRICULUM_TOKEN``    the run's token, when the run exists already
+strategy          (none)                  a strategy name or ``{"name": ..., ...}``
+                                          (service's default when absent)
+seed              (none)                  the run's seed and the draws' (default ``0``)
+buffer_path       ``CURRICULUM_BUFFER``   a JSONL file that keeps reports owed during an
+                                          outage
+prompt_selection  (none)                  ``true``, or the selection's parameters
+                                          (``{mode: coverage}``): a new run declares the
+                                          train rows as its prompts (each ``data_source``'s
+                                          row count), its plans name each slot's row and
+                                          the reports each prompt's rewards
+================  ======================  ==================================================
 
 Keep the token in the environment: verl prints its whole config and sends it to the
 loggers. verl builds the sampler and the trainer in a Ray actor (its ``TaskRunner``), which
@@ -31,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_client.client import CurriculumClient
+from trainer_client.sampler import prompt_counts
 
 ENVIRONMENT = {
     "url": "CURRICULUM_URL",
@@ -68,10 +75,10 @@ def resolve(block: Mapping[str, Any] | None) -> dict[str, Any]:
             f"(curriculum.{missing[0]}=...) or in the environment "
             f"({', '.join(ENVIRONMENT[k] for k in missing)})"
         )
-    unknown = sorted(set(settings) - {*ENVIRONMENT, "strategy", "seed"})
+    unknown = sorted(set(settings) - {*ENVIRONMENT, "strategy", "seed", "prompt_selection"})
     if unknown:
         raise ValueError(f"unknown curriculum settings {unknown}; known: url, run_id, token, "
-                         "strategy, seed, buffer_path")  # fmt: skip
+                         "strategy, seed, buffer_path, prompt_selection")  # fmt: skip
     settings["seed"] = int(settings.get("seed", 0))
     if settings.get("buffer_path"):
         warn_if_temporary(str(settings["buffer_path"]))
@@ -114,7 +121,15 @@ def warn_if_temporary(path: str) -> None:
 
 
 def connect(settings: Mapping[str, Any], distributions: Sequence[str]) -> CurriculumClient:
-    """The run's client (the run is created when it does not exist yet)."""
+    """The run's client (the run is created when it does not exist yet). ``distributions``
+    is each train row's ``data_source``: with ``prompt_selection``, a new run declares their
+    counts as its prompts."""
+    selection = settings.get("prompt_selection")
+    options: dict[str, Any] = {}
+    if selection:
+        options["prompts"] = prompt_counts(distributions)
+        if isinstance(selection, Mapping):
+            options["prompt_selection"] = dict(selection)
     return CurriculumClient.create_or_attach(
         str(settings["url"]),
         sorted(set(distributions)),
@@ -123,4 +138,5 @@ def connect(settings: Mapping[str, Any], distributions: Sequence[str]) -> Curric
         strategy=settings.get("strategy"),
         seed=int(settings["seed"]),
         buffer_path=settings.get("buffer_path"),
+        **options,
     )

@@ -1,12 +1,16 @@
 """What both verl routes do each step: draw its prompts by its plan, and report it once.
 
 verl trains on one controller process, which holds the whole batch: one report a step
-carries every sample, under the id ``{run}/step-{step}/rank-0``.
+carries every sample, under the id ``{run}/step-{step}/rank-0``. In a run that declares its
+prompts, that report also carries the step's ``groups`` (:func:`prompt_groups`): the
+responses of one verl ``uid`` (one prompt of the batch) together, named by their row's
+distribution and prompt id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -34,14 +38,42 @@ def sequence_values(
     return mean_abs_over_mask(advantages, mask), rewards
 
 
+def prompt_groups(
+    draw: CurriculumBatchSampler,
+    uids: Sequence[Any],
+    rows: Sequence[int | None],
+    rewards: Sequence[float | None],
+) -> list[dict[str, Any]]:
+    """The step's groups as a report's ``groups`` takes them: the sequences of one verl
+    ``uid`` (the responses to one prompt of the batch) together, named by their dataset
+    row's distribution and prompt id (``draw.prompt_of``), with their rewards, in the order
+    their uids first come. A sequence without a row (a prompt verl drew itself) or without a
+    reward is left out."""
+    by_uid: dict[str, tuple[int, list[float]]] = {}
+    for uid, row, reward in zip(uids, rows, rewards, strict=True):
+        if row is None or reward is None:
+            continue
+        kept_row, values = by_uid.setdefault(str(uid), (int(row), []))
+        if kept_row != int(row):
+            raise ValueError(f"verl's uid {uid} holds rows {kept_row} and {row}: not one prompt")
+        values.append(float(reward))
+    groups = []
+    for row, values in by_uid.values():
+        name, prompt = draw.prompt_of(row)
+        groups.append({"distribution": name, "prompt": prompt, "rewards": values})
+    return groups
+
+
 def report_step(
     client: CurriculumClient,
     step: int,
     sources: Sequence[str],
     advantages: Sequence[float],
     rewards: Sequence[float | None] | None,
+    groups: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
-    """Report step ``step``'s samples, grouped by ``data_source``, once."""
+    """Report step ``step``'s samples, grouped by ``data_source``, once (with the step's
+    ``groups`` when given)."""
     by_advantage, by_reward = round_report(sources, advantages, rewards)
     client.report(
         step,
@@ -49,4 +81,5 @@ def report_step(
         by_reward,
         report_id=f"{client.run_id}/step-{step}/rank-0",
         with_weights=False,
+        groups=groups or None,
     )

@@ -7,16 +7,20 @@ overrides four methods, each calling verl's own:
 
 - ``_next_train_batch``: step ``g``'s prompts (verl's ``global_steps``, from 1) are the rows
   of the plan of step ``g`` for ``data.train_batch_size`` prompts, slot ``i`` a row of
-  ``assignment[i]`` drawn by :class:`trainer_client.sampler.CurriculumBatchSampler`, then
-  collated and handed to the rollout as verl's own batches are. Prompts verl draws later in
-  the step to replace failed rollouts (or, with DAPO's group filtering, filtered groups)
-  come from verl's data loader, as without the curriculum.
+  ``assignment[i]`` drawn by :class:`trainer_client.sampler.CurriculumBatchSampler` (the
+  ``prompt_ids[i]``-th row of it in a run that declares its prompts), then collated and
+  handed to the rollout as verl's own batches are, each prompt under a new verl ``uid``
+  whose row the trainer keeps. Prompts verl draws later in the step to replace failed
+  rollouts (or, with DAPO's group filtering, filtered groups) come from verl's data
+  loader, as without the curriculum.
 - ``_compute_advantage``: after verl's advantages, it reads each trajectory's advantages,
-  response mask, reward scores and ``data_source`` back from the TransferQueue and keeps
-  each one's mean ``|advantage|`` over the response mask and its reward (padding rows left
-  out);
+  response mask, reward scores, ``data_source`` and ``uid`` back from the TransferQueue and
+  keeps each one's mean ``|advantage|`` over the response mask and its reward (padding rows
+  left out);
 - ``step``: after verl's step (every mini-batch of ``parameter_sync_step``), one report of
-  the step by ``data_source``, as ``{run}/step-{g}/rank-0``;
+  the step by ``data_source``, as ``{run}/step-{g}/rank-0``; in a run that declares its
+  prompts, with the step's ``groups``: the trajectories of each ``uid`` the trainer made,
+  named by that uid's row (prompts verl drew itself are in the advantages, not the groups);
 - ``_save_checkpoint`` / ``_load_checkpoint``: ``global_step_{g}/curriculum.json`` holds the
   client's checkpoint (made after step ``g``'s report), written before verl's own save marks
   the step latest and calls its checkpoint callback, and restored on resume, so the resumed
@@ -49,7 +53,12 @@ from verl.utils.dataset.rl_dataset import collate_fn
 
 from trainer_client.client import CurriculumClient
 from trainer_client.integrations.verl.settings import connect, resolve
-from trainer_client.integrations.verl.steps import report_step, sequence_values, step_draw
+from trainer_client.integrations.verl.steps import (
+    prompt_groups,
+    report_step,
+    sequence_values,
+    step_draw,
+)
 from trainer_client.sampler import CurriculumBatchSampler, labels_of
 
 CHECKPOINT_FILE = "curriculum.json"
@@ -72,6 +81,8 @@ class CurriculumPPOTrainer(PPOTrainerSync):
         self._draw: CurriculumBatchSampler | None = None
         self._planned_step: int | None = None
         self._step_samples: list[tuple[str, float, float | None]] = []  # the step's so far
+        self._uid_rows: dict[str, int] = {}  # the dataset row of each uid of the step's batch
+        self._step_uids: list[tuple[str, float | None]] = []  # each sample's uid and reward
 
     # --- composing the batch ----------------------------------------------------------------
 
@@ -92,7 +103,9 @@ class CurriculumPPOTrainer(PPOTrainerSync):
         rows = self._draw.global_batch(step)
         self._planned_step = step
         batch_dict = collate_fn([self.train_dataset[i] for i in rows])
-        batch_dict["uid"] = np.array([str(uuid.uuid4()) for _ in rows], dtype=object)
+        uids = [str(uuid.uuid4()) for _ in rows]
+        self._uid_rows = dict(zip(uids, rows, strict=True))
+        batch_dict["uid"] = np.array(uids, dtype=object)
         batch = tu.get_tensordict(batch_dict)
         tu.assign_non_tensor_data(batch, "global_steps", step)
         return batch
@@ -101,31 +114,45 @@ class CurriculumPPOTrainer(PPOTrainerSync):
 
     def _compute_advantage(self, batch: Any, metrics: dict[str, Any]) -> Any:
         batch = super()._compute_advantage(batch, metrics)
-        fields = ["advantages", "response_mask", "rm_scores", "data_source"]
+        fields = ["advantages", "response_mask", "rm_scores", "data_source", "uid"]
         data = tq.kv_batch_get(
             keys=batch.keys, partition_id=batch.partition_id, select_fields=fields
         )
         sources = [str(s) for s in data.pop("data_source").tolist()]
+        uids = [str(u) for u in data.pop("uid").tolist()]
         padded = data.to_padded_tensor()  # nested (batch, j) -> (batch, longest response)
         advantages, rewards = sequence_values(
             padded["advantages"], padded["response_mask"], padded["rm_scores"]
         )
-        rows = zip(sources, advantages, rewards or [None] * len(sources), batch.tags, strict=True)
-        self._step_samples.extend(
-            (source, advantage, reward)
-            for source, advantage, reward, tag in rows
-            if not tag.get("is_padding", False)  # rows that batch balancing added
-        )
+        values = rewards or [None] * len(sources)
+        for source, advantage, reward, uid, tag in zip(
+            sources, advantages, values, uids, batch.tags, strict=True
+        ):
+            if tag.get("is_padding", False):  # rows that batch balancing added
+                continue
+            self._step_samples.append((source, advantage, reward))
+            self._step_uids.append((uid, reward))
         return batch
 
     def step(self, metrics: dict[str, Any], timing_raw: dict[str, Any]) -> Any:
         """verl's step, then one report of all its samples by ``data_source``."""
-        self._step_samples = []
+        self._step_samples, self._step_uids = [], []
         batch = super().step(metrics, timing_raw)
         if self._step_samples and self.curriculum is not None:
             sources, advantages, rewards = (list(c) for c in zip(*self._step_samples, strict=True))
-            report_step(self.curriculum, self.global_steps, sources, advantages, rewards)
+            groups = self._groups()
+            report_step(self.curriculum, self.global_steps, sources, advantages, rewards, groups)
         return batch
+
+    def _groups(self) -> list[dict[str, Any]] | None:
+        """The step's groups when its plan named the prompts (``None`` otherwise): the
+        trajectories of each uid the trainer made for the plan's batch, with their rewards."""
+        planned = self._planned_step == self.global_steps
+        if not planned or self._draw is None or not self._draw.names_prompts:
+            return None
+        uids = [uid for uid, _ in self._step_uids]
+        rows = [self._uid_rows.get(uid) for uid in uids]
+        return prompt_groups(self._draw, uids, rows, [reward for _, reward in self._step_uids])
 
     # --- checkpoints --------------------------------------------------------------------------
 
