@@ -14,6 +14,7 @@ import pytest
 
 from trainer_client import CurriculumClient, LocalService
 from trainer_client.grpo import cli
+from trainer_client.grpo import config as grpo_config
 from trainer_client.grpo.metrics import read_metrics
 from trainer_client.grpo.tasks import Distribution, build_distributions
 from trainer_client.run_files import read_run
@@ -61,7 +62,7 @@ def test_dynamic_sampling_reports_every_generated_group(
     """A few steps of --dynamic-sampling: the run's counts are every generated completion,
     trained or dropped; the metrics name the groups generated and trained per distribution;
     the groups generated in each round are the first slots of that round's plan."""
-    monkeypatch.setattr(cli, "build_distributions", _parity_tasks)
+    monkeypatch.setattr(grpo_config, "build_distributions", _parity_tasks)
     config = tmp_path / "c.json"
     config.write_text(json.dumps(TINY))
     out = tmp_path / "run"

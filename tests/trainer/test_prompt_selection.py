@@ -16,6 +16,7 @@ from curriculum_core.prompts import RECENT_ALPHA, diagnostics
 from tests.trainer.test_dynamic_sampling import GROUP, PROMPTS, STEPS, TINY, _parity_tasks
 from trainer_client import CurriculumClient, LocalService
 from trainer_client.grpo import cli
+from trainer_client.grpo import config as grpo_config
 from trainer_client.grpo import trainer as trainer_module
 from trainer_client.grpo.config import TrainConfig
 from trainer_client.grpo.metrics import read_metrics
@@ -37,7 +38,7 @@ def _train(
     """Train ``STEPS`` steps of the tiny model with ``--prompt-ids`` (coverage mode: every
     prompt drawn is used, so cursors move by exactly the slots planned) and ``flags``;
     the output folder and the prompts of each ``generate`` call (one per round), in order."""
-    monkeypatch.setattr(cli, "build_distributions", _parity_tasks)
+    monkeypatch.setattr(grpo_config, "build_distributions", _parity_tasks)
     generated: list[list[str]] = []
     real_generate = trainer_module.generate
 
