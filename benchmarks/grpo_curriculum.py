@@ -452,10 +452,17 @@ def summarise(
             # sampling's refills) and each distribution's final sampling weight
             "rollouts_per_step": [rollouts_per_step(r) for r in mine],
             "group_size": mine[0]["group_size"],
+            "total_rollouts": [
+                sum(r.get("generated_groups", {}).values()) * r["group_size"] for r in mine
+            ],
+            "eval_rollouts": [
+                [g * r["group_size"] for g in r.get("generated_at_eval", [])] for r in mine
+            ],
             "final_weights": {
                 name: float(np.mean([r["weights"][name][-1] for r in mine]))
                 for name in mine[0]["weights"]
             },
+            "curve": curves.tolist(),
             "curve_mean": curves.mean(0).tolist(),
             "curve_min": curves.min(0).tolist(),
             "curve_max": curves.max(0).tolist(),
@@ -599,8 +606,11 @@ def rollouts_table(summary: dict[str, Any], against: list[str]) -> str:
     before the first evaluation at or above it, times the group size; mean over the seeds
     that reached it), paired ratios to each arm in ``against`` (the geometric mean over the
     seeds where both reached it: above 1, that arm needed more), the zero-variance share of
-    generated groups, the rollouts per trained batch and the final mean test reward."""
+    generated groups, the rollouts per trained batch, the final mean test reward, and the
+    mean test reward at equal rollouts: at the last evaluation within the smallest total
+    any run generated (the fixed-batch arms' whole run; a dynamic arm's earlier one)."""
     cells = summary["cells"]
+    budget = min((t for c in cells.values() for t in c["total_rollouts"] if t), default=0)
     against = [a for a in against if a in cells]
     head = [
         "arm",
@@ -610,6 +620,7 @@ def rollouts_table(summary: dict[str, Any], against: list[str]) -> str:
         "zero-variance share",
         "rollouts per trained batch",
         "final mean test reward",
+        f"mean test reward at {budget:,} rollouts",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for lab, c in cells.items():
@@ -632,9 +643,22 @@ def rollouts_table(summary: dict[str, Any], against: list[str]) -> str:
             f"{np.mean(zero):.3f}" if zero else "—",
             f"{np.mean(per_step):.0f}" if per_step else "—",
             f"{c['final_mean']:.3f} ± {c['final_t_half']:.3f}",
+            _reward_within(c, budget),
         ]
         lines.append("| " + " | ".join(cols) + " |")
     return "\n".join(lines)
+
+
+def _reward_within(cell: dict[str, Any], budget: int) -> str:
+    """The mean over seeds of the test reward at each run's last evaluation with at most
+    ``budget`` rollouts generated before it, or a dash where a run has no rollout counts."""
+    values = []
+    for curve, spent in zip(cell["curve"], cell["eval_rollouts"], strict=True):
+        within = [i for i, r in enumerate(spent) if r <= budget]
+        if not within:
+            return "—"
+        values.append(curve[within[-1]])
+    return f"{np.mean(values):.3f}" if values else "—"
 
 
 def weights_table(summary: dict[str, Any]) -> str:
