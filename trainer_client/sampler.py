@@ -31,9 +31,10 @@ from torch.utils.data import Sampler
 class Planner(Protocol):
     """Anything that plans a step's batch: a curriculum client, or a local scheduler."""
 
-    def plan(self, step: int, batch_size: int) -> Any:
+    def plan(self, step: int, batch_size: int, round: int = 0) -> Any:
         """An object with ``.assignment`` (and, in a run that declares its prompts,
-        ``.prompt_ids``), or the list of slot distributions itself."""
+        ``.prompt_ids``), or the list of slot distributions itself. ``round`` is passed only
+        for a refill (``round`` > 0), so a planner of steps alone serves round 0."""
         ...
 
 
@@ -172,16 +173,23 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         as a report's ``groups`` name it."""
         return self._labels[row], int(self._prompts[row])
 
-    def global_batch(self, step: int) -> list[int]:
+    def global_batch(self, step: int, round: int = 0) -> list[int]:
         """The dataset indices of all ``batch_size`` slots of the step, in slot order: the
-        rows the plan's ``prompt_ids`` name when it has them, else drawn."""
-        plan = self.client.plan(step, self.batch_size)
+        rows the plan's ``prompt_ids`` name when it has them, else drawn.
+
+        ``round`` > 0 is a refill of the step (a filter dropped groups): the plan of
+        ``(step, batch_size, round)``, its rows drawn by a generator seeded with
+        ``(seed, step, round)``; round 0 is the step's batch."""
+        if round:
+            plan = self.client.plan(step, self.batch_size, round)
+        else:
+            plan = self.client.plan(step, self.batch_size)
         assignment = list(getattr(plan, "assignment", plan))
         prompt_ids = getattr(plan, "prompt_ids", None)
         self.names_prompts = prompt_ids is not None
         if prompt_ids is not None:
             return planned_rows(self._rows, assignment, prompt_ids, step)
-        rng = np.random.default_rng([self.seed, step])
+        rng = np.random.default_rng([self.seed, step, round] if round else [self.seed, step])
         slots = np.empty(len(assignment), dtype=np.int64)
         by_name: dict[str, list[int]] = {}
         for slot, name in enumerate(assignment):

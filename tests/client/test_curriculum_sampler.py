@@ -37,6 +37,22 @@ def test_batches_follow_the_plan_of_their_step(service_url: str) -> None:
         client.delete()
 
 
+def test_a_refill_round_takes_the_rows_of_its_own_plan(service_url: str) -> None:
+    """``global_batch(step, round)``: round 0 is the step's batch; round r > 0 is the plan
+    of ``(step, batch_size, r)`` (every caller gets the same rows), drawn apart from
+    round 0's."""
+    with CurriculumClient.create_or_attach(service_url, NAMES, run_id="rounds") as client:
+        sampler = CurriculumBatchSampler(LABELS, client, 16, num_steps=1, seed=5)
+        again = CurriculumBatchSampler(LABELS, client, 16, num_steps=1, seed=5)
+        assert sampler.global_batch(3, 0) == sampler.global_batch(3)
+        batches = [sampler.global_batch(3, r) for r in range(3)]
+        for r, batch in enumerate(batches):
+            assert [LABELS[i] for i in batch] == client.plan(3, 16, round=r).assignment
+            assert again.global_batch(3, r) == batch
+        assert len({tuple(b) for b in batches}) == 3
+        client.delete()
+
+
 def _shard_worker(
     rank: int, world_size: int, url: str, run_id: str, token: str, out_dir: str
 ) -> None:
