@@ -3,6 +3,8 @@ config, running verl's own ``step``: its data set and collate, its TransferQueue
 Ray), its replay buffer and its GRPO advantages, scheduled by a real service. Each step's
 prompts follow the plan, each step is reported once with the mean |advantage| over the
 response mask by data_source, and verl's checkpoint carries the curriculum across a resume.
+With DAPO's group filter (verl's replay buffer evicting, refilling, discarding the surplus),
+the refills follow the step's rounds' plans and every generated group is reported once.
 
 What needs GPUs is replaced: the rollout (a stand-in agent loop that writes trajectories
 into the TransferQueue as verl's does, with rewards set by source), the actor's log-prob and
@@ -83,6 +85,7 @@ def _config(
     run_id: str,
     token: str | None,
     extra: tuple[str, ...] = (),
+    strategy: str = "dump-ucb",
 ) -> Any:
     """verl's ``ppo_trainer`` config composed with the launch recipe's overrides."""
     overrides = [
@@ -100,7 +103,7 @@ def _config(
         "trainer.logger=[]",
         f"+curriculum.url={service_url}",
         f"+curriculum.run_id={run_id}",
-        "+curriculum.strategy=dump-ucb",
+        f"+curriculum.strategy={strategy}",
         "+curriculum.seed=1",
     ]
     if token is not None:
@@ -119,14 +122,18 @@ class Rollout:
     }  # fmt: skip
 
     def __init__(self) -> None:
-        self.seen: dict[int, list[str]] = {}
+        self.seen: dict[int, list[str]] = {}  # each step's first batch (the plan's)
         self.rows: dict[int, list[int]] = {}  # the data's own extra_info.index of each prompt
+        # every batch handed to the rollout: its step, sources, rows and uids
+        self.calls: list[tuple[int, list[str], list[int], list[str]]] = []
 
     def generate_sequences(self, batch: Any) -> None:
         step = int(batch["global_steps"])
         sources = [str(s) for s in batch["data_source"]]
-        self.seen[step] = sources
-        self.rows[step] = [int(i) for i in batch["index"]]
+        self.seen.setdefault(step, sources)
+        self.rows.setdefault(step, [int(i) for i in batch["index"]])
+        rows, uids = [int(i) for i in batch["index"]], [str(u) for u in batch["uid"]]
+        self.calls.append((step, sources, rows, uids))
         keys, fields, tags = [], [], []
         for uid, source in zip(batch["uid"], sources, strict=True):
             for session in range(N):
@@ -287,6 +294,120 @@ def test_prompt_selection_draws_the_named_rows_and_reports_each_prompts_group(
     assert state["groups"] == groups_counted(names, groups) and sum(state["groups"]) == 12
     assert service_records(names, counts, state) == expected_records(names, counts, groups)
     assert sum(s["n"] for s in client.run_info()["stats"].values()) == 3 * BATCH * N
+    client.delete()
+
+
+DAPO = ("algorithm.filter_groups.enable=True", "algorithm.filter_groups.metric=reward")
+
+
+def _dapo_steps(
+    trainer: CurriculumPPOTrainer, steps: int
+) -> tuple[dict[int, list[list[str]]], dict[int, list[str]]]:
+    """``steps`` steps with DAPO's filter: each step's batches as the rollout got them (the
+    plan's, then verl's refills), and the uids each step trained."""
+    trained: dict[int, list[str]] = {}
+
+    def update_actor(batch: Any, *args: Any, **kwargs: Any) -> Any:
+        uids = [k.split("_")[0] for k, t in zip(batch.keys, batch.tags, strict=True)
+                if not t.get("is_padding", False)]  # fmt: skip
+        trained.setdefault(trainer.global_steps, []).extend(uids)
+        return batch
+
+    trainer._update_actor = update_actor
+    for step in range(1, steps + 1):
+        _run_step(trainer, step)
+    batches: dict[int, list[list[str]]] = {}
+    for step, sources, _, _ in trainer.agent_loop_manager.calls:
+        batches.setdefault(step, []).append(sources)
+    return batches, trained
+
+
+def _refill_slots(client: CurriculumClient, step: int, count: int) -> list[tuple[str, int]]:
+    """The first ``count`` slots of the step's rounds 1, 2, ..., each round a plan of
+    ``BATCH`` slots: ``(distribution, prompt id)`` (prompt id -1 where the plan names none)."""
+    slots: list[tuple[str, int]] = []
+    for r in range(1, -(-count // BATCH) + 1):
+        plan = client.plan(step, BATCH, round=r)
+        slots += zip(plan.assignment, plan.prompt_ids or [-1] * BATCH, strict=True)
+    return slots[:count]
+
+
+def test_dynamic_sampling_refills_from_the_rounds_plans_and_reports_every_group(
+    transfer_queue: None, service_url: str, train_file: str, tmp_path: Path
+) -> None:
+    """verl's DAPO filter (``algorithm.filter_groups``) in its synchronous replay buffer
+    drops the easy and hard groups (equal rewards) and asks for refills until the batch has
+    ``BATCH`` mid groups, then discards the surplus. The step's batch is its plan, the
+    refills are the next slots of its rounds 1, 2, ..., and the service counts every
+    generated trajectory once, under its step: the dropped groups with |A| 0 and their
+    rewards, though the actor trained mid groups only."""
+    # uniform: every step mixes the sources, so verl refills, and generates a surplus
+    config = _config(train_file, tmp_path, service_url, "verl-v1-dapo", None, DAPO, "uniform")
+    trainer = _trainer(config)
+    client = trainer.curriculum
+    assert client is not None
+    batches, trained = _dapo_steps(trainer, 3)
+    source_of = {
+        uid: source
+        for _, sources, _, uids in trainer.agent_loop_manager.calls
+        for uid, source in zip(uids, sources, strict=True)
+    }
+    generated: Counter[str] = Counter()
+    for step in (1, 2, 3):
+        first, *refills = batches[step]
+        assert first == client.plan(step, BATCH).assignment
+        refilled = [s for batch in refills for s in batch]
+        assert refilled == [n for n, _ in _refill_slots(client, step, len(refilled))]
+        generated.update(first + refilled)
+        # the actor trained BATCH groups, mid ones only: verl dropped the others
+        assert {source_of[u] for u in trained[step]} == {"mid"}
+        assert len(set(trained[step])) == BATCH
+    assert generated["easy"] + generated["hard"] > 0  # dropped groups
+    assert generated["mid"] > 3 * BATCH  # surplus: mid groups generated past the batch
+    info = client.run_info()
+    assert info["version"] == 3  # one report a step
+    assert [e["step"] for e in client.history()["entries"]] == [1, 2, 3]
+    stats = info["stats"]
+    for source in SOURCES:
+        assert stats[source]["n"] == N * generated[source]  # kept, dropped and surplus
+        assert stats[source]["reward_n"] == N * generated[source]
+    window = {"easy": 0.0, "hard": 0.0, "mid": 2**-0.5}  # the dropped groups' |A| is 0
+    reward = {"easy": 1.0, "hard": 0.0, "mid": 0.5}
+    for source in generated:
+        assert stats[source]["window_mean"] == pytest.approx(window[source], abs=1e-4)
+        assert stats[source]["reward_mean"] == pytest.approx(reward[source])
+    client.delete()
+
+
+def test_dynamic_sampling_reports_every_generated_group_for_prompt_selection(
+    transfer_queue: None, service_url: str, train_file: str, tmp_path: Path
+) -> None:
+    """With ``prompt_selection`` and DAPO's filter: every generated group, trained, dropped
+    or surplus, reaches the service once, under its prompt (the rows of the rounds' plans):
+    the service's prompt state is exactly what all of them give."""
+    extra = (*DAPO, "+curriculum.prompt_selection.mode=coverage")
+    trainer = _trainer(_config(train_file, tmp_path, service_url, "verl-v1-dapo-p", None, extra))
+    client = trainer.curriculum
+    assert client is not None
+    _dapo_steps(trainer, 2)
+    names = client.run_info()["config"]["distributions"]
+    counts = dict.fromkeys(SOURCES, 8)
+    batches: dict[int, list[list[tuple[str, int]]]] = {}
+    for step, sources, rows, _ in trainer.agent_loop_manager.calls:
+        slots = [(n, r - 8 * SOURCES.index(n)) for n, r in zip(sources, rows, strict=True)]
+        batches.setdefault(step, []).append(slots)
+    groups: list[Group] = []
+    for step, (first, *refills) in batches.items():  # the rows each round's plan names
+        plan = client.plan(step, BATCH)
+        assert first == list(zip(plan.assignment, plan.prompt_ids or [], strict=True))
+        refilled = [slot for batch in refills for slot in batch]
+        assert refilled == _refill_slots(client, step, len(refilled))
+        groups += [(n, p, Rollout.REWARDS[n]) for n, p in first + refilled]
+    assert len(groups) > 2 * BATCH  # refills happened
+    state = client.export()["prompt_state"]
+    assert state["groups"] == groups_counted(names, groups)
+    assert service_records(names, counts, state) == expected_records(names, counts, groups)
+    assert sum(s["n"] for s in client.run_info()["stats"].values()) == N * len(groups)
     client.delete()
 
 
