@@ -2,7 +2,9 @@
 config, over verl's ``RLHFDataset`` in verl's ``StatefulDataLoader`` set-up, fed real
 ``DataProto`` batches, scheduled by a real service: each step's prompts follow its plan, each
 step is reported once with the mean |advantage| over the response mask, and verl's data.pt
-carries the curriculum across a resume.
+carries the curriculum across a resume. verl's DAPO recipe (not in verl's package) is
+reproduced around the same parts, with its two documented calls: each round follows the
+plan of its ``(step, round)`` and every generated group is reported once.
 
 Runs only where verl 0.5-0.7 is installed (``scripts/test-verl 0.7.1``); skipped elsewhere.
 """
@@ -25,6 +27,7 @@ with warnings.catch_warnings():  # verl's imports warn about Ray's and its own d
     from torchdata.stateful_dataloader import StatefulDataLoader
     from verl import DataProto
     from verl.trainer.main_ppo import create_rl_sampler
+    from verl.trainer.ppo.ray_trainer import compute_advantage
     from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
     from tests.integrations.prompt_support import (
@@ -51,7 +54,11 @@ def train_file(tmp_path: Path) -> str:
 
 
 def _data_config(
-    service_url: str, run_id: str, token: str | None = None, extra: tuple[str, ...] = ()
+    service_url: str,
+    run_id: str,
+    token: str | None = None,
+    extra: tuple[str, ...] = (),
+    strategy: str = "dump-ucb",
 ) -> Any:
     """verl's ``data`` config, composed from its shipped YAML with the documented overrides."""
     overrides = [
@@ -63,7 +70,7 @@ def _data_config(
         "data.sampler.class_name=CurriculumSampler",
         f"+data.sampler.curriculum.url={service_url}",
         f"+data.sampler.curriculum.run_id={run_id}",
-        "+data.sampler.curriculum.strategy=dump-ucb",
+        f"+data.sampler.curriculum.strategy={strategy}",
         "+data.sampler.curriculum.seed=1",
     ]
     if token is not None:
@@ -292,3 +299,171 @@ def test_prompt_selection_draws_the_named_rows_and_reports_each_prompts_group(
     assert {tuple(sorted(rewards)) for _, _, rewards in groups} == {(1, 1), (0, 0), (0, 1)}
     client.delete()
     client.close()
+
+
+# --- dynamic sampling: verl's DAPO recipe ----------------------------------------------------
+
+GEN, TRAIN = 6, 4  # the recipe's data.gen_batch_size (a round's prompts), train_batch_size
+REWARDS = {"easy": [1.0] * N, "hard": [0.0] * N, "mid": [float(s == 0) for s in range(N)]}
+
+
+def _generated(batch_dict: dict[str, Any]) -> DataProto:
+    """A round as verl's DAPO recipe holds it before its filter: the prompts under new
+    uids, ``N`` responses each (interleaved), rewards set by source (easy all 1, hard all
+    0, mid 1 then 0), ``token_level_scores`` = ``token_level_rewards`` (no KL in reward)."""
+    batch = DataProto.from_single_dict(batch_dict)
+    batch.non_tensor_batch["uid"] = np.array(
+        [str(uuid.uuid4()) for _ in range(len(batch))], dtype=object
+    )
+    batch = batch.repeat(repeat_times=N, interleave=True)
+    sources = batch.non_tensor_batch["data_source"].tolist()
+    mask = torch.zeros(len(batch), LENGTH)
+    mask[:, :3] = 1
+    scores = torch.zeros(len(batch), LENGTH)
+    scores[:, 2] = torch.tensor([REWARDS[s][i % N] for i, s in enumerate(sources)])
+    batch.batch["response_mask"] = mask
+    batch.batch["token_level_scores"] = scores
+    batch.batch["token_level_rewards"] = scores.clone()
+    return batch
+
+
+def _dapo_recipe(
+    loader: StatefulDataLoader, steps: int, algorithm: Any
+) -> tuple[dict[int, list[DataProto]], dict[int, DataProto]]:
+    """verl's DAPO recipe loop (``recipe/dapo/dapo_ray_trainer.py``, 0.5-0.7, read from
+    source) around the real data loader, with the two calls the docs add: draw a round,
+    filter out the groups whose ``seq_final_reward`` has std 0, ``record_round``; another
+    round while fewer than ``TRAIN`` prompts were kept, else cut the kept ones to ``TRAIN``
+    groups (the surplus discarded), verl's own ``compute_advantage``, ``update``. Returns
+    each step's rounds and the batch it trained."""
+    sampler: CurriculumSampler = loader.sampler
+    rounds: dict[int, list[DataProto]] = {}
+    trained: dict[int, DataProto] = {}
+    step, batch, kept_prompts = 1, None, 0
+    for _epoch in range(20):
+        for batch_dict in loader:
+            new = _generated(batch_dict)
+            rounds.setdefault(step, []).append(new)
+            metric = new.batch["token_level_rewards"].sum(dim=-1).numpy()
+            values: dict[str, list[float]] = {}
+            for uid, value in zip(new.non_tensor_batch["uid"], metric, strict=True):
+                values.setdefault(uid, []).append(value)
+            kept = [u for u, v in values.items() if np.std(v) > 0 or len(v) == 1]
+            sampler.record_round(new, kept, algorithm)  # the docs' first call
+            kept_prompts += len(kept)
+            rows = [i for i, u in enumerate(new.non_tensor_batch["uid"]) if u in kept]
+            new = new[rows]
+            batch = new if batch is None else DataProto.concat([batch, new])
+            if kept_prompts < TRAIN:
+                continue
+            batch = batch[: TRAIN * N]
+            batch = compute_advantage(
+                batch,
+                adv_estimator=algorithm.adv_estimator,
+                gamma=algorithm.gamma,
+                lam=algorithm.lam,
+                num_repeat=N,
+                norm_adv_by_std_in_grpo=algorithm.norm_adv_by_std_in_grpo,
+            )
+            sampler.update(batch)  # the docs' second call
+            trained[step] = batch
+            step, batch, kept_prompts = step + 1, None, 0
+            if step > steps:
+                return rounds, trained
+    raise AssertionError("the recipe did not reach its steps")
+
+
+def _dapo_loader(
+    service_url: str, train_file: str, run_id: str, extra: tuple[str, ...] = ()
+) -> tuple[StatefulDataLoader, Any]:
+    """The recipe's train data loader (``data.gen_batch_size`` prompts a round, a uniform
+    curriculum: every round mixes the sources) and verl's ``algorithm`` config (GRPO)."""
+    overrides = (*extra, f"+data.gen_batch_size={GEN}")
+    config = _data_config(service_url, run_id, extra=overrides, strategy="uniform")
+    algorithm = compose(["algorithm.adv_estimator=grpo"]).algorithm
+    return _loader(config, train_file), algorithm
+
+
+def test_dapo_recipe_rounds_follow_the_plans_and_every_generated_group_is_reported(
+    service_url: str, train_file: str
+) -> None:
+    """verl's DAPO recipe draws rounds of ``GEN`` prompts until ``TRAIN`` groups passed its
+    filter, and never calls ``update`` itself. With the two documented calls, round ``r``
+    of step ``g`` is the plan of ``(g, GEN, r)``, the sampler's steps stay verl's (no drift
+    by the extra draws), and each step's one report counts every generated response once:
+    the dropped (easy, hard) groups with |A| 0 and their rewards, the trained mid groups
+    with verl's GRPO advantages, and the surplus mid groups the recipe cut with the same."""
+    loader, algorithm = _dapo_loader(service_url, train_file, "verl-dapo")
+    sampler: CurriculumSampler = loader.sampler
+    client = sampler.client
+    rounds, trained = _dapo_recipe(loader, 3, algorithm)
+    generated: Counter[str] = Counter()
+    for step in (1, 2, 3):
+        for r, batch in enumerate(rounds[step]):
+            prompts = batch.non_tensor_batch["data_source"][::N].tolist()
+            assert prompts == client.plan(step, GEN, round=r).assignment
+            generated.update(prompts)
+        assert set(trained[step].non_tensor_batch["data_source"]) == {"mid"}
+    assert sum(len(r) for r in rounds.values()) > 3  # refill rounds were drawn
+    assert generated["easy"] + generated["hard"] > 0  # dropped groups
+    assert generated["mid"] > 3 * TRAIN  # surplus: mid groups past the trained batch
+    assert sampler.next_step == 4 and sampler.drawn == sum(len(r) for r in rounds.values())
+    info = client.run_info()
+    assert info["version"] == 3  # one report a step
+    assert [e["step"] for e in client.history()["entries"]] == [1, 2, 3]
+    window = {"easy": 0.0, "hard": 0.0, "mid": 2**-0.5}  # GRPO's |A|; 0 for dropped groups
+    reward = {"easy": 1.0, "hard": 0.0, "mid": 0.5}
+    for source in SOURCES:
+        stats = info["stats"][source]
+        assert stats["n"] == stats["reward_n"] == N * generated[source]
+        assert stats["window_mean"] == pytest.approx(window[source], abs=1e-4)
+        assert stats["reward_mean"] == pytest.approx(reward[source])
+    client.delete()
+    client.close()
+
+
+def test_dapo_recipe_reports_every_generated_group_for_prompt_selection(
+    service_url: str, train_file: str
+) -> None:
+    """With ``prompt_selection``: each round's rows are the ones its plan names, and every
+    generated group (trained, dropped or surplus) reaches the service once under its
+    prompt: the prompt state is exactly what all of them give."""
+    extra = ("+data.sampler.curriculum.prompt_selection.mode=coverage",)
+    loader, algorithm = _dapo_loader(service_url, train_file, "verl-dapo-prompts", extra)
+    client = loader.sampler.client
+    rounds, _ = _dapo_recipe(loader, 2, algorithm)
+    names = client.run_info()["config"]["distributions"]
+    counts = dict.fromkeys(SOURCES, 8)
+    groups: list[Group] = []
+    for step, batches in rounds.items():
+        for r, batch in enumerate(batches):
+            plan = client.plan(step, GEN, round=r)
+            assert plan.prompt_ids is not None
+            slots = list(zip(plan.assignment, plan.prompt_ids, strict=True))
+            rows = batch.non_tensor_batch["index"][::N].tolist()
+            assert rows == [8 * SOURCES.index(n) + p for n, p in slots]
+            groups += [(n, p, REWARDS[n]) for n, p in slots]
+    assert len(groups) > 2 * GEN  # refill rounds
+    state = client.export()["prompt_state"]
+    assert state["groups"] == groups_counted(names, groups)
+    assert service_records(names, counts, state) == expected_records(names, counts, groups)
+    assert sum(s["n"] for s in client.run_info()["stats"].values()) == N * len(groups)
+    client.delete()
+    client.close()
+
+
+def test_surplus_advantages_are_verls_estimators_or_none_without_a_critic() -> None:
+    """A surplus group's advantages come from verl's ``compute_advantage``: GRPO gives a
+    mixed pair ±0.7071; GAE needs a critic's values, which a discarded group never got."""
+    from trainer_client.integrations.verl.sampler import _estimator
+    from trainer_client.integrations.verl.steps import estimator_advantages
+
+    mask = torch.ones(4, LENGTH)
+    scores = torch.zeros(4, LENGTH)
+    scores[[0, 2], -1] = 1.0
+    uids = ["a", "a", "b", "b"]
+    grpo = compose(["algorithm.adv_estimator=grpo"]).algorithm
+    gae = compose(["algorithm.adv_estimator=gae"]).algorithm
+    values = estimator_advantages(_estimator(grpo), scores, mask, uids, "grpo")
+    assert values == pytest.approx([2**-0.5] * 4, abs=1e-4)
+    assert estimator_advantages(_estimator(gae), scores, mask, uids, "gae") is None
