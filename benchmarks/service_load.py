@@ -1,5 +1,6 @@
 """Load benchmark of the curriculum service: plan and report latency and throughput against
-their floors, Redis memory per run, and the scheduler's overhead per training step.
+their floors, Redis memory per run, the scheduler's overhead per training step, and what
+declaring prompts costs (plans, reports with groups, a million-prompt run's memory).
 
 Starts its own throwaway ``redis-server``, the service (``python -m service``) and a bare
 FastAPI endpoint (:mod:`benchmarks.bare_app`) as separate processes on loopback, and drives
@@ -8,6 +9,7 @@ trainer's own httpx client (``trainer_client.CurriculumClient``) measures the co
 
     python -m benchmarks.service_load --out bench.json     # full run, several minutes
     python -m benchmarks.service_load --smoke              # tiny sizes, a few seconds (CI)
+    python -m benchmarks.service_load --prompts            # only the prompt section
 
 Prints a table per section and writes everything as JSON to ``--out``.
 """
@@ -82,6 +84,11 @@ class Sizes:
     step_time_s: float
     math_repeats: int
     redis_requests: int
+    prompt_counts: tuple[int, ...]
+    prompt_concurrencies: tuple[int, ...]
+    prompt_requests: int
+    prompt_report_requests: int
+    prompt_pair_concurrency: int
 
 
 FULL = Sizes(
@@ -106,6 +113,11 @@ FULL = Sizes(
     step_time_s=0.25,
     math_repeats=2000,
     redis_requests=20_000,
+    prompt_counts=(0, 1000, 83_334),
+    prompt_concurrencies=(1, 8),
+    prompt_requests=2000,
+    prompt_report_requests=600,
+    prompt_pair_concurrency=8,
 )
 
 SMOKE = Sizes(
@@ -130,6 +142,11 @@ SMOKE = Sizes(
     step_time_s=0.25,
     math_repeats=20,
     redis_requests=200,
+    prompt_counts=(0, 10, 1000),
+    prompt_concurrencies=(1, 4),
+    prompt_requests=30,
+    prompt_report_requests=10,
+    prompt_pair_concurrency=4,
 )
 
 
@@ -141,14 +158,17 @@ def names_of(k: int) -> list[str]:
     return [f"d{i:05d}" for i in range(k)]
 
 
-def create_run(base_url: str, run_id: str, k: int, window: int) -> str:
-    """Create a dump-ucb run with ``k`` distributions and window ``window``; its token."""
-    body = {
+def create_run(base_url: str, run_id: str, k: int, window: int, prompts: int = 0) -> str:
+    """Create a dump-ucb run with ``k`` distributions and window ``window``, declaring
+    ``prompts`` prompts per distribution (0: none); its token."""
+    body: dict[str, Any] = {
         "run_id": run_id,
         "distributions": names_of(k),
         "strategy": {"name": "dump-ucb", "window": window},
         "seed": 0,
     }
+    if prompts:
+        body["prompts"] = {name: prompts for name in names_of(k)}
     response = httpx.post(f"{base_url}/v1/runs", json=body, timeout=60.0)
     response.raise_for_status()
     token: str = response.json()["token"]
@@ -156,23 +176,37 @@ def create_run(base_url: str, run_id: str, k: int, window: int) -> str:
 
 
 def report_body_maker(
-    run_id: str, k: int, seed: int = 0, *, with_weights: bool = True
+    run_id: str, k: int, seed: int = 0, *, with_weights: bool = True, prompts: int = 0
 ) -> RequestMaker:
     """Reports of ``PROMPTS x ROLLOUTS`` advantages; prompt ``p`` from one distribution.
 
     Prompts are spread evenly over the distributions (``p * k // PROMPTS``, or ``p % k``
-    when ``k < PROMPTS``). Only the report id changes between requests, so the body is
-    built once around it.
+    when ``k < PROMPTS``). With ``prompts`` (per distribution, in a run that declares them)
+    the report also names each prompt's group: a prompt id drawn in ``0..prompts-1`` and
+    its ``ROLLOUTS`` rewards, all 0 for a third of the groups, all 1 for another third (the
+    zero-variance groups prompt selection learns from), mixed for the rest; the advantages
+    are the same values either way. Only the report id changes between requests, so the
+    body is built once around it.
     """
     rng = np.random.default_rng(seed)
+    group_rng = np.random.default_rng(seed + 1)
     names = names_of(k)
     advantages: dict[str, list[float]] = {}
+    groups: list[dict[str, Any]] = []
     for p in range(PROMPTS):
         name = names[p % k if k < PROMPTS else p * k // PROMPTS]
         values = np.round(rng.normal(size=ROLLOUTS), 4).tolist()
         advantages.setdefault(name, []).extend(values)
+        if prompts:
+            kind = p % 3
+            rewards = group_rng.integers(0, 2, ROLLOUTS) if kind == 2 else np.full(ROLLOUTS, kind)
+            prompt = int(group_rng.integers(0, prompts))
+            groups.append({"distribution": name, "prompt": prompt, "rewards": rewards.tolist()})
     marker = "@@REPORT_ID@@"
-    text = json.dumps({"report_id": marker, "step": 0, "advantages": advantages})
+    body: dict[str, Any] = {"report_id": marker, "step": 0, "advantages": advantages}
+    if groups:
+        body["groups"] = groups
+    text = json.dumps(body)
     head, tail = (part.encode() for part in text.split(marker))
     path = f"/v1/runs/{run_id}/reports" + ("" if with_weights else "?weights=false")
     return lambda i: (path, head + f"{run_id}-{i}".encode() + tail)
@@ -501,9 +535,8 @@ async def run_http_sections(
     """Everything that goes over HTTP to the service and the bare endpoint."""
     out: dict[str, Any] = {}
     log("bare endpoint")
-    bare_make: RequestMaker = lambda i: ("/bare", b'{"step": %d, "batch_size": 128}' % i)  # noqa: E731
     out["bare"] = [
-        await measure_closed(bare, None, bare_make, sizes, c, sizes.requests)
+        await measure_closed(bare, None, BARE_MAKE, sizes, c, sizes.requests)
         for c in sizes.concurrencies
     ]
 
@@ -567,43 +600,153 @@ async def run_http_sections(
     return out
 
 
-async def paired_rounds(service: HttpApp, bare: HttpApp, sizes: Sizes) -> list[dict[str, Any]]:
-    """A kept plan's throughput against the bare endpoint's, measured in alternating rounds.
+BARE_MAKE: RequestMaker = lambda i: ("/bare", b'{"step": %d, "batch_size": 128}' % i)  # noqa: E731
+"""Requests to the bare endpoint, shaped like a plan request."""
 
-    On a shared machine throughput moves by tens of percent between runs minutes apart; a
-    round of each, back to back, sees the same conditions, so the ratio of the pair is far
-    steadier than the ratio of two sections measured minutes apart. Per concurrency: the
-    median, lowest and highest ratio over ``sizes.pair_rounds`` pairs (which goes first
-    alternates), and the same for server CPU per request.
-    """
+
+async def paired_rounds(service: HttpApp, bare: HttpApp, sizes: Sizes) -> list[dict[str, Any]]:
+    """A kept plan's throughput against the bare endpoint's, measured in alternating rounds
+    (:func:`paired_ratio`) at each concurrency."""
     run_id = "paired-k12"
     token = create_run(service.url, run_id, 12, 300)
     kept = plan_body_maker(run_id, new_step=False)
-    bare_make: RequestMaker = lambda i: ("/bare", b'{"step": %d, "batch_size": 128}' % i)  # noqa: E731
-    rows = []
-    for c in sizes.concurrencies:
-        rps_ratios, cpu_ratios = [], []
-        for i in range(sizes.pair_rounds):
-            order = [("bare", bare, None, bare_make), ("plan", service, token, kept)]
-            if i % 2:
-                order.reverse()
-            got = {
-                name: await measure_closed(app, tok, make, sizes, c, sizes.pair_requests)
-                for name, app, tok, make in order
-            }
-            rps_ratios.append(got["plan"]["rps"] / got["bare"]["rps"])
-            cpu_ratios.append(got["plan"]["cpu_us"] / max(1, got["bare"]["cpu_us"]))
-        rows.append(
+    return [await paired_ratio(service, token, kept, bare, sizes, c) for c in sizes.concurrencies]
+
+
+async def paired_ratio(
+    service: HttpApp,
+    token: str,
+    make: RequestMaker,
+    bare: HttpApp,
+    sizes: Sizes,
+    concurrency: int,
+) -> dict[str, Any]:
+    """The throughput of ``make``'s requests against the bare endpoint's, in alternating
+    rounds.
+
+    On a shared machine throughput moves by tens of percent between runs minutes apart; a
+    round of each, back to back, sees the same conditions, so the ratio of the pair is far
+    steadier than the ratio of two sections measured minutes apart. The median, lowest and
+    highest ratio over ``sizes.pair_rounds`` pairs (which goes first alternates), and the
+    same for server CPU per request. Each round's requests are numbered apart from the
+    others' (``first``), so a maker of new steps never asks for a step twice.
+    """
+    rps_ratios, cpu_ratios = [], []
+    span = sizes.warmup + sizes.pair_requests
+    for i in range(sizes.pair_rounds):
+        order = [("bare", bare, None, BARE_MAKE), ("plan", service, token, make)]
+        if i % 2:
+            order.reverse()
+        got = {
+            name: await measure_closed(
+                app, tok, mk, sizes, concurrency, sizes.pair_requests, first=i * span
+            )
+            for name, app, tok, mk in order
+        }
+        rps_ratios.append(got["plan"]["rps"] / got["bare"]["rps"])
+        cpu_ratios.append(got["plan"]["cpu_us"] / max(1, got["bare"]["cpu_us"]))
+    return {
+        "concurrency": concurrency,
+        "rounds": sizes.pair_rounds,
+        "rps_ratio_median": round(float(np.median(rps_ratios)), 3),
+        "rps_ratio_min": round(min(rps_ratios), 3),
+        "rps_ratio_max": round(max(rps_ratios), 3),
+        "cpu_ratio_median": round(float(np.median(cpu_ratios)), 2),
+    }
+
+
+PROMPT_K = 12
+"""Distributions of the prompt section's runs."""
+
+
+def check_prompt_plan(base_url: str, run_id: str, token: str, prompts: int) -> None:
+    """One plan of ``run_id`` names a prompt for each slot (``prompt_ids``, each below
+    ``prompts``) when the run declares prompts, and none otherwise; ``RuntimeError`` if not."""
+    response = httpx.post(
+        f"{base_url}/v1/runs/{run_id}/plan",
+        json={"step": 0, "batch_size": BATCH},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=60.0,
+    )
+    response.raise_for_status()
+    ids = response.json().get("prompt_ids")
+    if prompts and (ids is None or len(ids) != BATCH or not 0 <= min(ids) <= max(ids) < prompts):
+        raise RuntimeError(f"{run_id}: a plan without a prompt id per slot: {ids}")
+    if not prompts and ids is not None:
+        raise RuntimeError(f"{run_id}: prompt ids in a run without prompts")
+
+
+async def prompt_cost(
+    service: HttpApp, bare: HttpApp, sizes: Sizes, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """What declaring prompts costs a run of ``PROMPT_K`` distributions, for each count of
+    prompts per distribution in ``sizes.prompt_counts`` (0: none, as before prompts): plans
+    kept and new (batch 128) and reports of 128 x 16 values with and without groups, closed
+    loop; the Redis memory of each run that planned new steps; and the new-step plan's
+    throughput against the bare endpoint's in paired rounds at
+    ``sizes.prompt_pair_concurrency``."""
+    plans: list[dict[str, Any]] = []
+    reports: list[dict[str, Any]] = []
+    memory: list[dict[str, Any]] = []
+    paired: list[dict[str, Any]] = []
+    for prompts in sizes.prompt_counts:
+        log(f"prompts: {prompts} per distribution")
+        # separate runs: new steps would push the kept step out of the plan retention, and
+        # reports would move the prompt state the new steps draw from
+        shape = {"prompts_per_distribution": prompts, "prompts": prompts * PROMPT_K}
+        runs = {
+            case: (
+                f"prompts{prompts}-{case}",
+                create_run(service.url, f"prompts{prompts}-{case}", PROMPT_K, 300, prompts),
+            )
+            for case in ("kept", "new", "report", "paired")
+        }
+        check_prompt_plan(service.url, *runs["kept"], prompts)
+        kept = plan_body_maker(runs["kept"][0], new_step=False)
+        new = plan_body_maker(runs["new"][0], new_step=True)
+        report = report_body_maker(runs["report"][0], PROMPT_K, prompts=prompts)
+        offset = 0
+        for c in sizes.prompt_concurrencies:
+            for case, (_, token), make, requests in (
+                ("kept", runs["kept"], kept, sizes.prompt_requests),
+                ("new step", runs["new"], new, sizes.prompt_requests),
+                ("report", runs["report"], report, sizes.prompt_report_requests),
+            ):
+                row = await measure_closed(service, token, make, sizes, c, requests, first=offset)
+                offset += requests + sizes.warmup
+                rows = reports if case == "report" else plans
+                groups = {"groups": PROMPTS if prompts else 0} if case == "report" else {}
+                rows.append({**shape, "case": case, **groups, **row})
+        used = memory_of(service.redis_url, runs["new"][0])
+        prompt_bytes = used["prompts"] + used["prompt_dists"]
+        total = sum(used[name] for name in RUN_KEY_NAMES)
+        memory.append(
             {
-                "concurrency": c,
-                "rounds": sizes.pair_rounds,
-                "rps_ratio_median": round(float(np.median(rps_ratios)), 3),
-                "rps_ratio_min": round(min(rps_ratios), 3),
-                "rps_ratio_max": round(max(rps_ratios), 3),
-                "cpu_ratio_median": round(float(np.median(cpu_ratios)), 2),
+                **shape,
+                "plans_kept": used["n_plans"],
+                "prompt_state_bytes": prompt_bytes,
+                "plans_bytes": used["plans"] + used["plan_steps"],
+                "run_bytes": total,
+                "run_mib": round(total / 2**20, 3),
+                "keys": used,
             }
         )
-    return rows
+        paired_run, paired_token = runs["paired"]
+        row = await paired_ratio(
+            service,
+            paired_token,
+            plan_body_maker(paired_run, new_step=True),
+            bare,
+            sizes,
+            sizes.prompt_pair_concurrency,
+        )
+        paired.append({**shape, "case": "new step", **row})
+    return {
+        "prompts_plan": plans,
+        "prompts_report": reports,
+        "prompts_memory": memory,
+        "prompts_paired": paired,
+    }
 
 
 @dataclass(frozen=True)
@@ -784,6 +927,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         name = f"kept plan rps >= 0.8 x bare (median of paired rounds), c={row['concurrency']}"
         value = row["rps_ratio_median"]
         rows.append({"target": name, "value": value, "met": value >= 0.8})
+    rows += prompt_targets(results)
     for row in results["memory"]:
         if row["window"] == 300:
             rows.append(
@@ -796,6 +940,47 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+PROMPT_RUN_BOUND_BYTES = 8 * 2**20
+"""The bound on a run's Redis memory with a million prompts."""
+
+
+def prompt_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The prompt section's targets: a new-step plan at half the bare endpoint's throughput
+    or better (median of paired rounds), with and without prompts, and the Redis memory of
+    the run with the most prompts within :data:`PROMPT_RUN_BOUND_BYTES` (meant for a
+    million; the smoke run's counts are tiny)."""
+    rows: list[dict[str, Any]] = []
+    for row in results.get("prompts_paired", []):
+        value = row["rps_ratio_median"]
+        rows.append(
+            {
+                "target": f"new-step plan rps >= 0.5 x bare (median of paired rounds), "
+                f"c={row['concurrency']}, {row['prompts']} prompts",
+                "value": value,
+                "met": value >= 0.5,
+            }
+        )
+    memory = results.get("prompts_memory", [])
+    if memory:
+        largest = max(memory, key=lambda row: row["prompts"])
+        rows.append(
+            {
+                "target": f"Redis memory of a run with {largest['prompts']} prompts <= 8 MiB",
+                "value": largest["run_mib"],
+                "met": largest["run_bytes"] <= PROMPT_RUN_BOUND_BYTES,
+            }
+        )
+    return rows
+
+
+PROMPT_TABLES = (
+    ("Prompts: plan, closed loop (K=12, batch 128)", "prompts_plan"),
+    ("Prompts: report, closed loop (128 x 16 values, groups or none)", "prompts_report"),
+    ("Prompts: Redis memory of the run that planned new steps", "prompts_memory"),
+    ("Prompts: new-step plan against bare, alternating rounds", "prompts_paired"),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the tables and write the JSON."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.service_load")
@@ -806,6 +991,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only a small tenant's plan latency alone and beside a large tenant reporting "
         "at its limits (under a minute; with --smoke, a few seconds)",
+    )
+    parser.add_argument(
+        "--prompts",
+        action="store_true",
+        help="only what declaring prompts costs: plans, reports with groups, the memory of a "
+        "million-prompt run, new-step plans against bare (a few minutes; with --smoke, "
+        "seconds)",
     )
     args = parser.parse_args(argv)
     if args.noisy_neighbour:
@@ -832,18 +1024,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         service.start()
         bare.start()
-        log("floors: redis, math")
-        results["redis_py"] = asyncio.run(redis_floor(server.url, sizes))
-        results["redis_benchmark"] = redis_benchmark(server.port, sizes)
-        results["math"] = math_floor(sizes)
-        results.update(asyncio.run(run_http_sections(service, bare, sizes, log)))
-        results["ratios"] = ratios(results)
-        log("memory")
-        results["memory"] = [
-            measure_memory(service.url, server.url, k, w, sizes) for k, w in sizes.memory_cases
-        ]
-        log("client overhead")
-        results["client"] = [client_overhead(service.url, k, sizes) for k in sizes.client_ks]
+        if args.prompts:
+            results.update(asyncio.run(prompt_cost(service, bare, sizes, log)))
+        else:
+            log("floors: redis, math")
+            results["redis_py"] = asyncio.run(redis_floor(server.url, sizes))
+            results["redis_benchmark"] = redis_benchmark(server.port, sizes)
+            results["math"] = math_floor(sizes)
+            results.update(asyncio.run(run_http_sections(service, bare, sizes, log)))
+            results["ratios"] = ratios(results)
+            log("memory")
+            results["memory"] = [
+                measure_memory(service.url, server.url, k, w, sizes) for k, w in sizes.memory_cases
+            ]
+            log("client overhead")
+            results["client"] = [client_overhead(service.url, k, sizes) for k in sizes.client_ks]
+            results.update(asyncio.run(prompt_cost(service, bare, sizes, log)))
     except Exception:
         print(f"--- service log ---\n{service.log_tail()}", flush=True)
         raise
@@ -851,11 +1047,11 @@ def main(argv: list[str] | None = None) -> int:
         bare.stop()
         service.stop()
         server.stop()
+    if args.prompts:
+        results["targets"] = prompt_targets(results)
+        return finish(results, (*PROMPT_TABLES, ("Targets", "targets")), args.out, started)
     results["targets"] = targets(results)
-    results["machine"]["load_after"] = load_average()
-    results["elapsed_s"] = round(time.perf_counter() - started, 1)
-
-    for title, key in (
+    tables = (
         ("Redis floor: redis-py asyncio HGET", "redis_py"),
         ("Redis floor: redis-benchmark -t get", "redis_benchmark"),
         ("Scheduling math in-process (batch 128)", "math"),
@@ -868,15 +1064,29 @@ def main(argv: list[str] | None = None) -> int:
         ("plan and report against the window W (K=12, windows full, c=1)", "window"),
         ("Redis memory per run (windows full)", "memory"),
         ("Client overhead per training step", "client"),
+        *PROMPT_TABLES,
         ("Targets", "targets"),
-    ):
+    )
+    return finish(results, tables, args.out, started)
+
+
+def finish(
+    results: dict[str, Any],
+    tables: tuple[tuple[str, str], ...],
+    out: Path | None,
+    started: float,
+) -> int:
+    """Print ``tables`` (title, key of ``results``) and write ``results`` as JSON to ``out``."""
+    results["machine"]["load_after"] = load_average()
+    results["elapsed_s"] = round(time.perf_counter() - started, 1)
+    for title, key in tables:
         print(table(title, results[key]))
     print(
-        f"load before {results['machine']['load_before']}, after {load_average()}, "
-        f"{results['elapsed_s']} s"
+        f"load before {results['machine']['load_before']}, after "
+        f"{results['machine']['load_after']}, {results['elapsed_s']} s"
     )
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+    if out:
+        out.write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
     return 0
 
 

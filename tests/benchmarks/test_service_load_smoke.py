@@ -24,6 +24,10 @@ SECTIONS = (
     "window",
     "memory",
     "client",
+    "prompts_plan",
+    "prompts_report",
+    "prompts_memory",
+    "prompts_paired",
     "targets",
 )
 POSITIVE = (
@@ -38,6 +42,8 @@ POSITIVE = (
     "step_mean_ms",
     "overhead_pct",
     "rps_vs_bare",
+    "run_bytes",
+    "rps_ratio_median",
 )
 
 
@@ -79,6 +85,51 @@ def test_smoke_run_writes_positive_finite_results(tmp_path: Path) -> None:
         assert row["errors"] == 0 and row["requests"] > 0
     for row in results["targets"]:
         assert isinstance(row["met"], bool) and math.isfinite(row["value"])
+    _check_prompt_section(results)
+
+
+def _check_prompt_section(results: dict[str, Any]) -> None:
+    """The prompt section: every case measured at every concurrency without an error, reports
+    with 128 groups exactly where the run declares prompts, a byte of Redis per prompt (and
+    none without), and a new-step paired ratio and its target per prompt count."""
+    counts = results["sizes"]["prompt_counts"]
+    assert 0 in counts and max(counts) > 0
+    concurrencies = results["sizes"]["prompt_concurrencies"]
+    plans = {
+        (r["prompts_per_distribution"], r["case"], r["concurrency"])
+        for r in results["prompts_plan"]
+    }
+    assert plans == {
+        (n, case, c) for n in counts for case in ("kept", "new step") for c in concurrencies
+    }
+    for row in [*results["prompts_plan"], *results["prompts_report"]]:
+        assert row["errors"] == 0 and row["requests"] > 0
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+    assert {(r["prompts_per_distribution"], r["groups"]) for r in results["prompts_report"]} == {
+        (n, 128 if n else 0) for n in counts
+    }
+    for row in results["prompts_memory"]:
+        assert row["prompts"] == 12 * row["prompts_per_distribution"]
+        if row["prompts"]:
+            # one byte a prompt, plus a 56-byte record per distribution and Redis's overhead
+            assert (
+                row["prompts"] + 12 * 56 <= row["prompt_state_bytes"] <= 2 * row["prompts"] + 4096
+            )
+        else:
+            assert row["prompt_state_bytes"] == 0
+        assert row["run_bytes"] > row["prompt_state_bytes"] + row["plans_bytes"]
+        assert row["plans_kept"] > 0
+    assert [r["prompts_per_distribution"] for r in results["prompts_paired"]] == list(counts)
+    for row in results["prompts_paired"]:
+        assert row["rps_ratio_min"] <= row["rps_ratio_median"] <= row["rps_ratio_max"]
+    names = [row["target"] for row in results["targets"]]
+    for n in counts:
+        assert any(
+            name.startswith("new-step plan") and f", {12 * n} prompts" in name for name in names
+        )
+    assert any(
+        name.startswith(f"Redis memory of a run with {12 * max(counts)} prompts") for name in names
+    )
 
 
 @pytest.mark.timeout(60)
