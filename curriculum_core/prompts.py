@@ -172,7 +172,13 @@ def pass_order(keys: np.ndarray, n: int, positions: np.ndarray) -> np.ndarray:
 
 SMALL_POOL = 1 << 16
 """Distributions of at most this many prompts have each pass's whole order computed once
-and kept (:func:`_whole_pass`): the same numbers, fewer calls."""
+and kept (:func:`_whole_pass`); larger ones have it computed and kept a block of
+:data:`PASS_BLOCK` positions at a time (:func:`_pass_block`): the same numbers, fewer calls
+(the cycle walk's rounds cost about as much for a few positions as for thousands)."""
+
+PASS_BLOCK = 1 << 14
+"""Positions of a kept block of a large pool's pass (128 KiB; at most 128 blocks are kept,
+as at most 256 small pools' passes)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -182,29 +188,47 @@ def _whole_pass(seed: int, distribution: int, pass_number: int, n: int) -> np.nd
     return order
 
 
+@functools.lru_cache(maxsize=128)
+def _pass_block(seed: int, distribution: int, pass_number: int, n: int, block: int) -> np.ndarray:
+    first = block * PASS_BLOCK
+    positions = np.arange(first, min(first + PASS_BLOCK, n))
+    order = pass_order(pass_key(seed, distribution, pass_number), n, positions)
+    order.flags.writeable = False
+    return order
+
+
 def prompts_at(seed: int, distribution: int, n: int, start: int, count: int) -> np.ndarray:
     """The ``count`` prompts a distribution of ``n`` prompts yields from its ``start``-th
     draw on (draw ``d`` is position ``d % n`` of pass ``d // n``), int64."""
     out = np.empty(count, dtype=np.int64)
+    _fill_prompts(out, seed, distribution, n, start)
+    return out
+
+
+def _fill_prompts(out: np.ndarray, seed: int, distribution: int, n: int, start: int) -> None:
+    """Write into ``out`` the ``len(out)`` prompts of :func:`prompts_at` from ``start`` on."""
+    count = out.size
     done = 0
     while done < count:
         pass_number, position = divmod(start + done, n)
-        take = min(count - done, n - position)
         if n <= SMALL_POOL:
             order = _whole_pass(seed, distribution, pass_number, n)
-            out[done : done + take] = order[position : position + take]
         else:
-            keys = pass_key(seed, distribution, pass_number)
-            out[done : done + take] = pass_order(keys, n, np.arange(position, position + take))
+            block, position = divmod(position, PASS_BLOCK)
+            order = _pass_block(seed, distribution, pass_number, n, block)
+        take = min(count - done, order.size - position)
+        out[done : done + take] = order[position : position + take]
         done += take
-    return out
 
 
 # --- per-prompt records -------------------------------------------------------------------
 
 
-def skip_probability(records: np.ndarray, keep: float, selection: PromptSelection) -> np.ndarray:
-    """The probability of passing over each prompt of ``records`` (uint8), shape as given.
+def skip_probability(
+    records: np.ndarray, keep: float | np.ndarray, selection: PromptSelection
+) -> np.ndarray:
+    """The probability of passing over each prompt of ``records`` (uint8), shape as given;
+    ``keep`` is its distribution's, one for all or one per prompt.
 
     ``min(max_skip, 1 - keep ** z)`` for a streak of ``z`` zero-variance groups (0 while
     ``z = 0``), times ``forgotten_skip`` for an unsolved streak of a prompt once solved;
@@ -214,7 +238,7 @@ def skip_probability(records: np.ndarray, keep: float, selection: PromptSelectio
     if selection.mode == "coverage":
         return np.zeros(rec.shape)
     streak = (rec & STREAK_MAX).astype(np.float64)
-    p = np.minimum(selection.max_skip, 1.0 - np.power(float(keep), streak))
+    p = np.minimum(selection.max_skip, 1.0 - np.power(np.asarray(keep, dtype=np.float64), streak))
     forgotten = (rec & EVER_SOLVED).astype(bool) & ~(rec & SOLVED_STREAK).astype(bool)
     return np.where(forgotten, selection.forgotten_skip * p, p)
 
@@ -387,46 +411,196 @@ def plan_prompts(
     state after it (cursors and recent skipped shares moved; records unchanged, shared).
 
     Distributions are served in index order, each its slots in order, the skip draws from
-    ``rng`` (:func:`prompt_rng`). Returns the prompt ids (int64, parallel to
-    ``assignment``) and the new state.
+    ``rng`` (:func:`prompt_rng`): a distribution with ``s`` slots draws its candidates in
+    chunks, ``min(2 s + 16, s (max_skips + 1))`` first, four times as many each time after,
+    until its slots are filled. Returns the prompt ids (int64, parallel to ``assignment``)
+    and the new state.
     """
     slots = np.asarray(assignment, dtype=np.int64)
+    dists, needs = np.unique(slots, return_counts=True)
+    tally = _Tally(state)
+    draws = _Draws(rng) if selection.mode == "skip" else None
+    chosen: list[np.ndarray] = []
+    start = 0
+    while start < dists.size:
+        # every first chunk at once; a distribution that they leave short is served on, chunk
+        # by chunk, before the next ones' first chunks (the skip draws stay in their order)
+        taken, served, short = _first_chunks(
+            state, selection, dists[start:], needs[start:], seed, draws, tally
+        )
+        chosen.append(taken)
+        start += served
+        if short is not None:
+            chosen.append(
+                _more_chunks(state, selection, int(dists[start]), short, seed, draws, tally)
+            )
+            start += 1
     ids = np.empty(slots.size, dtype=np.int64)
-    drawn, forced = state.drawn.copy(), state.forced.copy()
-    considered, skipped_now = np.zeros_like(drawn), np.zeros_like(drawn)
-    offsets = state.offsets
-    for j in np.unique(slots).tolist():
-        where = np.flatnonzero(slots == j)
-        n, need = int(state.counts[j]), where.size
-        chosen: list[np.ndarray] = []
-        run, chunk = 0, 2 * need + 16
-        while need:
-            size = min(chunk, need * (selection.max_skips + 1))
-            cand = prompts_at(seed, j, n, int(drawn[j]), size)
-            if selection.mode == "coverage":
-                skip = np.zeros(size, dtype=bool)
-            else:
-                p = skip_probability(state.records[offsets[j] + cand], state.keep[j], selection)
-                skip = rng.random(size) < p
-            taken, was_forced, used, run = _take(skip, need, run, selection.max_skips)
-            chosen.append(cand[taken])
-            drawn[j] += used
-            considered[j] += used
-            skipped_now[j] += int(skip[:used].sum()) - int(was_forced.sum())
-            forced[j] += int(was_forced.sum())
-            need -= taken.size
-            chunk *= 4
-        ids[where] = np.concatenate(chosen)
-    hit = considered > 0
-    share = skipped_now / np.maximum(considered, 1)
+    ids[np.argsort(slots, kind="stable")] = np.concatenate(chosen) if chosen else []
+    hit = tally.considered > 0
+    share = tally.skipped / np.maximum(tally.considered, 1)
     new = replace(
         state,
-        drawn=drawn,
-        forced=forced,
-        considered=state.considered + considered,
+        drawn=tally.drawn,
+        forced=tally.forced,
+        considered=state.considered + tally.considered,
         skipped=_recent(state.skipped, state.considered, share, hit),
     )
     return ids, new
+
+
+class _Tally:
+    """What a plan's draws count per distribution: the cursors and forced slots after it
+    (``drawn``, ``forced``), and the candidates it used and passed over (``considered``,
+    ``skipped``)."""
+
+    def __init__(self, state: PromptState) -> None:
+        self.drawn = state.drawn.copy()
+        self.forced = state.forced.copy()
+        self.considered = np.zeros_like(self.drawn)
+        self.skipped = np.zeros_like(self.drawn)
+
+
+class _Draws:
+    """A plan's skip draws: ``rng.random``'s stream, read ahead (``peek``) and then spent
+    (``spend``) in the order the rule uses them, drawn when first needed (``random(a)`` then
+    ``random(b)`` give the numbers of one ``random(a + b)``)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._values = np.empty(0)
+        self._used = 0
+
+    def peek(self, n: int) -> np.ndarray:
+        """The next ``n`` numbers not spent yet."""
+        missing = self._used + n - self._values.size
+        if missing > 0:
+            self._values = np.concatenate([self._values, self._rng.random(missing)])
+        return self._values[self._used : self._used + n]
+
+    def spend(self, n: int) -> None:
+        self._used += n
+
+
+@dataclass(frozen=True)
+class _Short:
+    """A distribution its first chunk left short: its prompts taken so far, the slots still
+    to fill, the passed-over row carried into its next chunk and that chunk's size bound."""
+
+    taken: np.ndarray
+    need: int
+    run: int
+    chunk: int
+
+
+def _first_chunks(
+    state: PromptState,
+    selection: PromptSelection,
+    dists: np.ndarray,
+    needs: np.ndarray,
+    seed: int,
+    draws: _Draws | None,
+    tally: _Tally,
+) -> tuple[np.ndarray, int, _Short | None]:
+    """The first chunk of candidates of each of ``dists`` (ascending, ``needs`` slots each),
+    computed together, as :func:`_take` would take them one distribution after the other.
+
+    Returns the prompts taken, in distribution order, and how many distributions their
+    first chunk served; the first distribution left short (if any) is counted in ``tally``
+    for its first chunk and returned with what its next chunk starts from, and nothing of
+    the distributions after it is taken (their chunks come after its next ones)."""
+    period = selection.max_skips + 1
+    sizes = np.minimum(2 * needs + 16, needs * period)
+    ends = np.cumsum(sizes)
+    begins = ends - sizes
+    total = int(ends[-1])
+    seg = np.repeat(np.arange(dists.size), sizes)
+    cand = np.empty(total, dtype=np.int64)
+    for j, n, start, first, end in zip(
+        dists.tolist(),
+        state.counts[dists].tolist(),
+        tally.drawn[dists].tolist(),
+        begins.tolist(),
+        ends.tolist(),
+        strict=True,
+    ):
+        _fill_prompts(cand[first:end], seed, j, n, start)
+    idx = np.arange(total)
+    if draws is None:
+        skip = np.zeros(total, dtype=bool)
+    else:
+        records = state.records[state.offsets[dists][seg] + cand]
+        p = skip_probability(records, state.keep[dists][seg], selection)
+        skip = draws.peek(total) < p
+    # passed over in a row up to each candidate, counted from its distribution's first
+    row = idx - np.maximum.accumulate(np.where(skip, begins[seg] - 1, idx))
+    forced = skip & (row % period == 0)
+    takeable = ~skip | forced
+    rank = np.cumsum(takeable)
+    rank -= (rank - takeable)[begins][seg]  # takeable ones so far in its own distribution
+    taken = takeable & (rank <= needs[seg])
+    got = rank[ends - 1]
+    short = np.flatnonzero(got < needs)
+    served = int(short[0]) if short.size else dists.size
+    last = served + 1 if short.size else served  # the chunks that count
+    in_chunks = idx < ends[last - 1]
+    used = np.where(
+        got < needs, sizes, np.maximum.reduceat(np.where(taken, idx, -1), begins) - begins + 1
+    )
+    counted = in_chunks & (idx - begins[seg] < used[seg])
+    d = dists[:last]
+    tally.drawn[d] += used[:last]
+    tally.considered[d] += used[:last]
+    n_forced = np.bincount(seg[counted & forced], minlength=dists.size)[:last]
+    tally.forced[d] += n_forced
+    tally.skipped[d] += np.bincount(seg[counted & skip], minlength=dists.size)[:last] - n_forced
+    if draws is not None:
+        draws.spend(int(ends[last - 1]))
+    if not short.size:
+        return cand[taken], served, None
+    in_served = idx < begins[served]
+    rest = _Short(
+        taken=cand[taken & in_chunks & ~in_served],
+        need=int(needs[served] - got[served]),
+        run=int(row[ends[served] - 1] % period) if skip[ends[served] - 1] else 0,
+        chunk=int(2 * needs[served] + 16) * 4,
+    )
+    return cand[taken & in_served], served, rest
+
+
+def _more_chunks(
+    state: PromptState,
+    selection: PromptSelection,
+    j: int,
+    short: _Short,
+    seed: int,
+    draws: _Draws | None,
+    tally: _Tally,
+) -> np.ndarray:
+    """The prompts of distribution ``j`` after a first chunk that left it ``short``: chunk
+    after chunk until its slots are filled; all its prompts, in order."""
+    chosen = [short.taken]
+    need, run, chunk = short.need, short.run, short.chunk
+    n = int(state.counts[j])
+    offset = int(state.offsets[j])
+    while need:
+        size = min(chunk, need * (selection.max_skips + 1))
+        cand = prompts_at(seed, j, n, int(tally.drawn[j]), size)
+        if draws is None:
+            skip = np.zeros(size, dtype=bool)
+        else:
+            p = skip_probability(state.records[offset + cand], state.keep[j], selection)
+            skip = draws.peek(size) < p
+            draws.spend(size)
+        taken, was_forced, used, run = _take(skip, need, run, selection.max_skips)
+        chosen.append(cand[taken])
+        tally.drawn[j] += used
+        tally.considered[j] += used
+        tally.skipped[j] += int(skip[:used].sum()) - int(was_forced.sum())
+        tally.forced[j] += int(was_forced.sum())
+        need -= taken.size
+        chunk *= 4
+    return np.concatenate(chosen)
 
 
 def prompt_rng(seed: int, step: int, batch_size: int, round: int = 0) -> np.random.Generator:

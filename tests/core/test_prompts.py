@@ -12,11 +12,14 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curriculum_core import PromptSelection, PromptState, ReportError, RunModel
 from curriculum_core.params import parameters_of
 from curriculum_core.prompts import (
     EVER_SOLVED,
+    SMALL_POOL,
     SOLVED_STREAK,
     STREAK_MAX,
     _take,
@@ -27,10 +30,12 @@ from curriculum_core.prompts import (
     pass_key,
     pass_order,
     plan_prompts,
+    prompt_rng,
     skip_probability,
 )
 
 DEFAULTS = PromptSelection()
+SMALL_POOL_PLUS = SMALL_POOL + 1
 
 
 def _groups(name: str, prompts: list[int], rewards: list[list[float]]) -> list[dict]:
@@ -344,3 +349,147 @@ def test_kept_whole_passes_match_the_direct_order() -> None:
     n = 45
     direct = np.concatenate([pass_order(pass_key(6, 2, t), n, np.arange(n)) for t in range(3)])
     assert prompts_at(6, 2, n, 10, 100).tolist() == direct[10:110].tolist()
+
+
+def test_kept_blocks_of_large_pools_match_the_direct_order() -> None:
+    """Pools over SMALL_POOL read each pass a kept block at a time; across blocks and passes
+    it is the Feistel order itself."""
+    from curriculum_core.prompts import PASS_BLOCK, SMALL_POOL, prompts_at
+
+    n = SMALL_POOL + 3 * PASS_BLOCK // 2  # a last block shorter than the others
+    near_end = n - PASS_BLOCK // 2 - 7
+    want = np.concatenate(
+        [
+            pass_order(pass_key(6, 2, 0), n, np.arange(near_end, n)),
+            pass_order(pass_key(6, 2, 1), n, np.arange(0, PASS_BLOCK + 5)),
+        ]
+    )
+    got = prompts_at(6, 2, n, near_end, want.size)
+    assert got.tolist() == want.tolist()
+    middle = prompts_at(6, 2, n, PASS_BLOCK - 3, 6)  # the seam of blocks 0 and 1
+    assert (
+        middle.tolist()
+        == pass_order(pass_key(6, 2, 0), n, np.arange(PASS_BLOCK - 3, PASS_BLOCK + 3)).tolist()
+    )
+
+
+def test_plans_of_a_large_pool_walk_each_block_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cycle walk costs about as much for a few positions as for a block of them: plans
+    over pools past SMALL_POOL walk a block once, then read it (a million prompts over 12
+    distributions: one walk per distribution for thousands of plans)."""
+    import curriculum_core.prompts as prompts
+
+    walks: list[int] = []
+    real = prompts.pass_order
+
+    def counted(keys: np.ndarray, n: int, positions: np.ndarray) -> np.ndarray:
+        walks.append(len(positions))
+        return real(keys, n, positions)
+
+    monkeypatch.setattr(prompts, "pass_order", counted)
+    prompts._pass_block.cache_clear()
+    state = PromptState.initial([83_334] * 12)
+    assignment = np.arange(128) % 12
+    for step in range(20):
+        _, state = plan_prompts(state, DEFAULTS, assignment, 99, np.random.default_rng(step))
+    assert walks == [prompts.PASS_BLOCK] * 12
+
+
+def _serial_plan_prompts(
+    state: PromptState,
+    selection: PromptSelection,
+    assignment: np.ndarray,
+    seed: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, PromptState]:
+    """The rule of plan_prompts as its docstring states it, one distribution after the other
+    and one chunk after the other: what the batched implementation must match."""
+    from dataclasses import replace
+
+    from curriculum_core.prompts import RECENT_ALPHA, prompts_at
+
+    slots = np.asarray(assignment, dtype=np.int64)
+    ids = np.empty(slots.size, dtype=np.int64)
+    drawn, forced = state.drawn.copy(), state.forced.copy()
+    considered, skipped_now = np.zeros_like(drawn), np.zeros_like(drawn)
+    for j in np.unique(slots).tolist():
+        where = np.flatnonzero(slots == j)
+        n, need = int(state.counts[j]), where.size
+        chosen: list[np.ndarray] = []
+        run, chunk = 0, 2 * need + 16
+        while need:
+            size = min(chunk, need * (selection.max_skips + 1))
+            cand = prompts_at(seed, j, n, int(drawn[j]), size)
+            if selection.mode == "coverage":
+                skip = np.zeros(size, dtype=bool)
+            else:
+                records = state.records[state.offsets[j] + cand]
+                skip = rng.random(size) < skip_probability(records, state.keep[j], selection)
+            taken, was_forced, used, run = _take(skip, need, run, selection.max_skips)
+            chosen.append(cand[taken])
+            drawn[j] += used
+            considered[j] += used
+            skipped_now[j] += int(skip[:used].sum()) - int(was_forced.sum())
+            forced[j] += int(was_forced.sum())
+            need -= taken.size
+            chunk *= 4
+        ids[where] = np.concatenate(chosen)
+    hit = considered > 0
+    share = skipped_now / np.maximum(considered, 1)
+    moved = (1 - RECENT_ALPHA) * state.skipped + RECENT_ALPHA * share
+    recent = np.where(hit, np.where(state.considered == 0, share, moved), state.skipped)
+    after = replace(
+        state,
+        drawn=drawn,
+        forced=forced,
+        considered=state.considered + considered,
+        skipped=recent,
+    )
+    return ids, after
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_plans_match_the_rule_served_one_distribution_at_a_time(data: st.DataObject) -> None:
+    """All first chunks are drawn and taken together, and a distribution they leave short
+    goes on chunk by chunk before the next one: the same prompts, cursors, counts and skip
+    draws as serving each distribution in turn, whatever the pools (a prompt or 100,000), the
+    streaks (no skip, heavy skipping, forced slots) and the batch."""
+    k = data.draw(st.integers(1, 8))
+    big = st.integers(SMALL_POOL_PLUS, SMALL_POOL_PLUS + 40_000)
+    counts = data.draw(st.lists(st.one_of(st.integers(1, 40), big), min_size=k, max_size=k))
+    seed = data.draw(st.integers(0, 2**32))
+    state = PromptState.initial(counts)
+    rng = np.random.default_rng(seed)
+    streaks = data.draw(st.sampled_from(["none", "some", "long"]))
+    records = rng.integers(0, 128, state.records.size).astype(np.uint8)
+    if streaks == "none":
+        records[:] = 0
+    elif streaks == "long":
+        records |= STREAK_MAX
+    from dataclasses import replace
+
+    state = replace(
+        state,
+        records=records,
+        drawn=rng.integers(0, 3 * np.asarray(counts) + 1),
+        keep=rng.random(k) * data.draw(st.sampled_from([1.0, 1e-6])),
+        forced=rng.integers(0, 5, k),
+        considered=rng.integers(0, 9, k) * data.draw(st.sampled_from([0, 1])),
+        skipped=rng.random(k),
+    )
+    selection = PromptSelection(
+        mode=data.draw(st.sampled_from(["skip", "skip", "coverage"])),
+        max_skip=data.draw(st.sampled_from([0.0, 0.5, 0.9, 0.999])),
+        max_skips=data.draw(st.sampled_from([1, 2, 5, 32])),
+        forgotten_skip=data.draw(st.sampled_from([0.0, 0.5])),
+    )
+    assignment = np.asarray(data.draw(st.lists(st.integers(0, k - 1), min_size=1, max_size=300)))
+    step = data.draw(st.integers(0, 1000))
+    got_ids, got = plan_prompts(state, selection, assignment, seed, prompt_rng(seed, step, 9))
+    want_ids, want = _serial_plan_prompts(
+        state, selection, assignment, seed, prompt_rng(seed, step, 9)
+    )
+    assert got_ids.tolist() == want_ids.tolist()
+    for name in ("drawn", "forced", "considered", "skipped", "keep", "zero_variance", "groups"):
+        assert getattr(got, name).tolist() == getattr(want, name).tolist(), name
