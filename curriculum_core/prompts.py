@@ -417,7 +417,9 @@ def plan_prompts(
     and the new state.
     """
     slots = np.asarray(assignment, dtype=np.int64)
-    dists, needs = np.unique(slots, return_counts=True)
+    per_distribution = np.bincount(slots, minlength=state.counts.size)
+    dists = np.flatnonzero(per_distribution)
+    needs = per_distribution[dists]
     tally = _Tally(state)
     draws = _Draws(rng) if selection.mode == "skip" else None
     chosen: list[np.ndarray] = []
@@ -475,7 +477,8 @@ class _Draws:
         """The next ``n`` numbers not spent yet."""
         missing = self._used + n - self._values.size
         if missing > 0:
-            self._values = np.concatenate([self._values, self._rng.random(missing)])
+            more = self._rng.random(missing)
+            self._values = np.concatenate([self._values, more]) if self._values.size else more
         return self._values[self._used : self._used + n]
 
     def spend(self, n: int) -> None:
