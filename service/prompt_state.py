@@ -32,7 +32,7 @@ from curriculum_core.prompts import (
 )
 from service.errors import InvalidInput
 from service.schemas import GroupIn, PromptDiagnosticsOut, Snapshot
-from service.store.codec import KeptPlan, encode_plan, pack_prompt_dists, prompt_state_of
+from service.store.codec import KeptPlan, pack_prompt_dists, prompt_state_of
 from service.store.redis_store import PromptRead, PromptWrite
 
 if TYPE_CHECKING:
@@ -100,18 +100,44 @@ def group_outcomes(run: Run, groups: Sequence[GroupIn], max_groups: int) -> list
 def report_write(run: Run, outcomes: Sequence[GroupOutcome], read: PromptRead) -> PromptWrite:
     """What a report's groups change, from the records of their prompts (``read``: read for
     :func:`outcome_flat_ids`, in that order)."""
-    assert run.prompt_counts is not None and run.selection is not None
+    assert run.prompt_counts is not None
     state = prompt_state_of(run.prompt_counts, read.dists)
-    flat = flat_ids(state, outcomes)
-    current = dict(zip(flat, read.records, strict=True))
-    records = updated_records(current, flat, outcomes)
+    current = dict(zip(flat_ids(state, outcomes), read.records, strict=True))
+    return _report_change(run, state, read.version, outcomes, current)[0]
+
+
+def report_write_from(
+    run: Run, outcomes: Sequence[GroupOutcome], version: str, state: PromptState
+) -> tuple[PromptWrite, PromptState]:
+    """What a report's groups change, from the whole prompt state ``state`` at
+    ``meta.prompt_version`` ``version``, and the whole state after it (records copied)."""
+    current = {f: int(state.records[f]) for f in flat_ids(state, outcomes)}
+    write, moved, records = _report_change(run, state, version, outcomes, current)
+    after = state.records.copy()
+    after[list(records)] = list(records.values())
+    return write, replace(moved, records=after)
+
+
+def _report_change(
+    run: Run,
+    state: PromptState,
+    version: str,
+    outcomes: Sequence[GroupOutcome],
+    current: dict[int, int],
+) -> tuple[PromptWrite, PromptState, dict[int, int]]:
+    """The write of a report's groups from the records ``current`` of their prompts (by
+    flat id) and ``state``'s per-distribution fields; the state after it (records aside)
+    and the new records by flat id."""
+    assert run.selection is not None
+    records = updated_records(current, flat_ids(state, outcomes), outcomes)
     moved = observe_outcomes(state, run.selection, outcomes)
-    return PromptWrite(
-        version=read.version,
+    write = PromptWrite(
+        version=version,
         dists=pack_prompt_dists(moved),
         flat_ids=np.asarray(list(records), dtype="<u4").tobytes(),
         records=bytes(records.values()),
     )
+    return write, moved, records
 
 
 def outcome_flat_ids(run: Run, outcomes: Sequence[GroupOutcome]) -> np.ndarray:
@@ -120,25 +146,32 @@ def outcome_flat_ids(run: Run, outcomes: Sequence[GroupOutcome]) -> np.ndarray:
     return np.asarray(flat_ids(prompt_state_of(run.prompt_counts, b""), outcomes))
 
 
+def read_prompt_state(run: Run, read: PromptRead) -> PromptState:
+    """The whole prompt state of a read of every record."""
+    assert run.prompt_counts is not None
+    return prompt_state_of(run.prompt_counts, read.dists, read.records)
+
+
 def plan_write(
     run: Run,
     step: int,
     batch_size: int,
     picks: np.ndarray,
     plan: KeptPlan,
-    read: PromptRead,
+    version: str,
+    state: PromptState,
     round: int = 0,
-) -> tuple[bytes, PromptWrite]:
-    """The kept plan of generation round ``round`` with its prompts and the prompt state
-    after it, for the distributions ``picks`` drawn for each slot, from the whole prompt
-    state ``read``."""
-    assert run.prompt_counts is not None and run.selection is not None
-    state = prompt_state_of(run.prompt_counts, read.dists, read.records)
+) -> tuple[KeptPlan, PromptWrite, PromptState]:
+    """The plan of generation round ``round`` with its prompts, for the distributions
+    ``picks`` drawn for each slot, from the whole prompt state ``state`` at
+    ``meta.prompt_version`` ``version``; the write of the prompt state after it, and that
+    state."""
+    assert run.selection is not None
     ids, after = plan_prompts(
         state, run.selection, picks, run.seed, prompt_rng(run.seed, step, batch_size, round)
     )
-    blob = encode_plan(replace(plan, prompt_ids=ids))
-    return blob, PromptWrite(version=read.version, dists=pack_prompt_dists(after))
+    write = PromptWrite(version=version, dists=pack_prompt_dists(after))
+    return replace(plan, prompt_ids=ids), write, after
 
 
 def prompt_diagnostics(

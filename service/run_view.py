@@ -18,7 +18,7 @@ from curriculum_core import (
     starved,
 )
 from service.schemas import ActivityOut, DistributionStatsOut, PlanOut, ReporterOut, RunOut
-from service.store.codec import decode_plan
+from service.store.codec import KeptPlan, decode_plan
 from service.store.redis_store import RunState
 
 if TYPE_CHECKING:
@@ -100,6 +100,14 @@ def plan_answer(run: Run, step: int, batch_size: int, kept: bytes, round: int = 
     counts = np.zeros(run.k, dtype=np.int64)
     counts[plan.index] = plan.count
     slots = assignment_of_counts(counts, plan_rng(run.seed, step, batch_size, round))
+    return drawn_plan_answer(run, step, batch_size, plan, slots, round)
+
+
+def drawn_plan_answer(
+    run: Run, step: int, batch_size: int, plan: KeptPlan, slots: np.ndarray, round: int = 0
+) -> bytes:
+    """``POST /plan``'s answer from a plan and its slots' distributions (``slots``: the
+    draw itself, or what :func:`plan_answer` rebuilds of it from the kept counts)."""
     names = run.distributions
     return (
         PlanOut.model_construct(

@@ -51,11 +51,14 @@ from service.prompt_state import (
     outcome_flat_ids,
     plan_write,
     prompt_diagnostics,
+    read_prompt_state,
     report_write,
+    report_write_from,
 )
 from service.report_gate import ReportGate
 from service.run_cache import Run, RunCache, config_json, stored_strategy
-from service.run_view import plan_answer, run_out
+from service.run_state_cache import RunStateCache, next_prompt_version
+from service.run_view import drawn_plan_answer, plan_answer, run_out
 from service.schemas import (
     CreateRunRequest,
     CreateRunResponse,
@@ -78,12 +81,15 @@ from service.store.codec import (
     pack_report,
 )
 from service.store.redis_store import (
+    PlanLookup,
     PromptRead,
     PromptStateMoved,
+    PromptWrite,
     RedisStore,
     RunMeta,
     RunState,
     StrategyInputs,
+    WeightsMoved,
 )
 
 T = TypeVar("T")
@@ -121,6 +127,7 @@ class RunService:
             settings.large_report_bytes, settings.large_report_slots, settings.large_report_wait_s
         )
         self._cache = RunCache(store, settings.config_cache_size, settings.reward_ema_alpha)
+        self._seen = RunStateCache(settings.state_cache_bytes)
         self._plans_kept = metrics.plans.labels(source="kept")
         self._plans_drawn = metrics.plans.labels(source="drawn")
         self._reports_applied = metrics.reports.labels(status="applied")
@@ -289,6 +296,7 @@ class RunService:
         async def action(run: Run) -> None:
             await self._store.delete(run_id, run.incarnation)
             self._cache.drop(run_id)
+            self._seen.drop(run_id)
 
         await self._with_run(run_id, token, action)
 
@@ -308,7 +316,7 @@ class RunService:
                 step=step or 0, version=inputs.version, weights=w, window_mean=stats.window_mean
             )
         )
-        await self._store.set_weights(
+        stored = await self._store.set_weights(
             run.run_id,
             run.incarnation,
             inputs.version,
@@ -318,14 +326,27 @@ class RunService:
             history_limit=self._history_limit(run.k),
             state=state if run.strategy.stateful else np.zeros(0),
         )
+        if stored:
+            self._seen.keep_weights(run, inputs.version, w)
         return w
 
     async def _fresh_weights(self, run: Run) -> tuple[int, np.ndarray]:
         """Weights of the current state, recomputing them if a writer died before storing."""
         state = await self._store.read_state(run.run_id, run.incarnation)
         if state.weights_version >= state.inputs.version:
+            self._seen.keep_weights(run, state.weights_version, state.weights)
             return state.weights_version, state.weights
         return state.inputs.version, await self._store_weights(run, state.inputs, None)
+
+    async def _current_weights(self, run: Run, found: PlanLookup) -> tuple[int, np.ndarray]:
+        """The weights to draw a plan from, from what ``get_plan`` (or a ``put_plan`` that
+        found the weights moved) read: those, or recomputed if a writer died before storing
+        the newest."""
+        assert found.weights is not None
+        if found.weights_version < found.version:
+            return await self._fresh_weights(run)
+        self._seen.keep_weights(run, found.weights_version, found.weights)
+        return found.weights_version, found.weights
 
     # -- reports -------------------------------------------------------------------------
 
@@ -409,11 +430,9 @@ class RunService:
                 values, self._prepare_report, run, request
             )
             for _ in range(MAX_ATTEMPTS):
-                prompts = None
+                prompts, after = None, None
                 if groups:
-                    ids = outcome_flat_ids(run, groups)
-                    read = await self._store.read_prompts(run_id, run.incarnation, ids)
-                    prompts = report_write(run, groups, read)
+                    prompts, after = await self._report_prompts(run, groups)
                 try:
                     outcome = await self._store.report(
                         run_id,
@@ -432,11 +451,14 @@ class RunService:
                     )
                     break
                 except PromptStateMoved:
+                    self._seen.drop_prompts(run)
                     continue
             else:
                 raise _prompts_busy()
             inputs = outcome.inputs
             if not outcome.duplicate:
+                if prompts is not None and after is not None:
+                    self._keep_prompts_after(run, prompts.version, after)
                 self._reports_applied.inc()
                 w = await self._store_weights(run, inputs, request.step)
                 named = run.named(w) if with_weights else None
@@ -470,59 +492,128 @@ class RunService:
                 f"round must be below {self._settings.max_rounds} (CURRICULUM_MAX_ROUNDS), "
                 f"got {round}"
             )
-        retention = self._settings.plan_retention
 
         async def action(run: Run) -> bytes:
-            kept = await self._store.kept_plan(run_id, run.incarnation, step, batch_size, round)
-            if kept is None:
-                found = await self._store.get_plan(
-                    run_id, run.incarnation, step, batch_size, retention, round
-                )
-                kept = found.plan
-            if kept is not None:
-                self._plans_kept.inc()
-                return await self._off_loop.run(
-                    batch_size, plan_answer, run, step, batch_size, kept, round=round
-                )
-            assert found.weights is not None
-            version, w = found.weights_version, found.weights
-            if found.weights_version < found.version:
-                version, w = await self._fresh_weights(run)
+            # A step above every one this process has seen planned is most likely new: drawn
+            # at once from the weights seen last (put_plan checks they are current). Others
+            # (the other ranks of a step) read the kept plan first, one HGET.
+            if step <= self._seen.planned(run) or self._seen.weights(run) is None:
+                kept = await self._store.kept_plan(run_id, run.incarnation, step, batch_size, round)
+                if kept is not None:
+                    self._seen.saw_plan(run, step)
+                    return await self._kept_answer(run, step, batch_size, kept, round)
+            self._seen.saw_plan(run, step)
+            return await self._draw(run, step, batch_size, round)
+
+        return await self._with_run(run_id, token, action)
+
+    async def _kept_answer(
+        self, run: Run, step: int, batch_size: int, kept: bytes, round: int
+    ) -> bytes:
+        self._plans_kept.inc()
+        return await self._off_loop.run(
+            batch_size, plan_answer, run, step, batch_size, kept, round=round
+        )
+
+    async def _draw(self, run: Run, step: int, batch_size: int, round: int) -> bytes:
+        """Draw the plan of ``(step, batch_size, round)`` and fix it, unless another caller
+        fixed it first (then that one is the answer)."""
+        retention = self._settings.plan_retention
+        seen = self._seen.weights(run)
+        drawn_from: int | None = None
+        if seen is None:
+            found = await self._store.get_plan(
+                run.run_id, run.incarnation, step, batch_size, retention, round
+            )
+            if found.plan is not None:
+                return await self._kept_answer(run, step, batch_size, found.plan, round)
+            version, w = await self._current_weights(run, found)
+        else:
+            version, w = seen
+            drawn_from = version
+        for _ in range(MAX_ATTEMPTS):
             picks = compose_batch(w, batch_size, plan_rng(run.seed, step, batch_size, round))
             counts = counts_of(picks, run.k)
             index = np.flatnonzero(counts)
             plan = KeptPlan(version=version, index=index, count=counts[index])
+            prompts, after = None, None
+            if run.prompt_counts is not None:
+                prompt_version, state = await self._prompt_state(run)
+                size = batch_size + state.records.size // 64
+                plan, prompts, after = await self._off_loop.run(
+                    size,
+                    plan_write,
+                    run,
+                    step,
+                    batch_size,
+                    picks,
+                    plan,
+                    prompt_version,
+                    state,
+                    round,
+                )
+            try:
+                put = await self._store.put_plan(
+                    run.run_id,
+                    run.incarnation,
+                    step,
+                    batch_size,
+                    encode_plan(plan),
+                    retention,
+                    self._settings.plans_max_bytes,
+                    round,
+                    prompts,
+                    drawn_from,
+                )
+            except WeightsMoved as moved:
+                version, w = await self._current_weights(run, moved.current)
+                drawn_from = None
+                continue
+            except PromptStateMoved:
+                self._seen.drop_prompts(run)
+                continue
+            if not put.stored:
+                return await self._kept_answer(run, step, batch_size, put.plan, round)
             self._plans_drawn.inc()
-            for _ in range(MAX_ATTEMPTS):
-                drawn, prompts = encode_plan(plan), None
-                if run.prompt_counts is not None:
-                    read = await self._store.read_prompts(run_id, run.incarnation, None)
-                    size = batch_size + len(read.records) // 64
-                    drawn, prompts = await self._off_loop.run(
-                        size, plan_write, run, step, batch_size, picks, plan, read, round
-                    )
-                try:
-                    kept = await self._store.put_plan(
-                        run_id,
-                        run.incarnation,
-                        step,
-                        batch_size,
-                        drawn,
-                        retention,
-                        self._settings.plans_max_bytes,
-                        round,
-                        prompts,
-                    )
-                    break
-                except PromptStateMoved:
-                    continue
-            else:
-                raise _prompts_busy()
+            if prompts is not None and after is not None:
+                self._keep_prompts_after(run, prompts.version, after)
             return await self._off_loop.run(
-                batch_size, plan_answer, run, step, batch_size, kept, round=round
+                batch_size, drawn_plan_answer, run, step, batch_size, plan, picks, round
             )
+        raise _prompts_busy()
 
-        return await self._with_run(run_id, token, action)
+    async def _prompt_state(self, run: Run) -> tuple[str, PromptState]:
+        """The run's whole prompt state and its ``meta.prompt_version``: as this process saw
+        it last, or read."""
+        seen = self._seen.prompts(run)
+        if seen is not None:
+            return seen
+        read = await self._store.read_prompts(run.run_id, run.incarnation, None)
+        state = read_prompt_state(run, read)
+        self._seen.keep_prompts(run, read.version, state)
+        return read.version, state
+
+    async def _report_prompts(
+        self, run: Run, groups: list[GroupOutcome]
+    ) -> tuple[PromptWrite, PromptState | None]:
+        """What a report's groups change in the prompt state, and the whole state after it
+        when this process has the whole state before it (else only their prompts' records
+        are read, and the state after is not known)."""
+        seen = self._seen.prompts(run)
+        if seen is not None:
+            return report_write_from(run, groups, *seen)
+        ids = outcome_flat_ids(run, groups)
+        read = await self._store.read_prompts(run.run_id, run.incarnation, ids)
+        return report_write(run, groups, read), None
+
+    def _keep_prompts_after(self, run: Run, version: str, after: PromptState) -> None:
+        """The prompt state after a write computed from ``meta.prompt_version`` ``version``
+        was applied (the script checked the version and added 1)."""
+        applied = next_prompt_version(version)
+        if applied is None:
+            self._seen.drop_prompts(run)
+        else:
+            self._seen.keep_prompts(run, applied, after)
 
     # -- reading -------------------------------------------------------------------------
 

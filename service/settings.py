@@ -135,7 +135,8 @@ class Settings(BaseSettings):
         ge=1,
         le=2**29,
         description="Most prompts a run may declare, all distributions together (one byte "
-        "of selection state each in Redis, read whole when a plan is drawn).",
+        "of selection state each in Redis, read whole when a plan is drawn, unless the "
+        "process keeps it: state_cache_bytes).",
     )
     max_report_groups: int = Field(
         65_536, ge=1, description="Most groups (prompts named) in one report."
@@ -203,6 +204,13 @@ class Settings(BaseSettings):
     )
     config_cache_size: int = Field(
         4096, ge=0, description="Run configs cached per process (validated on every write)."
+    )
+    state_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Bytes of runs' weights and prompt state (a byte a prompt) each process "
+        "keeps as it last saw them, to draw a new step's plan in one Redis call instead of "
+        "three (the script checks they are current); 0: none kept.",
     )
     run_metrics: bool = Field(
         False,

@@ -83,7 +83,8 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     ``curriculum_core.prompts`` (zero-variance streak, its kind, ever solved), distribution
     after distribution in the run's order (prompt ``p`` of distribution ``j`` at byte
     ``offsets[j] + p``), allocated whole at creation. A report reads and writes only the
-    bytes of the prompts it names (``GETRANGE``/``SETRANGE``); drawing a plan reads it whole.
+    bytes of the prompts it names (``GETRANGE``/``SETRANGE``); drawing a plan reads it whole
+    (unless the process kept it as it last wrote or read it: ``service/run_state_cache.py``).
 ``rc:{run}:prompt_dists`` (string)
     Runs that declare prompts only: one 56-byte record per distribution, ``<i8 drawn, f8
     keep, f8 skipped, f8 zero_variance, i8 considered, i8 groups, i8 forced>``

@@ -180,6 +180,24 @@ class PromptStateMoved(Exception):
     written; read and compute again."""
 
 
+class WeightsMoved(Exception):
+    """The weights a plan was drawn from are no longer the run's (``MOVED``): nothing was
+    written; ``current`` holds the run's weights to draw from."""
+
+    def __init__(self, current: PlanLookup) -> None:
+        super().__init__("the run's weights moved")
+        self.current = current
+
+
+@dataclass(frozen=True)
+class PutPlan:
+    """The plan that holds for a step after ``put_plan`` (as keys.py keeps it), and whether
+    it is the one this call stored (else another caller fixed it first)."""
+
+    plan: bytes
+    stored: bool
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What the listing of runs shows of one, from its ``meta`` alone."""
@@ -526,16 +544,30 @@ class RedisStore:
         budget_bytes: int,
         round: int = 0,
         prompts: PromptWrite | None = None,
-    ) -> bytes:
+        drawn_from: int | None = None,
+    ) -> PutPlan:
         """Fix a plan (as keys.py keeps it) unless one was fixed first; returns the plan
-        that holds. The oldest steps' plans are dropped while the kept plans would pass
-        ``budget_bytes``; :class:`RunBudgetExceeded` when this step's and newer ones leave no
-        room. ``prompts``: the prompt state after the plan, stored with it unless the state
-        moved since it was read (:class:`PromptStateMoved`)."""
+        that holds, and whether it is this one. The oldest steps' plans are dropped while the
+        kept plans would pass ``budget_bytes``; :class:`RunBudgetExceeded` when this step's
+        and newer ones leave no room. ``prompts``: the prompt state after the plan, stored
+        with it unless the state moved since it was read (:class:`PromptStateMoved`).
+        ``drawn_from``: the version of the weights the plan was drawn from, stored only
+        while they are the run's weights and fresh (:class:`WeightsMoved` otherwise, with
+        the current ones); ``None`` for weights just read (no check)."""
         field = plan_field(incarnation, step, batch_size, round)
         args = [incarnation, field, step, plan, retention, budget_bytes, PLAN_ENTRY_OVERHEAD]
-        args += _prompt_args(prompts)
+        args += [*_prompt_args(prompts), "" if drawn_from is None else drawn_from]
         reply = PutPlanReply(*await self._script("put_plan", run_id, args))
+        if reply.status == Status.MOVED:
+            assert reply.weights is not None
+            raise WeightsMoved(
+                PlanLookup(
+                    plan=None,
+                    version=int(reply.value),
+                    weights_version=int(reply.weights_version or 0),
+                    weights=unpack_f64(reply.weights),
+                )
+            )
         if reply.status == Status.CONFLICT:
             raise PromptStateMoved()
         if reply.status == Status.EXPIRED:
@@ -548,7 +580,7 @@ class RedisStore:
                 "part of CURRICULUM_RUN_MEMORY_BUDGET_BYTES); ask fewer batch sizes or rounds "
                 "per step"
             )
-        return bytes(reply.value)
+        return PutPlan(plan=bytes(reply.value), stored=reply.status == Status.OK)
 
     async def read_prompts(
         self, run_id: str, incarnation: str, flat_ids: np.ndarray | None

@@ -29,6 +29,9 @@ class Status(IntEnum):
     CONFLICT = 4
     """The prompt state changed since the caller read it (put_plan, report): nothing was
     written; read and compute again."""
+    MOVED = 5
+    """The weights changed since the caller read them (put_plan): nothing was written; the
+    reply carries the current ones."""
     RUN_MISSING = -1
     """No run has this id."""
     RUN_RECREATED = -2
@@ -91,9 +94,11 @@ class PutPlanReply(NamedTuple):
     """``lua/put_plan.lua``'s reply."""
 
     status: Status  # OK: stored; EXISTS: fixed first by another caller; EXPIRED: too old;
-    # FULL: no room in the plans' byte budget
+    # FULL: no room in the plans' byte budget; MOVED: other weights; CONFLICT: prompts moved
     value: Any = None  # OK, EXISTS: the plan that holds; EXPIRED: the highest step; FULL:
-    # the bytes the kept plans count
+    # the bytes the kept plans count; MOVED: the run's version
+    weights_version: int | None = None  # MOVED only
+    weights: bytes | None = None  # MOVED only
 
 
 class ExportReply(NamedTuple):

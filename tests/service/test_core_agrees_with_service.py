@@ -11,6 +11,7 @@ import of the model's snapshot into a second run must agree with the model too.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -385,12 +386,38 @@ def test_core_and_service_plan_the_same_prompts(http: httpx.Client, service_url:
     )
     @given(scenario=_prompt_scenario())
     def check(scenario: dict[str, Any]) -> None:
-        _check_prompt_scenario(http, service_url, scenario)
+        _check_prompt_scenario(http, [service_url], scenario)
 
     check()
 
 
-def _check_prompt_scenario(http: httpx.Client, url: str, scenario: dict[str, Any]) -> None:
+def test_replicas_plan_the_prompts_of_the_core(
+    http: httpx.Client, start_service: Callable[..., str]
+) -> None:
+    """Two replicas on one Redis, each planning new steps from the weights and prompt state
+    it saw last while the other applies the reports (and asks for the kept plans): the
+    plans, prompts and state are still the core's (the scripts find them moved, and the
+    plans are drawn again from what is current)."""
+    urls = [start_service(), start_service()]
+
+    @settings(
+        max_examples=15,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(scenario=_prompt_scenario())
+    def check(scenario: dict[str, Any]) -> None:
+        _check_prompt_scenario(http, urls, scenario)
+
+    check()
+
+
+def _check_prompt_scenario(http: httpx.Client, urls: list[str], scenario: dict[str, Any]) -> None:
+    """The scenario's plans and reports against the core's; step ``t``'s plan asked of
+    replica ``t``, again of the next ones (in turn), and its report sent to replica
+    ``t + 1`` (of ``urls``, in a ring)."""
+    url = urls[0]
     names, seed, strategy = scenario["names"], scenario["seed"], scenario["strategy"]
     config = {
         "strategy": strategy,
@@ -411,9 +438,10 @@ def _check_prompt_scenario(http: httpx.Client, url: str, scenario: dict[str, Any
         )
         for step, spec in enumerate(scenario["steps"]):
             expected = model.plan_step(step, spec["batch_size"])
-            for _ in range(spec["asks"]):
+            for ask in range(spec["asks"]):
                 body = {"step": step, "batch_size": spec["batch_size"]}
-                got = http.post(f"{url}/v1/runs/{run}/plan", json=body, headers=headers)
+                asked = urls[(step + ask) % len(urls)]
+                got = http.post(f"{asked}/v1/runs/{run}/plan", json=body, headers=headers)
                 assert got.status_code == 200, got.text
                 assert got.json()["assignment"] == expected.assignment, step
                 assert got.json()["prompt_ids"] == expected.prompt_ids, step
@@ -439,7 +467,8 @@ def _check_prompt_scenario(http: httpx.Client, url: str, scenario: dict[str, Any
             applied = model.apply(
                 spec["report_id"], checked_adv, None, model.validate_groups(groups)
             )
-            reply = http.post(f"{url}/v1/runs/{run}/reports", json=report, headers=headers)
+            reporter = urls[(step + 1) % len(urls)]
+            reply = http.post(f"{reporter}/v1/runs/{run}/reports", json=report, headers=headers)
             assert reply.status_code == 200, reply.text
             assert reply.json()["status"] == ("applied" if applied else "duplicate")
             _assert_weights(reply.json()["weights"], model.named_weights(), f"step {step}")

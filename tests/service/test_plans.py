@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 import redis
 
 from curriculum_core import compose_batch, plan_rng
@@ -168,3 +170,98 @@ def test_rounds_of_an_old_step_expire_with_it(
     _plan(http, url, run, headers, 11, 8)
     expired = _round_plan(http, url, run, headers, 7, 2)
     assert expired.status_code == 410
+
+
+@pytest.fixture
+def redis_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The Redis calls the services of this test make from here on, by name (a script's, or
+    the method's for a plain command), in order."""
+    from service.store.redis_store import RedisStore
+
+    calls: list[str] = []
+    script, kept_plan, load_meta = RedisStore._script, RedisStore.kept_plan, RedisStore.load_meta
+
+    async def counted_script(self: RedisStore, name: str, run_id: str, args: list[Any]) -> Any:
+        calls.append(name)
+        return await script(self, name, run_id, args)
+
+    async def counted_kept(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
+        calls.append("kept_plan")
+        return await kept_plan(self, *args, **kwargs)
+
+    async def counted_meta(self: RedisStore, run_id: str) -> Any:
+        calls.append("load_meta")
+        return await load_meta(self, run_id)
+
+    monkeypatch.setattr(RedisStore, "_script", counted_script)
+    monkeypatch.setattr(RedisStore, "kept_plan", counted_kept)
+    monkeypatch.setattr(RedisStore, "load_meta", counted_meta)
+    return calls
+
+
+def _core_plan(
+    http: httpx.Client, url: str, run: str, headers: dict[str, str], step: int
+) -> list[str]:
+    """The assignment the core draws for ``step`` (batch 32, seed 0) from the run's weights."""
+    info = http.get(f"{url}/v1/runs/{run}", headers=headers).json()
+    weights = np.array([info["weights"][d] for d in DISTS])
+    return [DISTS[i] for i in compose_batch(weights, 32, plan_rng(0, step, 32))]
+
+
+@pytest.mark.parametrize("prompts", [None, {"a": 7, "b": 5, "c": 3, "d": 200}])
+def test_a_new_step_is_one_redis_call_once_its_weights_were_seen(
+    http: httpx.Client,
+    service_url: str,
+    redis_calls: list[str],
+    prompts: dict[str, int] | None,
+) -> None:
+    """A process that stored the run's weights (its report) and prompt state (its plan)
+    draws the next step's plan from them in one call, the script that stores it (which
+    checks they are current); a kept plan is one HGET; the plans are the core's."""
+    run, headers = create_run(http, service_url, DISTS, seed=0, prompts=prompts)
+    first = _plan(http, service_url, run, headers, 0, 32).json()
+    drawn = ["kept_plan", "get_plan", *(["read_prompts"] if prompts else []), "put_plan"]
+    assert redis_calls[-len(drawn) :] == drawn  # the first plan this process sees: as before
+    report = {"report_id": "r0", "step": 0, "advantages": {"a": [2.0] * 40, "b": [0.1] * 4}}
+    if prompts:
+        report["groups"] = [
+            {"distribution": d, "prompt": p, "rewards": [1.0, 1.0]}
+            for d, p in zip(first["assignment"], first["prompt_ids"], strict=True)
+        ]
+    assert (
+        http.post(f"{service_url}/v1/runs/{run}/reports", json=report, headers=headers).json()[
+            "version"
+        ]
+        == 1
+    )
+    redis_calls.clear()
+    second = _plan(http, service_url, run, headers, 1, 32).json()
+    assert redis_calls == ["put_plan"]
+    assert second["version"] == 1
+    assert second["assignment"] == _core_plan(http, service_url, run, headers, 1)
+    assert (second.get("prompt_ids") is not None) == bool(prompts)
+    redis_calls.clear()
+    assert _plan(http, service_url, run, headers, 1, 32).json() == second
+    assert redis_calls == ["kept_plan"]
+
+
+def test_a_new_step_is_drawn_from_the_weights_another_replica_stored(
+    http: httpx.Client, start_service: Callable[..., str], redis_calls: list[str]
+) -> None:
+    """Replica A saw the weights of version 0; B applies a report (version 1); A's next new
+    step finds its weights moved in the script that would store the plan, and draws it again
+    from version 1's: the plan B gives, the core's."""
+    url_a, url_b = start_service(), start_service()
+    run, headers = create_run(http, url_a, DISTS, seed=0)
+    assert _plan(http, url_a, run, headers, 5, 32).json()["version"] == 0
+    report = {"report_id": "x", "step": 5, "advantages": {"c": [3.0] * 50}}
+    assert (
+        http.post(f"{url_b}/v1/runs/{run}/reports", json=report, headers=headers).json()["version"]
+        == 1
+    )
+    redis_calls.clear()
+    got = _plan(http, url_a, run, headers, 6, 32).json()
+    assert redis_calls == ["put_plan", "put_plan"]  # weights moved, then stored
+    assert got["version"] == 1
+    assert got["assignment"] == _core_plan(http, url_a, run, headers, 6)
+    assert _plan(http, url_b, run, headers, 6, 32).json() == got

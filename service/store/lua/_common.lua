@@ -16,6 +16,8 @@ local FULL = 3           -- the plans of the step and newer ones fill the plans'
                          -- budget (put_plan)
 local CONFLICT = 4       -- the prompt state changed since the caller read it (meta
                          -- prompt_version): nothing was written; read and compute again
+local MOVED = 5          -- the weights changed since the caller read them (put_plan):
+                         -- nothing was written; the reply carries the current ones
 local RUN_MISSING = -1   -- the run does not exist
 local RUN_RECREATED = -2 -- the run exists under another incarnation (deleted and created
                          -- again since the caller read its config): reload and retry

@@ -8,6 +8,9 @@
 -- ARGV[6] the plans' byte budget   ARGV[7] bytes a kept plan costs beyond its field and value
 -- ARGV[8] the meta.prompt_version the plan's prompts were drawn at ('' : no prompts)
 -- ARGV[9] the prompt_dists string after the plan (keys.py; '' : no prompts)
+-- ARGV[10] the version of the weights the plan was drawn from, when they were not read
+--          just before ('' : no check): stored only while they are the run's weights and
+--          those are fresh (meta.weights_version and meta.version both equal to it)
 --
 -- A plan costs its bytes, twice its field's (the hash's field and the sorted set's member)
 -- and ARGV[7]; meta.plan_bytes is the sum over the kept plans. Plans are dropped a whole
@@ -15,16 +18,17 @@
 -- meta.plan_min_step moves past them: their step is expired from then on.
 --
 -- Returns {OK, plan} when this plan was stored, {EXISTS, plan} with the plan fixed first by
--- another caller, {CONFLICT} when the prompt state moved since ARGV[8] (nothing was
--- written: draw again), {EXPIRED, highest planned step} when the step is too old, {FULL, bytes
--- the kept plans count} when the plans of this step and newer ones leave it no room (older
--- plans may have been dropped, nothing was stored), or check_run's refusal (_common.lua).
+-- another caller, {EXPIRED, highest planned step} when the step is too old, {MOVED, version,
+-- weights_version, weights} (get_plan's answer) when the weights are not those of ARGV[10]
+-- (nothing was written: draw again from these), {CONFLICT} when the prompt state moved since
+-- ARGV[8] (nothing was written: read and draw again), {FULL, bytes the kept plans count}
+-- when the plans of this step and newer ones leave it no room (older plans may have been
+-- dropped, nothing was stored), or check_run's refusal (_common.lua).
 
 local status = check_run(ARGV[1])
 if status ~= OK then return {status} end
 local existing = redis.call('HGET', KEYS[6], ARGV[2])
 if existing then return {EXISTS, existing} end
-if not prompts_unchanged(ARGV[8]) then return {CONFLICT} end
 
 local step = tonumber(ARGV[3])
 local retention = tonumber(ARGV[5])
@@ -32,6 +36,15 @@ local budget = tonumber(ARGV[6])
 local overhead = tonumber(ARGV[7])
 local lowest, max_step = plan_bounds(retention)
 if step < lowest then return {EXPIRED, max_step} end
+if ARGV[10] ~= '' then
+  local meta = redis.call('HMGET', KEYS[1], 'version', 'weights_version', 'weights')
+  local version, weights_version = tonumber(meta[1]), tonumber(meta[2])
+  local drawn_from = tonumber(ARGV[10])
+  if version ~= drawn_from or weights_version ~= drawn_from then
+    return {MOVED, version, weights_version, meta[3]}
+  end
+end
+if not prompts_unchanged(ARGV[8]) then return {CONFLICT} end
 
 local used = tonumber(redis.call('HGET', KEYS[1], 'plan_bytes') or 0)
 local min_step = lowest
