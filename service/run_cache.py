@@ -7,11 +7,13 @@ reloaded, never served stale.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic_core import to_json
 
 from curriculum_core import (
     RunStats,
@@ -65,6 +67,11 @@ class Run:
     @property
     def k(self) -> int:
         return len(self.distributions)
+
+    @functools.cached_property
+    def names_json(self) -> tuple[bytes, ...]:
+        """Each distribution's name as a JSON string (as pydantic writes it), in order."""
+        return tuple(to_json(name) for name in self.distributions)
 
     def config_out(self) -> RunConfigOut:
         return RunConfigOut(

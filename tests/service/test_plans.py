@@ -265,3 +265,44 @@ def test_a_new_step_is_drawn_from_the_weights_another_replica_stored(
     assert got["version"] == 1
     assert got["assignment"] == _core_plan(http, url_a, run, headers, 6)
     assert _plan(http, url_b, run, headers, 6, 32).json() == got
+
+
+@pytest.mark.parametrize("prompt_ids", [None, [4, 0, 2**31, 7]])
+def test_a_plan_answer_is_the_json_of_its_model(prompt_ids: list[int] | None) -> None:
+    """The answer is joined from the names encoded once per run: byte for byte what the
+    documented model (PlanOut) gives, whatever the names hold (quotes, backslashes, control
+    characters, non-ASCII)."""
+    import json
+
+    from service.run_cache import Run
+    from service.run_view import drawn_plan_answer
+    from service.schemas import PlanOut
+    from service.store.codec import KeptPlan
+    from service.store.redis_store import RunMeta
+
+    names = ['a"b', "c\\d", "e\nf\x01", "kk-é-日本", "</script>", "\u2028"]
+    config = {
+        "distributions": names,
+        "strategy": {"name": "dump-ucb"},
+        "seed": 3,
+        "created_at": "t",
+    }
+    run = Run.from_meta("r-1.x", RunMeta(json.dumps(config), "inc", "hash"), 0.1)
+    slots = np.array([5, 0, 3, 3])
+    plan = KeptPlan(
+        version=12,
+        index=np.array([0, 3, 5]),
+        count=np.array([1, 2, 1]),
+        prompt_ids=None if prompt_ids is None else np.array(prompt_ids),
+    )
+    want = PlanOut(
+        run_id="r-1.x",
+        step=2**40,
+        round=3,
+        batch_size=4,
+        version=12,
+        counts={names[0]: 1, names[3]: 2, names[5]: 1},
+        assignment=[names[i] for i in slots],
+        prompt_ids=prompt_ids,
+    ).model_dump_json()
+    assert drawn_plan_answer(run, 2**40, 4, plan, slots, round=3) == want.encode()
