@@ -42,8 +42,9 @@ reads from Redis, and every rank of a run gets the same prompts.
 from __future__ import annotations
 
 import base64
-import functools
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
@@ -172,29 +173,70 @@ def pass_order(keys: np.ndarray, n: int, positions: np.ndarray) -> np.ndarray:
 
 SMALL_POOL = 1 << 16
 """Distributions of at most this many prompts have each pass's whole order computed once
-and kept (:func:`_whole_pass`); larger ones have it computed and kept a block of
-:data:`PASS_BLOCK` positions at a time (:func:`_pass_block`): the same numbers, fewer calls
-(the cycle walk's rounds cost about as much for a few positions as for thousands)."""
+and kept; larger ones have it computed and kept a block of :data:`PASS_BLOCK` positions at a
+time (:data:`_KEPT`): the same numbers, fewer calls (the cycle walk's rounds cost about as
+much for a few positions as for thousands)."""
 
 PASS_BLOCK = 1 << 14
-"""Positions of a kept block of a large pool's pass (128 KiB; at most 128 blocks are kept,
-as at most 256 small pools' passes)."""
+"""Positions of a kept block of a large pool's pass."""
+
+KEPT_POSITIONS = 1 << 22
+"""Positions of kept pass orders, all runs together (32 MiB): the least recently used are
+dropped past it."""
 
 
-@functools.lru_cache(maxsize=256)
-def _whole_pass(seed: int, distribution: int, pass_number: int, n: int) -> np.ndarray:
-    order = pass_order(pass_key(seed, distribution, pass_number), n, np.arange(n))
-    order.flags.writeable = False
-    return order
-
-
-@functools.lru_cache(maxsize=128)
-def _pass_block(seed: int, distribution: int, pass_number: int, n: int, block: int) -> np.ndarray:
+def _span(n: int, block: int) -> tuple[int, int]:
+    """The first position and the length of kept order ``block`` of a pass over ``n``
+    prompts (a small pool's block 0 is its whole pass)."""
+    if n <= SMALL_POOL:
+        return 0, n
     first = block * PASS_BLOCK
-    positions = np.arange(first, min(first + PASS_BLOCK, n))
-    order = pass_order(pass_key(seed, distribution, pass_number), n, positions)
-    order.flags.writeable = False
-    return order
+    return first, min(PASS_BLOCK, n - first)
+
+
+class _KeptOrders:
+    """Pass orders computed once and kept, by ``(seed, distribution, pass, n, block)``,
+    within :data:`KEPT_POSITIONS` positions (the least recently used dropped first). Plans
+    may be computed in several threads at once."""
+
+    def __init__(self, max_positions: int) -> None:
+        self._orders: OrderedDict[tuple[int, int, int, int, int], np.ndarray] = OrderedDict()
+        self._positions = 0
+        self._max_positions = max_positions
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple[int, int, int, int, int]) -> bool:
+        return key in self._orders
+
+    def order(
+        self, seed: int, distribution: int, pass_number: int, n: int, block: int
+    ) -> np.ndarray:
+        key = (seed, distribution, pass_number, n, block)
+        with self._lock:
+            found = self._orders.get(key)
+            if found is not None:
+                self._orders.move_to_end(key)
+                return found
+        first, length = _span(n, block)
+        keys = pass_key(seed, distribution, pass_number)
+        order = pass_order(keys, n, np.arange(first, first + length))
+        order.flags.writeable = False
+        with self._lock:
+            if key not in self._orders:
+                self._orders[key] = order
+                self._positions += order.size
+                while self._positions > self._max_positions and len(self._orders) > 1:
+                    _, dropped = self._orders.popitem(last=False)
+                    self._positions -= dropped.size
+        return order
+
+    def clear(self) -> None:
+        with self._lock:
+            self._orders.clear()
+            self._positions = 0
+
+
+_KEPT = _KeptOrders(KEPT_POSITIONS)
 
 
 def prompts_at(seed: int, distribution: int, n: int, start: int, count: int) -> np.ndarray:
@@ -210,15 +252,45 @@ def _fill_prompts(out: np.ndarray, seed: int, distribution: int, n: int, start: 
     count = out.size
     done = 0
     while done < count:
-        pass_number, position = divmod(start + done, n)
-        if n <= SMALL_POOL:
-            order = _whole_pass(seed, distribution, pass_number, n)
-        else:
-            block, position = divmod(position, PASS_BLOCK)
-            order = _pass_block(seed, distribution, pass_number, n, block)
+        pass_number, block, position = _where(n, start + done)
+        order = _KEPT.order(seed, distribution, pass_number, n, block)
         take = min(count - done, order.size - position)
         out[done : done + take] = order[position : position + take]
         done += take
+
+
+def _where(n: int, draw: int) -> tuple[int, int, int]:
+    """The pass, the kept block and the position in that block of draw ``draw`` of a
+    distribution of ``n`` prompts."""
+    pass_number, position = divmod(draw, n)
+    if n <= SMALL_POOL:
+        return pass_number, 0, position
+    block, position = divmod(position, PASS_BLOCK)
+    return pass_number, block, position
+
+
+def plan_cost(state: PromptState, assignment: np.ndarray, seed: int) -> int:
+    """About how many items choosing the prompts of a plan whose distributions are
+    ``assignment`` handles (:func:`plan_prompts`): the candidates of the first chunks, and
+    the positions of the pass orders they read that are not kept (walked first); a caller
+    runs a large one off its event loop."""
+    per_distribution = np.bincount(np.asarray(assignment, dtype=np.int64))
+    dists = np.flatnonzero(per_distribution)
+    cost = 0
+    for j, need, n, start in zip(
+        dists.tolist(),
+        per_distribution[dists].tolist(),
+        state.counts[dists].tolist(),
+        state.drawn[dists].tolist(),
+        strict=True,
+    ):
+        size = 2 * need + 16
+        cost += size
+        first, last = _where(n, start), _where(n, start + size - 1)
+        for pass_number, block in {first[:2], last[:2]}:
+            if (seed, j, pass_number, n, block) not in _KEPT:
+                cost += _span(n, block)[1]
+    return cost
 
 
 # --- per-prompt records -------------------------------------------------------------------
@@ -239,7 +311,8 @@ def skip_probability(
         return np.zeros(rec.shape)
     streak = (rec & STREAK_MAX).astype(np.float64)
     p = np.minimum(selection.max_skip, 1.0 - np.power(np.asarray(keep, dtype=np.float64), streak))
-    forgotten = (rec & EVER_SOLVED).astype(bool) & ~(rec & SOLVED_STREAK).astype(bool)
+    # ever solved, and the streak is not of solved groups
+    forgotten = (rec & (EVER_SOLVED | SOLVED_STREAK)) == EVER_SOLVED
     return np.where(forgotten, selection.forgotten_skip * p, p)
 
 
@@ -528,47 +601,53 @@ def _first_chunks(
         strict=True,
     ):
         _fill_prompts(cand[first:end], seed, j, n, start)
-    idx = np.arange(total)
-    if draws is None:
-        skip = np.zeros(total, dtype=bool)
-    else:
+    skip = None
+    if draws is not None:
         records = state.records[state.offsets[dists][seg] + cand]
-        p = skip_probability(records, state.keep[dists][seg], selection)
-        skip = draws.peek(total) < p
+        uniform = draws.peek(total)
+        if (records & STREAK_MAX).any():  # else no candidate may be passed over
+            skip = uniform < skip_probability(records, state.keep[dists][seg], selection)
+    if skip is None or not skip.any():
+        # nothing passed over: each distribution takes its first candidates
+        if draws is not None:
+            draws.spend(total)
+        tally.drawn[dists] += needs
+        tally.considered[dists] += needs
+        return cand[np.arange(total) - begins[seg] < needs[seg]], dists.size, None
+    idx = np.arange(total)
     # passed over in a row up to each candidate, counted from its distribution's first
     row = idx - np.maximum.accumulate(np.where(skip, begins[seg] - 1, idx))
     forced = skip & (row % period == 0)
     takeable = ~skip | forced
-    rank = np.cumsum(takeable)
-    rank -= (rank - takeable)[begins][seg]  # takeable ones so far in its own distribution
-    taken = takeable & (rank <= needs[seg])
-    got = rank[ends - 1]
-    short = np.flatnonzero(got < needs)
+    before = np.zeros(total + 1, dtype=np.int64)  # takeable candidates before each one
+    np.cumsum(takeable, out=before[1:])
+    # where each distribution's last slot is filled (past its chunk: it is left short)
+    filled = np.searchsorted(before, before[begins] + needs) - 1
+    short = np.flatnonzero(filled >= ends)
     served = int(short[0]) if short.size else dists.size
     last = served + 1 if short.size else served  # the chunks that count
-    in_chunks = idx < ends[last - 1]
-    used = np.where(
-        got < needs, sizes, np.maximum.reduceat(np.where(taken, idx, -1), begins) - begins + 1
-    )
-    counted = in_chunks & (idx - begins[seg] < used[seg])
+    stop = int(ends[last - 1])
+    used = np.where(filled >= ends, sizes, filled - begins + 1)[:last]
+    within = idx[:stop] < (begins[:last] + used)[seg[:stop]]
+    taken = takeable[:stop] & within
+    n_forced = np.add.reduceat(forced[:stop] & within, begins[:last])
     d = dists[:last]
-    tally.drawn[d] += used[:last]
-    tally.considered[d] += used[:last]
-    n_forced = np.bincount(seg[counted & forced], minlength=dists.size)[:last]
+    tally.drawn[d] += used
+    tally.considered[d] += used
     tally.forced[d] += n_forced
-    tally.skipped[d] += np.bincount(seg[counted & skip], minlength=dists.size)[:last] - n_forced
-    if draws is not None:
-        draws.spend(int(ends[last - 1]))
+    tally.skipped[d] += np.add.reduceat(skip[:stop] & within, begins[:last]) - n_forced
+    assert draws is not None
+    draws.spend(stop)
     if not short.size:
         return cand[taken], served, None
-    in_served = idx < begins[served]
+    split = int(begins[served])
     rest = _Short(
-        taken=cand[taken & in_chunks & ~in_served],
-        need=int(needs[served] - got[served]),
-        run=int(row[ends[served] - 1] % period) if skip[ends[served] - 1] else 0,
+        taken=cand[split:stop][taken[split:]],
+        need=int(needs[served] - (before[stop] - before[split])),
+        run=int(row[stop - 1] % period) if skip[stop - 1] else 0,
         chunk=int(2 * needs[served] + 16) * 4,
     )
-    return cand[taken & in_served], served, rest
+    return cand[:split][taken[:split]], served, rest
 
 
 def _more_chunks(

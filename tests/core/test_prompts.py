@@ -387,12 +387,27 @@ def test_plans_of_a_large_pool_walk_each_block_once(monkeypatch: pytest.MonkeyPa
         return real(keys, n, positions)
 
     monkeypatch.setattr(prompts, "pass_order", counted)
-    prompts._pass_block.cache_clear()
+    prompts._KEPT.clear()
     state = PromptState.initial([83_334] * 12)
     assignment = np.arange(128) % 12
     for step in range(20):
         _, state = plan_prompts(state, DEFAULTS, assignment, 99, np.random.default_rng(step))
     assert walks == [prompts.PASS_BLOCK] * 12
+
+
+def test_the_cost_of_a_plan_counts_the_pass_orders_not_kept() -> None:
+    """A plan's first candidates, plus the positions of each pass order it reads that must
+    be walked first: a whole pass of a small pool, a block of a large one; nothing once kept."""
+    import curriculum_core.prompts as prompts
+
+    prompts._KEPT.clear()
+    state = PromptState.initial([1000, 83_334])
+    assignment = np.array([0] * 10 + [1] * 20)
+    candidates = (2 * 10 + 16) + (2 * 20 + 16)
+    assert prompts.plan_cost(state, assignment, 7) == candidates + 1000 + prompts.PASS_BLOCK
+    _, after = plan_prompts(state, DEFAULTS, assignment, 7, np.random.default_rng(0))
+    assert prompts.plan_cost(after, assignment, 7) == candidates
+    assert prompts.plan_cost(after, assignment, 8) > candidates  # another seed: other orders
 
 
 def _serial_plan_prompts(
