@@ -13,6 +13,7 @@ No rule of prompt selection is written twice.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -41,6 +42,13 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 16
 """Reads and computes of one plan or report before the service gives up (503) because other
 writers moved the prompt state each time."""
+
+
+def new_prompt_version() -> str:
+    """A ``meta.prompt_version`` for the state after a write (keys.py): a random integer,
+    so that a version names one state, even one a process computed before its write was
+    stored."""
+    return str(secrets.randbits(62))
 
 
 def check_prompts(
@@ -134,6 +142,7 @@ def _report_change(
     write = PromptWrite(
         version=version,
         dists=pack_prompt_dists(moved),
+        next_version=new_prompt_version(),
         flat_ids=np.asarray(list(records), dtype="<u4").tobytes(),
         records=bytes(records.values()),
     )
@@ -170,7 +179,9 @@ def plan_write(
     ids, after = plan_prompts(
         state, run.selection, picks, run.seed, prompt_rng(run.seed, step, batch_size, round)
     )
-    write = PromptWrite(version=version, dists=pack_prompt_dists(after))
+    write = PromptWrite(
+        version=version, dists=pack_prompt_dists(after), next_version=new_prompt_version()
+    )
     return replace(plan, prompt_ids=ids), write, after
 
 

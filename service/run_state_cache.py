@@ -9,8 +9,11 @@ current weights (``MOVED``) and the plan is drawn again from them, as it would h
 from ``get_plan``'s. The prompt state likewise: ``put_plan`` and ``report`` write a change
 of it only while ``meta.prompt_version`` is the version it was computed from, so a state kept
 at that version is the one a read would give, and a stale one costs a retry, never another
-plan. A request for a step at or below the highest this process has seen planned reads the
-kept plan first, as before (the other ranks of a step).
+plan. After a plan's prompts are computed, the state after them is kept at once, under the
+version its write will set (a random one, keys.py), so that the next plan of the run is
+computed without waiting for the write; if the write is not stored, the state is dropped.
+A request for a step at or below the highest this process has seen planned reads the kept
+plan first, as before (the other ranks of a step).
 
 Entries are kept by run id for one incarnation of the run, the least recently used dropped
 first while their weights and prompt records pass ``max_bytes`` (0: nothing is kept, and
@@ -20,9 +23,12 @@ every new step reads the weights as before).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import anyio
 import numpy as np
 
 from curriculum_core.prompts import PromptState
@@ -138,7 +144,24 @@ class RunStateCache:
             self._bytes -= entry.nbytes
 
 
-def next_prompt_version(version: str) -> str | None:
-    """``meta.prompt_version`` after one write of the prompt state at ``version`` (the
-    scripts add 1); ``None`` if ``version`` is not a count."""
-    return str(int(version) + 1) if version.isdigit() else None
+class Turns:
+    """One holder at a time of each run's turn (the others wait theirs, in order)."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, tuple[anyio.Lock, int]] = {}
+        """Each run whose turn is held or waited for: the turn, and how many hold or wait
+        for it (the entry goes with the last)."""
+
+    @asynccontextmanager
+    async def turn(self, run_id: str) -> AsyncIterator[None]:
+        lock, users = self._runs.get(run_id, (anyio.Lock(fast_acquire=True), 0))
+        self._runs[run_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._runs[run_id]
+            if users == 1:
+                del self._runs[run_id]
+            else:
+                self._runs[run_id] = (lock, users - 1)

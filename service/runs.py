@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -29,7 +29,7 @@ from curriculum_core import (
     weights,
     window_values,
 )
-from curriculum_core.prompts import GroupOutcome, PromptState, selection_from_dict
+from curriculum_core.prompts import GroupOutcome, PromptState, plan_cost, selection_from_dict
 from service.auth import digest_matches, hash_token, is_operator, new_token
 from service.budget import check_run_budget, history_capacity, run_footprint
 from service.errors import (
@@ -57,7 +57,7 @@ from service.prompt_state import (
 )
 from service.report_gate import ReportGate
 from service.run_cache import Run, RunCache, config_json, stored_strategy
-from service.run_state_cache import RunStateCache, next_prompt_version
+from service.run_state_cache import RunStateCache, Turns
 from service.run_view import drawn_plan_answer, plan_answer, run_out
 from service.schemas import (
     CreateRunRequest,
@@ -128,6 +128,7 @@ class RunService:
         )
         self._cache = RunCache(store, settings.config_cache_size, settings.reward_ema_alpha)
         self._seen = RunStateCache(settings.state_cache_bytes)
+        self._prompt_turns = Turns()
         self._plans_kept = metrics.plans.labels(source="kept")
         self._plans_drawn = metrics.plans.labels(source="drawn")
         self._reports_applied = metrics.reports.labels(status="applied")
@@ -430,35 +431,36 @@ class RunService:
                 values, self._prepare_report, run, request
             )
             for _ in range(MAX_ATTEMPTS):
-                prompts, after = None, None
-                if groups:
-                    prompts, after = await self._report_prompts(run, groups)
-                try:
-                    outcome = await self._store.report(
-                        run_id,
-                        run.incarnation,
-                        request.report_id,
-                        window=run.strategy.window,
-                        packed=packed,
-                        report_id_retention=self._settings.report_id_retention,
-                        reward_alpha=run.strategy.reward_alpha,
-                        journal_entry=journal_entry,
-                        with_rewards=run.strategy.reads_rewards,
-                        step=request.step,
-                        rank=request.rank,
-                        at=time.time(),
-                        prompts=prompts,
-                    )
+                async with self._prompt_turn(run, bool(groups)):
+                    prompts, after = None, None
+                    if groups:
+                        prompts, after = await self._report_prompts(run, groups)
+                    try:
+                        outcome = await self._store.report(
+                            run_id,
+                            run.incarnation,
+                            request.report_id,
+                            window=run.strategy.window,
+                            packed=packed,
+                            report_id_retention=self._settings.report_id_retention,
+                            reward_alpha=run.strategy.reward_alpha,
+                            journal_entry=journal_entry,
+                            with_rewards=run.strategy.reads_rewards,
+                            step=request.step,
+                            rank=request.rank,
+                            at=time.time(),
+                            prompts=prompts,
+                        )
+                    except PromptStateMoved:
+                        self._seen.drop_prompts(run)
+                        continue
+                    if not outcome.duplicate and prompts is not None and after is not None:
+                        self._seen.keep_prompts(run, prompts.next_version, after)
                     break
-                except PromptStateMoved:
-                    self._seen.drop_prompts(run)
-                    continue
             else:
                 raise _prompts_busy()
             inputs = outcome.inputs
             if not outcome.duplicate:
-                if prompts is not None and after is not None:
-                    self._keep_prompts_after(run, prompts.version, after)
                 self._reports_applied.inc()
                 w = await self._store_weights(run, inputs, request.step)
                 named = run.named(w) if with_weights else None
@@ -536,22 +538,9 @@ class RunService:
             counts = counts_of(picks, run.k)
             index = np.flatnonzero(counts)
             plan = KeptPlan(version=version, index=index, count=counts[index])
-            prompts, after = None, None
+            prompts = None
             if run.prompt_counts is not None:
-                prompt_version, state = await self._prompt_state(run)
-                size = batch_size + state.records.size // 64
-                plan, prompts, after = await self._off_loop.run(
-                    size,
-                    plan_write,
-                    run,
-                    step,
-                    batch_size,
-                    picks,
-                    plan,
-                    prompt_version,
-                    state,
-                    round,
-                )
+                plan, prompts = await self._plan_prompts(run, step, batch_size, picks, plan, round)
             try:
                 put = await self._store.put_plan(
                     run.run_id,
@@ -566,21 +555,55 @@ class RunService:
                     drawn_from,
                 )
             except WeightsMoved as moved:
+                self._forget_prompts(run, prompts)
                 version, w = await self._current_weights(run, moved.current)
                 drawn_from = None
                 continue
             except PromptStateMoved:
                 self._seen.drop_prompts(run)
                 continue
+            except BaseException:
+                self._forget_prompts(run, prompts)
+                raise
             if not put.stored:
+                self._forget_prompts(run, prompts)
                 return await self._kept_answer(run, step, batch_size, put.plan, round)
             self._plans_drawn.inc()
-            if prompts is not None and after is not None:
-                self._keep_prompts_after(run, prompts.version, after)
             return await self._off_loop.run(
                 batch_size, drawn_plan_answer, run, step, batch_size, plan, picks, round
             )
         raise _prompts_busy()
+
+    async def _plan_prompts(
+        self, run: Run, step: int, batch_size: int, picks: np.ndarray, plan: KeptPlan, round: int
+    ) -> tuple[KeptPlan, PromptWrite]:
+        """The plan with its prompts, and its write of the prompt state.
+
+        Computed in the run's turn from the state this process saw last, which it then
+        replaces with the state after this plan: the next plan of the run in this process
+        draws from that at once, without waiting for this one to be stored (the script
+        checks the version either way; if this one is not stored, :meth:`_forget_prompts`
+        drops the state, and a plan drawn from it finds the prompt state moved)."""
+        async with self._prompt_turns.turn(run.run_id):
+            version, state = await self._prompt_state(run)
+            size = plan_cost(state, picks, run.seed)
+            plan, write, after = await self._off_loop.run(
+                size, plan_write, run, step, batch_size, picks, plan, version, state, round
+            )
+            self._seen.keep_prompts(run, write.next_version, after)
+        return plan, write
+
+    def _forget_prompts(self, run: Run, write: PromptWrite | None) -> None:
+        """A plan's write of the prompt state was not stored: the state kept after it (and
+        any drawn from that since) is not the run's."""
+        if write is not None:
+            self._seen.drop_prompts(run)
+
+    def _prompt_turn(self, run: Run, changes_prompts: bool) -> AbstractAsyncContextManager[None]:
+        """The run's turn to compute and write a change of its prompt state in this process
+        (none needed when the call changes none): concurrent plans and reports of one run
+        would each compute from the same state, and all but the first find it moved."""
+        return self._prompt_turns.turn(run.run_id) if changes_prompts else nullcontext()
 
     async def _prompt_state(self, run: Run) -> tuple[str, PromptState]:
         """The run's whole prompt state and its ``meta.prompt_version``: as this process saw
@@ -605,15 +628,6 @@ class RunService:
         ids = outcome_flat_ids(run, groups)
         read = await self._store.read_prompts(run.run_id, run.incarnation, ids)
         return report_write(run, groups, read), None
-
-    def _keep_prompts_after(self, run: Run, version: str, after: PromptState) -> None:
-        """The prompt state after a write computed from ``meta.prompt_version`` ``version``
-        was applied (the script checked the version and added 1)."""
-        applied = next_prompt_version(version)
-        if applied is None:
-            self._seen.drop_prompts(run)
-        else:
-            self._seen.keep_prompts(run, applied, after)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -89,10 +89,14 @@ and a single Lua script can read and write them all atomically. Scripts receive 
     Runs that declare prompts only: one 56-byte record per distribution, ``<i8 drawn, f8
     keep, f8 skipped, f8 zero_variance, i8 considered, i8 groups, i8 forced>``
     (codec.PROMPT_DIST_DTYPE; ``curriculum_core.prompts.PromptState``'s fields).
-    ``meta.prompt_version`` counts the changes to ``prompts`` and ``prompt_dists``: the
-    service computes a change with the core from what it read and the script that writes
-    it (put_plan, report) applies it only while that version is unchanged (else the answer
-    is ``CONFLICT`` and the service reads and computes again).
+    ``meta.prompt_version`` names the state of ``prompts`` and ``prompt_dists``: 0 at
+    creation, then a random integer that the writer of each change draws for the state
+    after it (an import adds 1). The service computes a change with the core from the state
+    at one version and the script that writes it (put_plan, report) applies it only while
+    that version is the run's (else the answer is ``CONFLICT`` and the service reads and
+    computes again). A version names one state, so a process may compute its next change
+    from the state after its last, before that one is stored: it applies only if the last
+    one did.
 
 Besides a run's keys, the service reads nothing and keeps no index: ``GET /v1/runs`` lists
 runs by ``SCAN`` over :data:`META_PATTERN` (every primary of a Cluster in turn).
@@ -159,6 +163,13 @@ def run_keys(run_id: str) -> tuple[str, ...]:
     if not is_valid_run_id(run_id):
         raise ValueError(f"invalid run id {run_id!r}")
     return tuple(f"rc:{{{run_id}}}:{name}" for name in RUN_KEY_NAMES)
+
+
+@functools.lru_cache(maxsize=4096)
+def run_key_bytes(run_id: str) -> tuple[bytes, ...]:
+    """:func:`run_keys` encoded: what a script call sends (bytes go out as they are, a str
+    is encoded on every call)."""
+    return tuple(key.encode() for key in run_keys(run_id))
 
 
 PLANS_KEY = RUN_KEY_NAMES.index("plans")

@@ -48,6 +48,7 @@ from service.store.keys import (
     REWARD_FIELDS,
     STORE_LAYOUT,
     plan_field,
+    run_key_bytes,
     run_keys,
 )
 from service.store.listing import RunPage, scan_runs
@@ -167,10 +168,12 @@ class PromptRead:
 @dataclass(frozen=True)
 class PromptWrite:
     """What a plan or report changes in a run's prompt state, computed from what was read
-    at ``version``: the new ``prompt_dists`` string and the new records of ``flat_ids``."""
+    at ``version``: the new ``prompt_dists`` string and the new records of ``flat_ids``;
+    ``next_version``, the ``meta.prompt_version`` of the state after it (keys.py)."""
 
     version: str
     dists: bytes
+    next_version: str
     flat_ids: bytes = b""
     records: bytes = b""
 
@@ -314,7 +317,7 @@ class RedisStore:
             raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
 
     async def _script(self, name: str, run_id: str, args: list[Any]) -> list[Any]:
-        keys = run_keys(run_id)
+        keys = run_key_bytes(run_id)
         reply: list[Any] = await self._run(lambda: self._scripts[name](keys=keys, args=args))
         _check_status(reply)
         return reply
@@ -502,8 +505,8 @@ class RedisStore:
         """The plan fixed for ``(step, batch_size, round)`` of this incarnation of the run
         (as keys.py keeps it), in one plain ``HGET`` (no script); ``None`` when there is
         none."""
-        key = run_keys(run_id)[PLANS_KEY]
-        field = plan_field(incarnation, step, batch_size, round)
+        key = run_key_bytes(run_id)[PLANS_KEY]
+        field = plan_field(incarnation, step, batch_size, round).encode()
         plan: bytes | None = await self._run(lambda: self._client.hget(key, field))
         return plan
 
@@ -667,8 +670,11 @@ class RedisStore:
 
 
 def _prompt_args(prompts: PromptWrite | None) -> list[Any]:
-    """The scripts' two prompt arguments: the version read, the new ``prompt_dists``."""
-    return ["", b""] if prompts is None else [prompts.version, prompts.dists]
+    """The scripts' three prompt arguments: the version read, the new ``prompt_dists`` and
+    the version after."""
+    if prompts is None:
+        return ["", b"", ""]
+    return [prompts.version, prompts.dists, prompts.next_version]
 
 
 def _expired(step: int, max_step: int, retention: int) -> PlanExpired:

@@ -149,6 +149,41 @@ def test_concurrent_first_plans_agree_and_draw_once(http: httpx.Client, service_
     }
 
 
+def test_concurrent_new_steps_draw_each_prompt_once(
+    http: httpx.Client, start_service: Callable[..., str]
+) -> None:
+    """Eighty new steps asked at once, of two replicas, eight at a time: each plan draws from
+    the prompt state the one fixed before it left (a replica draws its next plan from the
+    state after its last one before that one is stored), so in coverage mode the steps
+    together draw every distribution's first prompts of its pass, each once."""
+    from curriculum_core.prompts import prompts_at
+
+    urls = [start_service(), start_service()]
+    counts = {"a": 400, "b": 300}
+    run, headers = _run_with_prompts(
+        http, urls[0], counts, seed=5, prompt_selection={"mode": "coverage"}
+    )
+
+    def ask(step: int) -> dict[str, Any]:
+        with httpx.Client(timeout=30) as client:
+            reply = post_plan(client, urls[step % 2], run, headers, step, 8)
+            assert reply.status_code == 200, reply.text
+            return dict(reply.json())
+
+    with ThreadPoolExecutor(8) as pool:
+        plans = list(pool.map(ask, range(80)))
+    for j, name in enumerate(NAMES):
+        drawn = [
+            p
+            for plan in plans
+            for p, d in zip(plan["prompt_ids"], plan["assignment"], strict=True)
+            if d == name
+        ]
+        assert sorted(drawn) == sorted(prompts_at(5, j, counts[name], 0, len(drawn)).tolist())
+        shown = http.get(f"{urls[0]}/v1/runs/{run}", headers=headers).json()["prompts"][name]
+        assert shown["pass"] * counts[name] + shown["position"] == len(drawn)
+
+
 def test_a_kept_plan_carries_its_prompts_compactly(
     http: httpx.Client, service_url: str, redis_url: str
 ) -> None:

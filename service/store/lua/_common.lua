@@ -94,9 +94,10 @@ local function prompts_unchanged(expected)
   return redis.call('HGET', KEYS[1], 'prompt_version') == expected
 end
 
--- Write a new prompt_dists string and move meta.prompt_version on ('' : no prompts).
-local function write_prompt_dists(dists)
+-- Write a new prompt_dists string and set meta.prompt_version to the version the writer
+-- drew for the state after its write (keys.py; '' : no prompts).
+local function write_prompt_dists(dists, version)
   if dists == '' then return end
   redis.call('SET', KEYS[14], dists)
-  redis.call('HINCRBY', KEYS[1], 'prompt_version', 1)
+  redis.call('HSET', KEYS[1], 'prompt_version', version)
 end

@@ -8,7 +8,8 @@
 -- ARGV[6] the plans' byte budget   ARGV[7] bytes a kept plan costs beyond its field and value
 -- ARGV[8] the meta.prompt_version the plan's prompts were drawn at ('' : no prompts)
 -- ARGV[9] the prompt_dists string after the plan (keys.py; '' : no prompts)
--- ARGV[10] the version of the weights the plan was drawn from, when they were not read
+-- ARGV[10] the meta.prompt_version of the state after the plan (keys.py)
+-- ARGV[11] the version of the weights the plan was drawn from, when they were not read
 --          just before ('' : no check): stored only while they are the run's weights and
 --          those are fresh (meta.weights_version and meta.version both equal to it)
 --
@@ -19,7 +20,7 @@
 --
 -- Returns {OK, plan} when this plan was stored, {EXISTS, plan} with the plan fixed first by
 -- another caller, {EXPIRED, highest planned step} when the step is too old, {MOVED, version,
--- weights_version, weights} (get_plan's answer) when the weights are not those of ARGV[10]
+-- weights_version, weights} (get_plan's answer) when the weights are not those of ARGV[11]
 -- (nothing was written: draw again from these), {CONFLICT} when the prompt state moved since
 -- ARGV[8] (nothing was written: read and draw again), {FULL, bytes the kept plans count}
 -- when the plans of this step and newer ones leave it no room (older plans may have been
@@ -36,10 +37,10 @@ local budget = tonumber(ARGV[6])
 local overhead = tonumber(ARGV[7])
 local lowest, max_step = plan_bounds(retention)
 if step < lowest then return {EXPIRED, max_step} end
-if ARGV[10] ~= '' then
+if ARGV[11] ~= '' then
   local meta = redis.call('HMGET', KEYS[1], 'version', 'weights_version', 'weights')
   local version, weights_version = tonumber(meta[1]), tonumber(meta[2])
-  local drawn_from = tonumber(ARGV[10])
+  local drawn_from = tonumber(ARGV[11])
   if version ~= drawn_from or weights_version ~= drawn_from then
     return {MOVED, version, weights_version, meta[3]}
   end
@@ -77,7 +78,7 @@ if fits then
   redis.call('ZADD', KEYS[7], step, ARGV[2])
   used = used + cost
   redis.call('HSET', KEYS[1], 'plan_max_step', string.format('%.0f', max_step))
-  write_prompt_dists(ARGV[9])
+  write_prompt_dists(ARGV[9], ARGV[10])
 end
 redis.call('HSET', KEYS[1], 'plan_min_step', string.format('%.0f', min_step), 'plan_bytes', used)
 if not fits then return {FULL, used} end

@@ -14,8 +14,9 @@
 -- ARGV[13] the report's step
 -- ARGV[14] the meta.prompt_version the groups' effect was computed at ('' : no groups)
 -- ARGV[15] the prompt_dists string after the groups (keys.py; '' : no groups)
--- ARGV[16] the prompts whose records change: packed uint32 flat ids (keys.py: prompts)
--- ARGV[17] their new records, one byte each, in the same order
+-- ARGV[16] the meta.prompt_version of the state after the groups (keys.py)
+-- ARGV[17] the prompts whose records change: packed uint32 flat ids (keys.py: prompts)
+-- ARGV[18] their new records, one byte each, in the same order
 -- (service/store/codec.py, PackedReport, writes ARGV[6..8]: three arguments however many
 -- distributions a report touches.)
 --
@@ -52,12 +53,12 @@ if not prompts_unchanged(ARGV[14]) then return {CONFLICT} end
 
 -- The groups' records (computed by the service with curriculum_core.prompts from the
 -- bytes read at ARGV[14]), one SETRANGE per prompt named.
-local flat_ids, records = ARGV[16], ARGV[17]
+local flat_ids, records = ARGV[17], ARGV[18]
 for i = 1, #records do
   local flat = struct.unpack('<I4', flat_ids, 4 * (i - 1) + 1)
   redis.call('SETRANGE', KEYS[13], flat, string.sub(records, i, i))
 end
-write_prompt_dists(ARGV[15])
+write_prompt_dists(ARGV[15], ARGV[16])
 
 local W = tonumber(ARGV[3])
 local alpha = tonumber(ARGV[5])
