@@ -38,11 +38,11 @@ local overhead = tonumber(ARGV[7])
 local lowest, max_step = plan_bounds(retention)
 if step < lowest then return {EXPIRED, max_step} end
 if ARGV[11] ~= '' then
-  local meta = redis.call('HMGET', KEYS[1], 'version', 'weights_version', 'weights')
+  local meta = redis.call('HMGET', KEYS[1], 'version', 'weights_version')
   local version, weights_version = tonumber(meta[1]), tonumber(meta[2])
   local drawn_from = tonumber(ARGV[11])
   if version ~= drawn_from or weights_version ~= drawn_from then
-    return {MOVED, version, weights_version, meta[3]}
+    return {MOVED, version, weights_version, redis.call('HGET', KEYS[1], 'weights')}
   end
 end
 if not prompts_unchanged(ARGV[8]) then return {CONFLICT} end
