@@ -15,17 +15,11 @@ def _finite_unit(values: list[float]) -> bool:
     return bool(values) and all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values)
 
 
-def test_smoke_run_writes_finite_rewards(tmp_path: Path) -> None:
-    out = tmp_path / "smoke"
+def _smoke(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks.grpo_curriculum --smoke *args`` from ``tmp_path``, which must
+    exit 0."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.grpo_curriculum",
-            "--smoke",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, "-m", "benchmarks.grpo_curriculum", "--smoke", *args],
         cwd=tmp_path,
         env=checkout_env(),
         capture_output=True,
@@ -33,6 +27,12 @@ def test_smoke_run_writes_finite_rewards(tmp_path: Path) -> None:
         timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_smoke_run_writes_finite_rewards(tmp_path: Path) -> None:
+    out = tmp_path / "smoke"
+    proc = _smoke(tmp_path, "--out", str(out))
     report = json.loads((out / "results.json").read_text())
     assert set(report["cells"]) == {"dump-ucb", "uniform"}
     assert {run["label"] for run in report["runs"]} == {"dump-ucb", "uniform"}
@@ -135,12 +135,8 @@ def test_dynamic_sampling_runs_through_the_config(tmp_path: Path) -> None:
     """``--set dynamic_sampling=true`` reaches TrainConfig: each run records the groups it
     generated and trained, and never trains more than it generated."""
     out = tmp_path / "smoke"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.grpo_curriculum", "--smoke", "--strategies",
-         "uniform", "--set", "dynamic_sampling=true", "--set", "max_rounds=2", "--out", str(out)],
-        cwd=tmp_path, env=checkout_env(), capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _smoke(tmp_path, "--strategies", "uniform", "--set", "dynamic_sampling=true",
+           "--set", "max_rounds=2", "--out", str(out))  # fmt: skip
     (run,) = json.loads((out / "results.json").read_text())["runs"]
     generated, trained = run["generated_groups"], run["trained_groups"]
     assert sum(generated.values()) >= 5 * 4  # 5 steps, at least round 0's batch each
@@ -152,12 +148,7 @@ def test_prompt_selection_arm_records_groups(tmp_path: Path) -> None:
     without; each run records the groups it generated, the zero-variance ones among them,
     and the groups generated before each evaluation (rollouts to a target)."""
     out = tmp_path / "smoke"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.grpo_curriculum", "--smoke", "--strategies",
-         "uniform,dump-guard+prompts", "--out", str(out)],
-        cwd=tmp_path, env=checkout_env(), capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _smoke(tmp_path, "--strategies", "uniform,dump-guard+prompts", "--out", str(out))
     report = json.loads((out / "results.json").read_text())
     runs = {run["label"]: run for run in report["runs"]}
     assert runs["dump-guard+prompts"]["prompt_selection"] is True
@@ -192,21 +183,7 @@ def test_mixed_task_with_prompt_and_dynamic_arms(tmp_path: Path) -> None:
     prompts, the dynamic arm over-generates, and the rollouts table counts both."""
     out = tmp_path / "mixed"
     arms = "dump-guard+prompts,uniform+dynamic"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.grpo_curriculum",
-            "--smoke",
-            *("--task", "reverse-mixed", "--strategies", arms, "--out", str(out)),
-        ],
-        cwd=tmp_path,
-        env=checkout_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _smoke(tmp_path, "--task", "reverse-mixed", "--strategies", arms, "--out", str(out))
     rows = [json.loads(line) for line in (out / "reverse-mixed.jsonl").read_text().splitlines()]
     mix = {"mix-1-4-7": {1, 4, 7}, "mix-2-5-8": {2, 5, 8}, "mix-3-6-9": {3, 6, 9}}
     for name, lengths in mix.items():
