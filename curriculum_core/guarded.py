@@ -44,17 +44,18 @@ class DumpGuard(_Stateless):
     """DUMP's rule, with a temperature that rises while a learnt skill is being lost.
 
     With ``L_j`` and the count bonus as in ``dump-ucb``, ``r_j`` the reward moving average
-    and ``b_j`` its best, ``f_j = b_j - r_j`` the fall, and the guard
-    ``g = clip((max_j f_j - guard_tol) / guard_width, 0, 1)``::
+    and ``b_j`` its best, ``f_j = b_j - r_j`` the fall, its gate
+    ``gate(f) = clip((f - guard_tol) / guard_width, 0, 1)`` and the guard
+    ``g = gate(max_j f_j)``::
 
-        score_j = L_j + c sqrt(2 ln(N + 1) / (n_j + 1)) + regress_bonus * f_j
+        score_j = L_j + c sqrt(2 ln(N + 1) / (n_j + 1)) + regress_bonus * gate(f_j) f_j
         p = softmax(score / (tau + g (tau_guard - tau)))
 
     ``guard_tol`` is the fall that the reward average's noise alone can make (a report's
     batch mean over a few groups moves it by a few hundredths); a fall of ``guard_tol +
-    guard_width`` engages the guard fully. With no fall beyond ``guard_tol`` and
-    ``regress_bonus`` 0, the rule is ``dump-ucb``'s exactly. Reports must carry rewards for
-    the guard to see anything; without them it is ``dump-ucb``.
+    guard_width`` counts in full, for the temperature and for the falling bucket's bonus.
+    With no fall beyond ``guard_tol`` the rule is ``dump-ucb``'s exactly. Reports must carry
+    rewards for the guard to see anything; without them it is ``dump-ucb``.
     """
 
     name: Literal["dump-guard"] = "dump-guard"
@@ -75,11 +76,17 @@ class DumpGuard(_Stateless):
     def reads_rewards(self) -> bool:
         return True
 
+    def gate(self, fall: np.ndarray) -> np.ndarray:
+        """How much of each fall counts, in [0, 1]: 0 up to ``guard_tol`` (noise), 1 from
+        ``guard_tol + guard_width`` on, linear between."""
+        # clipped before the division, which then cannot overflow (guard_width may be tiny)
+        beyond = np.clip(fall - self.guard_tol, 0.0, self.guard_width)
+        return np.minimum(beyond / self.guard_width, 1.0)
+
     def guard(self, stats: RunStats) -> float:
         """How far the guard is engaged, in [0, 1]: 0 leaves DUMP's temperature, 1 gives
         ``tau_guard``."""
-        fall = float(regression(stats).max())
-        return float(np.clip((fall - self.guard_tol) / self.guard_width, 0.0, 1.0))
+        return float(self.gate(regression(stats).max()))
 
     def temperature(self, stats: RunStats) -> float:
         """The softmax temperature for these statistics."""
@@ -89,7 +96,8 @@ class DumpGuard(_Stateless):
         return (1.0 - g) * self.tau + g * self.tau_guard
 
     def scores(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
-        return ucb_scores(stats, self.c) + self.regress_bonus * regression(stats)
+        fall = regression(stats)
+        return ucb_scores(stats, self.c) + self.regress_bonus * self.gate(fall) * fall
 
     def weights(self, stats: RunStats, state: np.ndarray) -> np.ndarray:
         return softmax(self.scores(stats, state), self.temperature(stats))

@@ -27,21 +27,23 @@ def _bonus(n: float) -> float:
     return math.sqrt(2 * math.log(1001) / (n + 1))
 
 
-def test_with_no_fall_and_no_bonus_it_is_dump_ucb() -> None:
-    """No reward below its best by more than guard_tol, regress_bonus 0: DUMP's weights."""
-    stats = _stats([0.5, 0.9, 0.0], [0.55, 0.95, 0.0])  # falls of 0.05: within the tolerance
-    guard = DumpGuard(regress_bonus=0.0)
+@pytest.mark.parametrize("regress_bonus", [0.0, 1.0, 5.0])
+def test_with_no_fall_beyond_the_tolerance_it_is_dump_ucb(regress_bonus: float) -> None:
+    """No reward below its best by more than guard_tol: DUMP's weights, whatever the bonus."""
+    stats = _stats([0.5, 0.9, 0.0], [0.55, 0.95, 0.1])  # falls of 0.05 and 0.1: noise
+    guard = DumpGuard(regress_bonus=regress_bonus)
     assert guard.guard(stats) == 0.0
     np.testing.assert_allclose(weights(guard, stats), weights(DumpUcb(), stats), rtol=0, atol=1e-15)
 
 
 def test_a_fall_raises_the_temperature_and_the_falling_bucket_score() -> None:
-    """A fall of 0.15 (tol 0.1, width 0.1) engages half the guard: tau 0.1 + 0.5 * 0.4."""
+    """A fall of 0.15 (tol 0.1, width 0.1) engages half the guard: tau 0.1 + 0.5 * 0.4, and
+    half of the fall counts in the bucket's score: 0.5 * 0.15."""
     stats = _stats([0.8, 0.25, 0.0], [0.8, 0.4, 0.0])
     guard = DumpGuard()
     assert guard.guard(stats) == pytest.approx(0.5)
     assert guard.temperature(stats) == pytest.approx(0.3)
-    score = [0.6 + _bonus(100), 0.2 + _bonus(300) + 0.15, 0.0 + _bonus(600)]
+    score = [0.6 + _bonus(100), 0.2 + _bonus(300) + 0.075, 0.0 + _bonus(600)]
     np.testing.assert_allclose(guard.scores(stats, np.zeros(0)), score, rtol=1e-12)
     np.testing.assert_allclose(weights(guard, stats), _softmax(score, 0.3), rtol=1e-12)
 
@@ -75,6 +77,35 @@ def test_it_is_driven_by_the_rewards_a_run_model_keeps() -> None:
     assert run.strategy.guard(stats) == 1.0
 
 
+def test_a_hopeless_buckets_lucky_first_batch_earns_no_bonus() -> None:
+    """Through RunModel: a bucket that never learns, whose first report happened to carry one
+    success in 16 (best 0.0625), is not read as a skill being lost: dump-ucb's weights."""
+    run = RunModel(["learning", "hopeless"], "dump-guard")
+    run.apply(
+        "r0", {"learning": [1.0, -1.0] * 4}, {"learning": [1, 0] * 4, "hopeless": [1] + [0] * 15}
+    )
+    for i in range(1, 40):  # the hopeless bucket's average decays towards 0
+        run.apply(
+            f"r{i}",
+            {"learning": [1.0, -1.0] * 4, "hopeless": [0.0] * 16},
+            {"learning": [1, 0] * 4, "hopeless": [0] * 16},
+        )
+    stats = run.stats()
+    assert stats.reward_best[1] == 0.0625 and stats.reward_mean[1] < 0.002
+    np.testing.assert_allclose(
+        weights(run.strategy, stats), weights(DumpUcb(), stats), rtol=0, atol=1e-15
+    )
+    # and a fall past the tolerance still earns the whole bonus
+    stats = RunStats(
+        n=stats.n,
+        window_mean=stats.window_mean,
+        reward_mean=np.array([0.5, 0.0]),
+        reward_best=np.array([0.5, 0.3]),
+    )
+    score = DumpUcb().scores(stats, np.zeros(0)) + np.array([0.0, 0.3])
+    np.testing.assert_allclose(run.strategy.scores(stats, np.zeros(0)), score, rtol=1e-12)
+
+
 def test_wire_form_and_bonus() -> None:
     guard = strategy_from_dict({"name": "dump-guard", "c": 0.5})
     assert isinstance(guard, DumpGuard) and guard.tau == 0.1 and guard.tau_guard == 0.5
@@ -84,3 +115,13 @@ def test_wire_form_and_bonus() -> None:
     )
     with pytest.raises(ValueError, match="guard_width"):
         strategy_from_dict({"name": "dump-guard", "guard_width": 0})
+
+
+def test_a_tiny_guard_width_is_a_step_not_an_overflow() -> None:
+    """guard_width may be as small as a float gets: the gate is then a step at guard_tol,
+    computed without overflow (numpy's warning is an error under pytest)."""
+    guard = DumpGuard(guard_width=5e-324)
+    np.testing.assert_array_equal(guard.gate(np.array([0.0, 0.1, 0.3, 1e38])), [0, 0, 1, 1])
+    stats = _stats([0.0, 0.9, 0.0], [0.5, 0.9, 0.0])
+    assert guard.guard(stats) == 1.0
+    assert np.isfinite(weights(guard, stats)).all()
