@@ -462,6 +462,11 @@ def summarise(
                 name: float(np.mean([r["weights"][name][-1] for r in mine]))
                 for name in mine[0]["weights"]
             },
+            # where a run settles: the last step's weights move with every report
+            "late_weights": {
+                name: float(np.mean([late_mean(r["weights"][name]) for r in mine]))
+                for name in mine[0]["weights"]
+            },
             "curve": curves.tolist(),
             "curve_mean": curves.mean(0).tolist(),
             "curve_min": curves.min(0).tolist(),
@@ -661,18 +666,25 @@ def _reward_within(cell: dict[str, Any], budget: int) -> str:
     return f"{np.mean(values):.3f}" if values else "—"
 
 
+def late_mean(values: list[float]) -> float:
+    """The mean of the last tenth of a run's per-step values (at least the last one)."""
+    return float(np.mean(values[-max(1, len(values) // 10) :]))
+
+
 def weights_table(summary: dict[str, Any]) -> str:
-    """Each arm's final sampling weight per distribution (mean over seeds), as Markdown."""
+    """Each arm's sampling weight per distribution, at the last step and averaged over the
+    last tenth of the steps (each a mean over seeds), as Markdown."""
     cells = summary["cells"]
     names = list(next(iter(cells.values()))["final_weights"])
     lines = [
-        "| arm | " + " | ".join(names) + " |",
-        "|" + " --- |" * (len(names) + 1),
+        "| arm | weights | " + " | ".join(names) + " |",
+        "|" + " --- |" * (len(names) + 2),
     ]
     for lab, c in cells.items():
-        lines.append(
-            f"| {lab} | " + " | ".join(f"{c['final_weights'][n]:.3f}" for n in names) + " |"
-        )
+        for key, what in (("final_weights", "last step"), ("late_weights", "last 10 % of steps")):
+            if key in c:  # results written before late_weights existed have none
+                cols = " | ".join(f"{c[key][n]:.3f}" for n in names)
+                lines.append(f"| {lab} | {what} | {cols} |")
     return "\n".join(lines)
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import checkout_env
 
 
@@ -206,3 +208,22 @@ def test_mixed_task_with_prompt_and_dynamic_arms(tmp_path: Path) -> None:
     assert trained == 4 * 5 or generated > 4 * 5
     assert report["cells"]["uniform+dynamic"]["rollouts_per_step"] == [generated * 4 / 5]
     assert "rollouts to target" in proc.stdout and "| uniform+dynamic |" in proc.stdout
+
+
+def test_weights_table_shows_the_last_step_and_the_last_tenth() -> None:
+    """Where a run settles is the mean over its last tenth of steps, not its last step."""
+    from benchmarks.grpo_curriculum import late_mean, weights_table
+
+    assert late_mean([0.0] * 18 + [0.2, 0.6]) == pytest.approx(0.4)  # last 2 of 20
+    assert late_mean([0.3, 0.5]) == 0.5  # fewer than 10 steps: the last one
+    cells = {
+        "x": {"final_weights": {"a": 0.6, "b": 0.4}, "late_weights": {"a": 0.55, "b": 0.45}},
+        "old": {"final_weights": {"a": 0.5, "b": 0.5}},  # written before late_weights
+    }
+    lines = weights_table({"cells": cells}).splitlines()
+    assert lines[0] == "| arm | weights | a | b |"
+    assert lines[2:] == [
+        "| x | last step | 0.600 | 0.400 |",
+        "| x | last 10 % of steps | 0.550 | 0.450 |",
+        "| old | last step | 0.500 | 0.500 |",
+    ]
