@@ -126,6 +126,10 @@ SOLVED = 0.9
 """A distribution counts as solved once its greedy test reward reaches this."""
 LAPSED = 0.5
 """A solved distribution counts as lost (for the moment) while its test reward is below this."""
+DROPPED = 0.95
+"""A distribution counts as one the filter drops (solved or hopeless for the sampling policy)
+when at least this share of its groups generated over a run's last tenth of steps had every
+reward equal (no gradient; dynamic sampling drops them)."""
 WEIGHTS_LABEL = "dump-ucb"  # whose first seed's weights are plotted
 
 
@@ -344,6 +348,10 @@ def group_counts(records: list[dict[str, Any]], dynamic_sampling: bool) -> dict[
     kinds = ["generated_groups", "zero_variance_groups"]
     kinds += ["trained_groups"] if dynamic_sampling else []
     out: dict[str, Any] = {kind: Counter() for kind in kinds}
+    # the same two counts over the last tenth of the steps: what a bucket is at the end
+    late: dict[str, Counter[str]] = {f"late_{kind}": Counter() for kind in kinds[:2]}
+    steps = sum("time/step" in record for record in records)
+    late_from, step = steps - max(1, steps // 10), 0
     done, at_eval = 0, []
     for record in records:
         if "eval/mean" in record:
@@ -353,7 +361,10 @@ def group_counts(records: list[dict[str, Any]], dynamic_sampling: bool) -> dict[
             if kind in out:
                 out[kind][name] += int(value)
                 done += int(value) if kind == "generated_groups" else 0
-    out = {kind: dict(counts) for kind, counts in out.items()}
+                if step >= late_from and f"late_{kind}" in late:
+                    late[f"late_{kind}"][name] += int(value)
+        step += "time/step" in record
+    out = {kind: dict(counts) for kind, counts in {**out, **late}.items()}
     generated = sum(out["generated_groups"].values())
     zero = sum(out["zero_variance_groups"].values())
     out["zero_variance_fraction"] = zero / generated if generated else None
@@ -467,6 +478,7 @@ def summarise(
                 name: float(np.mean([late_mean(r["weights"][name]) for r in mine]))
                 for name in mine[0]["weights"]
             },
+            "dropped": [dropped_buckets(r) for r in mine],
             "curve": curves.tolist(),
             "curve_mean": curves.mean(0).tolist(),
             "curve_min": curves.min(0).tolist(),
@@ -671,6 +683,42 @@ def late_mean(values: list[float]) -> float:
     return float(np.mean(values[-max(1, len(values) // 10) :]))
 
 
+def dropped_buckets(run: dict[str, Any], share: float = DROPPED) -> dict[str, float] | None:
+    """The distributions the filter drops at the end of a run (at least ``share`` of their
+    groups over the last tenth of the steps zero-variance), each with its mean sampling
+    weight over that tenth; None for a run recorded without the late counts."""
+    generated, zero = run.get("late_generated_groups"), run.get("late_zero_variance_groups")
+    if generated is None or zero is None:
+        return None
+    return {
+        name: late_mean(run["weights"][name])
+        for name, n in generated.items()
+        if n and zero.get(name, 0) >= share * n
+    }
+
+
+def dropped_table(summary: dict[str, Any]) -> str:
+    """Per arm, the distributions the filter drops at the end (:func:`dropped_buckets`,
+    counted once per seed) and where their sampling weights settle against a uniform share,
+    as Markdown."""
+    lines = [
+        f"| arm | distributions the filter drops at the end (>= {DROPPED:.0%} zero-variance "
+        "groups over the last tenth of the steps), all seeds | their weight over that tenth: "
+        "mean, largest | above a uniform share |",
+        "| --- | --- | --- | --- |",
+    ]
+    for lab, c in summary["cells"].items():
+        runs = [d for d in c.get("dropped", []) if d is not None]
+        if not runs:
+            continue
+        k = len(c["late_weights"])
+        weights = [w for d in runs for w in d.values()]
+        above = [w for w in weights if w > 1 / k + 1e-9]
+        spread = f"{np.mean(weights):.3f}, {max(weights):.3f}" if weights else "—"
+        lines.append(f"| {lab} | {len(weights)} | {spread} | {len(above)} (1/K = {1 / k:.3f}) |")
+    return "\n".join(lines)
+
+
 def weights_table(summary: dict[str, Any]) -> str:
     """Each arm's sampling weight per distribution, at the last step and averaged over the
     last tenth of the steps (each a mean over seeds), as Markdown."""
@@ -862,7 +910,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     (out / "results.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     md = "\n\n".join(
-        [table(summary), rollouts_table(summary, ROLLOUT_BASELINES), weights_table(summary)]
+        [
+            table(summary),
+            rollouts_table(summary, ROLLOUT_BASELINES),
+            weights_table(summary),
+            dropped_table(summary),
+        ]
     )
     (out / "results.md").write_text(md + "\n", encoding="utf-8")
     print(md)

@@ -227,3 +227,34 @@ def test_weights_table_shows_the_last_step_and_the_last_tenth() -> None:
         "| x | last 10 % of steps | 0.550 | 0.450 |",
         "| old | last step | 0.500 | 0.500 |",
     ]
+
+
+def test_the_buckets_the_filter_drops_and_where_their_weights_settle() -> None:
+    """group_counts keeps the last tenth of the steps apart; a bucket counts as dropped when
+    at least 95 % of its groups there were zero-variance, whatever it did before."""
+    from benchmarks.grpo_curriculum import dropped_buckets, dropped_table, group_counts
+
+    def step(a: tuple[int, int], b: tuple[int, int]) -> dict[str, object]:
+        return {
+            "time/step": 0.1,
+            "generated_groups/a": a[0],
+            "zero_variance_groups/a": a[1],
+            "generated_groups/b": b[0],
+            "zero_variance_groups/b": b[1],
+        }
+
+    # 20 steps: a is all zero-variance only in the last 2, b mixed throughout
+    records = [{"event": "config"}] + [step((4, 0), (4, 2))] * 18 + [step((4, 4), (4, 2))] * 2
+    records.insert(5, {"eval/mean": 0.5})  # an evaluation record is not a step
+    counts = group_counts(records, dynamic_sampling=True)
+    assert counts["late_generated_groups"] == {"a": 8, "b": 8}
+    assert counts["late_zero_variance_groups"] == {"a": 8, "b": 4}
+    assert counts["zero_variance_groups"] == {"a": 8, "b": 40}
+    run = {**counts, "weights": {"a": [0.5] * 18 + [0.3, 0.2], "b": [0.5] * 18 + [0.7, 0.8]}}
+    assert dropped_buckets(run) == {"a": pytest.approx(0.25)}
+    assert dropped_buckets({"weights": {}}) is None  # recorded before the late counts
+    cells = {
+        "x": {"dropped": [{"a": 0.25}, {"a": 0.75, "b": 0.1}], "late_weights": {"a": 0, "b": 0}}
+    }
+    row = dropped_table({"cells": cells}).splitlines()[2]
+    assert row == "| x | 3 | 0.367, 0.750 | 1 (1/K = 0.500) |"
