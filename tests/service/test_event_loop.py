@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
+from service.schemas import ReportRequest
 from tests.conftest import ServiceProcess, create_run
 
 LARGEST = 1_048_576
@@ -71,5 +72,17 @@ def test_healthz_answers_while_a_largest_report_is_processed(
     state = http.get(f"{url}/v1/runs/{run}", headers=headers).json()
     assert state["stats"]["a"]["n"] == half == state["stats"]["b"]["n"]
     assert len(waits) >= 5, (waits, heavy)
-    # measured on 2 cores: 0.11-0.14 s of 0.48-0.54 s; on the loop, 0.16-0.31 s of 0.24-0.49
-    assert max(waits) < heavy["seconds"] / 2, (max(waits), heavy)
+    # What may still stall the loop is the one pydantic-core call, timed here on the same
+    # body. On the Intel machine the stall was 0.11-0.14 s of a 0.48-0.54 s report (0.16-0.31
+    # s of 0.24-0.49 with the parse on the loop), under half of it; on a faster CPU (AMD
+    # EPYC: 0.09 s of 0.17 s) that call is itself about half the report, so the bound is the
+    # larger of the two. Packing the values on the loop would add to the call's stall.
+    validation = min(_seconds(lambda: ReportRequest.model_validate_json(body)) for _ in range(3))
+    bound = max(heavy["seconds"] / 2, 1.5 * validation)
+    assert max(waits) < bound, (max(waits), validation, heavy)
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
