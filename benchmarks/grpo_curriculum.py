@@ -351,7 +351,7 @@ def group_counts(records: list[dict[str, Any]], dynamic_sampling: bool) -> dict[
     # the same two counts over the last tenth of the steps: what a bucket is at the end
     late: dict[str, Counter[str]] = {f"late_{kind}": Counter() for kind in kinds[:2]}
     steps = sum("time/step" in record for record in records)
-    late_from, step = steps - max(1, steps // 10), 0
+    late_from, step = steps - last_tenth(steps), 0
     done, at_eval = 0, []
     for record in records:
         if "eval/mean" in record:
@@ -678,9 +678,14 @@ def _reward_within(cell: dict[str, Any], budget: int) -> str:
     return f"{np.mean(values):.3f}" if values else "—"
 
 
+def last_tenth(steps: int) -> int:
+    """How many of a run's last steps count as its end: a tenth, at least one."""
+    return max(1, steps // 10)
+
+
 def late_mean(values: list[float]) -> float:
     """The mean of the last tenth of a run's per-step values (at least the last one)."""
-    return float(np.mean(values[-max(1, len(values) // 10) :]))
+    return float(np.mean(values[-last_tenth(len(values)) :]))
 
 
 def dropped_buckets(run: dict[str, Any], share: float = DROPPED) -> dict[str, float] | None:
